@@ -1,0 +1,5 @@
+module github.com/wardenfhir/warden
+
+go 1.26.8
+
+require golang.org/x/text v0.42.0

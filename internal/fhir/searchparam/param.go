@@ -1,0 +1,181 @@
+// Package searchparam owns the FHIR R4 search parameters: which parameters
+// exist for each resource type (from the official definitions embedded in
+// package spec), their types, and the extraction of index entries from a
+// resource's JSON. It also owns the value normalisation that the index and
+// the search parser must agree on (strings, date ranges, number ranges).
+//
+// It is pure: no I/O besides reading the embedded definitions, no net/http,
+// no SQL.
+package searchparam
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/wardenfhir/warden/internal/fhir/spec"
+)
+
+// Type is a search parameter type (FHIR R4 §3.1.1.4 "search parameter types").
+type Type string
+
+// The search parameter types of FHIR R4.
+const (
+	String    Type = "string"
+	Token     Type = "token"
+	Reference Type = "reference"
+	Date      Type = "date"
+	Number    Type = "number"
+	Quantity  Type = "quantity"
+	URI       Type = "uri"
+	Composite Type = "composite"
+	Special   Type = "special"
+)
+
+// Param is one search parameter as it applies to one resource type.
+// A spec SearchParameter with several bases (for example "patient" on
+// AllergyIntolerance, CarePlan, …) becomes one Param per base, each with
+// only the expression branches that concern that base.
+type Param struct {
+	Code       string   // the name used in queries: "subject", "_id"
+	URL        string   // canonical URL of the definition
+	Type       Type     //
+	Base       string   // the resource type this Param applies to ("Resource" for _id etc.)
+	Expression string   // FHIRPath from the definition, restricted to Base
+	Targets    []string // reference parameters: allowed target resource types
+	Components []Component
+
+	// compiled extraction; nil when the expression is not supported, in
+	// which case the parameter is not searchable (and not advertised).
+	compiled any
+}
+
+// Component is one part of a composite search parameter.
+type Component struct {
+	Definition string // canonical URL of the component's SearchParameter
+	Code       string // that parameter's code
+	Type       Type
+	Expression string // relative to the composite's expression
+}
+
+// Registry is the set of search parameters of a FHIR version.
+type Registry struct {
+	byType map[string]map[string]*Param // base resource type → code → param
+	byURL  map[string]*Param
+}
+
+var (
+	r4Once sync.Once
+	r4Reg  *Registry
+	r4Err  error
+)
+
+// R4 returns the registry of the FHIR R4 search parameters. It is built
+// once and shared; it must not be modified.
+func R4() (*Registry, error) {
+	r4Once.Do(func() { r4Reg, r4Err = loadR4() })
+	return r4Reg, r4Err
+}
+
+type specSearchParameter struct {
+	URL        string   `json:"url"`
+	Code       string   `json:"code"`
+	Base       []string `json:"base"`
+	Type       Type     `json:"type"`
+	Expression string   `json:"expression"`
+	Target     []string `json:"target"`
+	Component  []struct {
+		Definition string `json:"definition"`
+		Expression string `json:"expression"`
+	} `json:"component"`
+}
+
+func loadR4() (*Registry, error) {
+	raw, err := spec.R4(spec.SearchParameters)
+	if err != nil {
+		return nil, err
+	}
+	var bundle struct {
+		Entry []struct {
+			Resource specSearchParameter `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(raw, &bundle); err != nil {
+		return nil, fmt.Errorf("searchparam: decoding search-parameters.json: %w", err)
+	}
+	defs := make([]specSearchParameter, 0, len(bundle.Entry))
+	for _, e := range bundle.Entry {
+		defs = append(defs, e.Resource)
+	}
+	return newRegistry(defs)
+}
+
+func newRegistry(defs []specSearchParameter) (*Registry, error) {
+	r := &Registry{byType: map[string]map[string]*Param{}, byURL: map[string]*Param{}}
+	codeByURL := map[string]specSearchParameter{}
+	for _, d := range defs {
+		codeByURL[d.URL] = d
+	}
+	for _, d := range defs {
+		for _, base := range d.Base {
+			p := &Param{
+				Code:       d.Code,
+				URL:        d.URL,
+				Type:       d.Type,
+				Base:       base,
+				Expression: restrictExpression(d.Expression, base),
+				Targets:    d.Target,
+			}
+			for _, c := range d.Component {
+				cd, ok := codeByURL[c.Definition]
+				if !ok {
+					return nil, fmt.Errorf("searchparam: %s: unknown component %s", d.URL, c.Definition)
+				}
+				p.Components = append(p.Components, Component{Definition: c.Definition, Code: cd.Code, Type: cd.Type, Expression: c.Expression})
+			}
+			p.compiled = compile(p)
+			if r.byType[base] == nil {
+				r.byType[base] = map[string]*Param{}
+			}
+			r.byType[base][d.Code] = p
+			if len(d.Base) == 1 {
+				r.byURL[d.URL] = p
+			}
+		}
+	}
+	return r, nil
+}
+
+// Param returns the search parameter code for resourceType, including the
+// parameters defined on Resource and DomainResource, or nil when there is
+// none or it is not supported.
+func (r *Registry) Param(resourceType, code string) *Param {
+	for _, t := range []string{resourceType, "DomainResource", "Resource"} {
+		if p := r.byType[t][code]; p != nil {
+			if p.compiled == nil {
+				return nil
+			}
+			return p
+		}
+	}
+	return nil
+}
+
+// Params returns the supported search parameters of resourceType (its own
+// and the inherited ones), sorted by code.
+func (r *Registry) Params(resourceType string) []*Param {
+	seen := map[string]bool{}
+	var out []*Param
+	for _, t := range []string{resourceType, "DomainResource", "Resource"} {
+		for code, p := range r.byType[t] {
+			if seen[code] || p.compiled == nil {
+				continue
+			}
+			seen[code] = true
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
+	return out
+}

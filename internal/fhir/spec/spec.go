@@ -1,0 +1,47 @@
+// Package spec embeds the official FHIR R4 (4.0.1) definitions that Warden
+// needs at run time: the search parameters, the resource and data-type
+// StructureDefinitions, the value sets and code systems (for required
+// bindings) and the Patient CompartmentDefinition.
+//
+// The files are the HL7 originals, gzip-compressed and otherwise unchanged;
+// see r4/SOURCE.md for where they come from and r4/LICENSE (CC0-1.0).
+// This package only hands out bytes; it never interprets them.
+package spec
+
+import (
+	"bytes"
+	"compress/gzip"
+	"embed"
+	"fmt"
+	"io"
+)
+
+//go:embed r4/*.json.gz
+var r4 embed.FS
+
+// Names of the embedded R4 definition files.
+const (
+	SearchParameters   = "search-parameters"
+	ProfilesResources  = "profiles-resources"
+	ProfilesTypes      = "profiles-types"
+	ValueSets          = "valuesets"
+	CompartmentPatient = "compartment-patient"
+)
+
+// R4 returns the decompressed JSON of one embedded definition file.
+func R4(name string) ([]byte, error) {
+	raw, err := r4.ReadFile("r4/" + name + ".json.gz")
+	if err != nil {
+		return nil, fmt.Errorf("spec: no embedded file %q: %w", name, err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("spec: %s: %w", name, err)
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("spec: %s: %w", name, err)
+	}
+	return out, nil
+}

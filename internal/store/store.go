@@ -1,0 +1,124 @@
+// Package store defines the contract between Warden's FHIR API and the
+// databases that hold resources: the Store interface, its errors, and (in
+// storetest) the conformance suite every backend must pass.
+//
+// A Store keeps every version of every resource (history is never
+// rewritten), the search index entries of current versions, and each
+// current version's patient compartment membership. It does not validate,
+// authorise or assign versions: callers hand it complete resources.
+// Backends must never import net/http or policy packages.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+)
+
+// Errors returned by stores. Backends wrap them; callers test with errors.Is.
+var (
+	ErrNotFound    = errors.New("store: resource not found")
+	ErrDeleted     = errors.New("store: resource deleted")
+	ErrConflict    = errors.New("store: version conflict") // concurrent write to the same resource
+	ErrUnavailable = errors.New("store: unavailable")      // database down, disk full: retry later
+	ErrBadCursor   = errors.New("store: invalid or expired paging cursor")
+)
+
+// Resource is one version of a resource.
+type Resource struct {
+	Type        string
+	ID          string
+	Version     int64 // meta.versionId, 1, 2, …
+	LastUpdated time.Time
+	Deleted     bool   // a deletion marker: JSON is nil
+	JSON        []byte // the full resource, meta included
+}
+
+// Write is one version to record in a transaction.
+type Write struct {
+	Resource Resource
+	// Entries are the search index entries of this version; they replace
+	// the entries of the previous current version.
+	Entries []searchparam.Entry
+	// Patients are the ids of the Patient compartments this version is in.
+	Patients []string
+}
+
+// Store is a FHIR resource store.
+//
+// Implementations MUST be safe for concurrent use, MUST make a write
+// durable before Tx returns nil, and MUST apply all writes of one Tx or
+// none. Read-only methods MUST NOT block on writers longer than one
+// transaction.
+type Store interface {
+	// Read returns the current version of a resource. A deleted resource
+	// returns its deletion marker together with ErrDeleted.
+	Read(ctx context.Context, typ, id string) (*Resource, error)
+	// VRead returns one version (ErrNotFound if it never existed).
+	VRead(ctx context.Context, typ, id string, version int64) (*Resource, error)
+	// History lists versions, newest first.
+	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
+	// Search runs a query over current, non-deleted resources.
+	Search(ctx context.Context, q *search.Query, page PageRequest) (*SearchResult, error)
+	// Tx runs fn in one atomic, durable transaction. If fn returns an
+	// error, nothing it wrote is kept and Tx returns that error.
+	Tx(ctx context.Context, fn func(Tx) error) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is a write transaction. Reads see the transaction's own writes.
+type Tx interface {
+	Read(ctx context.Context, typ, id string) (*Resource, error)
+	Search(ctx context.Context, q *search.Query, page PageRequest) (*SearchResult, error)
+	// Put records a new version. Resource.Version MUST be one more than
+	// the current version (1 for a new resource); otherwise ErrConflict.
+	// A Put with Resource.Deleted records a deletion.
+	Put(ctx context.Context, w Write) error
+	// Lock serialises conditional operations on key (for example
+	// "Patient?identifier=x") until the transaction ends, so two
+	// concurrent If-None-Exist creates cannot both create.
+	Lock(ctx context.Context, key string) error
+}
+
+// HistoryQuery selects versions for instance, type or system history.
+type HistoryQuery struct {
+	Type  string    // "" for system history
+	ID    string    // "" for type or system history
+	Since time.Time // zero: no lower bound
+	Count int
+	// After continues after a cursor from a previous page ("" for the first page).
+	After string
+}
+
+// HistoryPage is one page of history, newest first.
+type HistoryPage struct {
+	Versions []Resource
+	Next     string // cursor for the next page, "" if none
+	Total    int    // number of versions matching (all pages)
+}
+
+// PageRequest selects a page of search results.
+type PageRequest struct {
+	// Cursor continues a previous search; "" for the first page. Stores
+	// make cursors opaque to clients only together with the API's sealing;
+	// here they are plain strings.
+	Cursor string
+	// WantTotal asks for the total number of matches.
+	WantTotal bool
+	// OnlyCount skips fetching resources (_summary=count).
+	OnlyCount bool
+}
+
+// SearchResult is one page of matches plus included resources.
+type SearchResult struct {
+	Matches  []Resource
+	Included []Resource
+	Total    int    // -1 when not computed
+	Next     string // cursor of the next page, "" if last
+	Prev     string // cursor of the previous page, "" if first
+}
