@@ -45,7 +45,11 @@ type Clause struct {
 	Param    *searchparam.Param
 	Modifier Modifier
 	// TargetType is the type given with a reference modifier
-	// (subject:Patient=…) or in a chain (subject:Patient.name=…).
+	// (subject:Patient=…) or in a chain (subject:Patient.name=…). In a
+	// chain without a type it is the one target type that defines the
+	// chained parameter, or empty when several do: Chain.Param is then
+	// the definition on the first of them (all read values alike) and the
+	// chain matches any target type defining a parameter with that code.
 	TargetType string
 	// Chain, when set, means the clause matches resources whose Param
 	// reference points at a resource (of TargetType, if given) matching
@@ -129,7 +133,9 @@ type Value struct {
 
 	// Number, Quantity: the value and its precision range, from
 	// searchparam.NumberRange; Quantity also System/Code (unit), either
-	// may be empty meaning "any".
+	// may be empty meaning "any". For "number||code" (no system), Text is
+	// also set to searchparam.NormalizeString(Code), to compare with the
+	// unit as written (FHIR R4 §3.1.1.4.11).
 	Num, NumLo, NumHi float64
 
 	// Composite: one Value per component, in definition order.
@@ -165,8 +171,8 @@ const (
 
 // Options bound what a query may ask for.
 type Options struct {
-	DefaultCount int  // page size when _count is absent
-	MaxCount     int  // _count above this is clamped to it
+	DefaultCount int  // page size when _count is absent; 0 means 20 (never above MaxCount)
+	MaxCount     int  // _count above this is clamped to it; 0 means 1000
 	Lenient      bool // Prefer: handling=lenient: skip unknown parameters
 }
 

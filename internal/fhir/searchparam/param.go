@@ -2,7 +2,16 @@
 // exist for each resource type (from the official definitions embedded in
 // package spec), their types, and the extraction of index entries from a
 // resource's JSON. It also owns the value normalisation that the index and
-// the search parser must agree on (strings, date ranges, number ranges).
+// the search parser must agree on (strings, date ranges, number ranges),
+// and the Patient compartment membership that follows from a resource's
+// references.
+//
+// Extraction is compiled: each parameter's FHIRPath expression is resolved
+// once, against the R4 StructureDefinitions, into paths of JSON keys
+// (compile.go); Extract walks them over the decoded resource (walk.go) and
+// converts what it reaches by parameter type and FHIR type (convert.go).
+// Parameters whose expression cannot be compiled are not searchable and
+// are not advertised (see testdata/unsupported.golden).
 //
 // It is pure: no I/O besides reading the embedded definitions, no net/http,
 // no SQL.
@@ -63,6 +72,13 @@ type Component struct {
 type Registry struct {
 	byType map[string]map[string]*Param // base resource type → code → param
 	byURL  map[string]*Param
+
+	// byResource lists the supported parameters of each resource type
+	// (its own and the inherited ones) as Params returns them; key
+	// "Resource" holds those of Resource alone, for unknown types.
+	byResource map[string][]*Param
+	// patientParams are the parameters of the Patient compartment.
+	patientParams map[string][]string
 }
 
 var (
@@ -108,11 +124,36 @@ func loadR4() (*Registry, error) {
 	for _, e := range bundle.Entry {
 		defs = append(defs, e.Resource)
 	}
-	return newRegistry(defs)
+	model, err := loadTypeModel()
+	if err != nil {
+		return nil, err
+	}
+	patient, err := loadPatientCompartment()
+	if err != nil {
+		return nil, err
+	}
+	return newRegistry(defs, model, patient)
 }
 
-func newRegistry(defs []specSearchParameter) (*Registry, error) {
-	r := &Registry{byType: map[string]map[string]*Param{}, byURL: map[string]*Param{}}
+// componentErrata corrects component expressions of R4 definitions that
+// are wrong in the published search-parameters.json, by composite URL and
+// component definition. DocumentReference-relationship ("Combination of
+// relation and relatesTo") gives its relatesto component, a reference,
+// the expression "code" and its relation component, a token, "target":
+// the wrong way round, since relatesTo.target is the Reference and
+// relatesTo.code the code.
+var componentErrata = map[string]map[string]string{
+	"http://hl7.org/fhir/SearchParameter/DocumentReference-relationship": {
+		"http://hl7.org/fhir/SearchParameter/DocumentReference-relatesto": "target",
+		"http://hl7.org/fhir/SearchParameter/DocumentReference-relation":  "code",
+	},
+}
+
+// newRegistry builds a registry from search parameter definitions,
+// compiling each expression against model; patient lists the parameters
+// of the Patient compartment by resource type.
+func newRegistry(defs []specSearchParameter, model *typeModel, patient map[string][]string) (*Registry, error) {
+	r := &Registry{byType: map[string]map[string]*Param{}, byURL: map[string]*Param{}, patientParams: patient}
 	codeByURL := map[string]specSearchParameter{}
 	for _, d := range defs {
 		codeByURL[d.URL] = d
@@ -124,17 +165,29 @@ func newRegistry(defs []specSearchParameter) (*Registry, error) {
 				URL:        d.URL,
 				Type:       d.Type,
 				Base:       base,
-				Expression: restrictExpression(d.Expression, base),
+				Expression: d.Expression,
 				Targets:    d.Target,
+			}
+			if len(d.Base) > 1 {
+				// Shared definitions name the base in every branch; a
+				// single-base one may also be relative ("name | alias"
+				// on InsurancePlan) and is kept whole.
+				p.Expression = restrictExpression(d.Expression, base)
 			}
 			for _, c := range d.Component {
 				cd, ok := codeByURL[c.Definition]
 				if !ok {
 					return nil, fmt.Errorf("searchparam: %s: unknown component %s", d.URL, c.Definition)
 				}
-				p.Components = append(p.Components, Component{Definition: c.Definition, Code: cd.Code, Type: cd.Type, Expression: c.Expression})
+				expr := c.Expression
+				if fixed, ok := componentErrata[d.URL][c.Definition]; ok {
+					expr = fixed
+				}
+				p.Components = append(p.Components, Component{Definition: c.Definition, Code: cd.Code, Type: cd.Type, Expression: expr})
 			}
-			p.compiled = compile(p)
+			if x, err := compile(p, model); err == nil {
+				p.compiled = x
+			}
 			if r.byType[base] == nil {
 				r.byType[base] = map[string]*Param{}
 			}
@@ -142,6 +195,12 @@ func newRegistry(defs []specSearchParameter) (*Registry, error) {
 			if len(d.Base) == 1 {
 				r.byURL[d.URL] = p
 			}
+		}
+	}
+	r.byResource = map[string][]*Param{"Resource": r.Params("Resource")}
+	for name, t := range model.types {
+		if t.kind == kindResource && name != "Resource" && name != "DomainResource" {
+			r.byResource[name] = r.Params(name)
 		}
 	}
 	return r, nil

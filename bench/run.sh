@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Warden's HTTP benchmarks (issue: foundation). Usage:
+#   bench/run.sh [sqlite|postgres://DSN] [seconds]
+# Builds warden and the bare yardstick server, imports the shared Synthea
+# patients (import rate), then loads the server with wrk at concurrency 32
+# over TLS keep-alive: read by id, the patient+code search, create, and a
+# 100-entry transaction; each read-type figure is compared with the bare
+# Go HTTPS server returning the same bytes from memory, in the same run.
+# Prints a Markdown table; raw numbers go to bench/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STORE=${1:-sqlite}
+DUR=${2:-15}
+CONC=32
+SYNTHEA=${SYNTHEA:-../shared/data/synthea}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+work=$(mktemp -d /tmp/wardenbench.XXXX)
+out=bench/out; mkdir -p "$out"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/warden" ./cmd/warden
+go build -o "$work/bare" ./bench/bareserver
+
+export WARDEN_DATA_DIR=$work/data
+export WARDEN_SERVER_ADDR=127.0.0.1:18443
+export WARDEN_ADMIN_ADDR=127.0.0.1:19464
+export WARDEN_LOG_LEVEL=warn
+if [ "$STORE" != sqlite ]; then export WARDEN_STORE_URL=$STORE; fi
+
+# 1. import rate
+imp=$("$work/warden" import "$SYNTHEA" | tail -1)
+echo "import: $imp" >&2
+import_rate=$(sed -E 's/.*\(([0-9]+) resources\/s\).*/\1/' <<<"$imp")
+
+"$work/warden" serve 2>"$work/serve.log" &
+wpid=$!; pids+=($wpid)
+CA=$work/data/pki/ca.pem
+B=https://127.0.0.1:18443/fhir
+for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18443/healthz >/dev/null && break; sleep 0.2; done
+
+PAT=64e50922-047c-4b7a-9a9e-75c85ff2144f     # Harland DuBuque (smart-on-fhir sample)
+CODE='http%3A%2F%2Floinc.org%7C8302-2'        # body height
+curl -sf --cacert "$CA" "$B/Patient/$PAT" >"$work/read.json"
+curl -sf --cacert "$CA" "$B/Observation?patient=$PAT&code=$CODE&_count=50" >"$work/search.json"
+nsearch=$(grep -o '"fullUrl"' "$work/search.json" | wc -l)
+
+cpu() { awk '{print $14+$15}' /proc/$1/stat; }
+rss() { awk '/VmRSS/ {print $2/1024}' /proc/$1/status; }
+tick=$(getconf CLK_TCK)
+
+# run NAME URL [PID] [extra wrk args]: prints JSON with cpu (cores used)
+run() {
+  local name=$1 url=$2 pid=$3; shift 3
+  local c0; c0=$(cpu "$pid")
+  local res; res=$(wrk -t2 -c$CONC -d${DUR}s --latency -s "${LUA:-bench/wrk/report.lua}" "$@" "$url" | tail -1)
+  local c1; c1=$(cpu "$pid")
+  local cores; cores=$(awk -v a="$c0" -v b="$c1" -v t="$tick" -v d="$DUR" 'BEGIN{printf "%.2f", (b-a)/t/d}')
+  echo "${res%\}},\"name\":\"$name\",\"server_cores\":$cores}" | tee -a "$out/results-$(basename "$STORE" | tr -c 'a-z0-9' '_').jsonl"
+}
+
+bare() { # serve FILE on 9443 with warden's certificate
+  "$work/bare" -addr 127.0.0.1:9443 -cert "$work/data/pki/server.pem" -key "$work/data/pki/server-key.pem" -body "$1" &
+  bpid=$!; pids+=($bpid); sleep 0.5
+}
+
+bare "$work/read.json";   r_bare=$(run bare-read https://127.0.0.1:9443/ $bpid);   kill $bpid
+r_read=$(run read "$B/Patient/$PAT" $wpid)
+bare "$work/search.json"; r_sbare=$(run bare-search https://127.0.0.1:9443/ $bpid); kill $bpid
+r_search=$(run search "$B/Observation?patient=$PAT&code=$CODE&_count=50" $wpid)
+
+cat >"$work/obs.json" <<JSON
+{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/$PAT"},"effectiveDateTime":"2024-05-01T10:00:00Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}
+JSON
+r_create=$(BODY=$work/obs.json LUA=bench/wrk/post.lua run create "$B/Observation" $wpid)
+
+python3 - "$work/obs.json" "$work/tx.json" <<'PY'
+import json, sys, uuid
+obs = json.load(open(sys.argv[1]))
+entries = [{"fullUrl": "urn:uuid:%s" % uuid.uuid4(), "resource": obs, "request": {"method": "POST", "url": "Observation"}} for _ in range(100)]
+json.dump({"resourceType": "Bundle", "type": "transaction", "entry": entries}, open(sys.argv[2], "w"))
+PY
+r_tx=$(BODY=$work/tx.json LUA=bench/wrk/post.lua run transaction100 "$B" $wpid)
+mem=$(rss $wpid)
+
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+ratio() { python3 -c 'import sys; print("%.0f%%" % (100*float(sys.argv[1])/float(sys.argv[2])))' "$1" "$2"; }
+echo
+echo "store: $STORE; $(nproc) cores; wrk -t2 -c$CONC -d${DUR}s over TLS 1.3 keep-alive; $(date -u +%F)"
+echo
+echo "| benchmark | req/s | p50 ms | p99 ms | server CPU (cores) | vs bare server |"
+echo "|---|---|---|---|---|---|"
+for pair in "bare server, read bytes@$r_bare@" "read by id@$r_read@$r_bare" "bare server, search bytes@$r_sbare@" "Observation?patient&code&_count=50 ($nsearch hits)@$r_search@$r_sbare" "create Observation@$r_create@" "transaction, 100 entries@$r_tx@"; do
+  IFS=@ read -r label res base <<<"$pair"
+  rel=""; [ -n "$base" ] && rel=$(ratio "$(field "$res" rps)" "$(field "$base" rps)")
+  echo "| $label | $(field "$res" rps) | $(field "$res" p50_ms) | $(field "$res" p99_ms) | $(field "$res" server_cores) | $rel |"
+done
+echo
+echo "import of $SYNTHEA: $import_rate resources/s; RSS after the run: ${mem} MB"

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/fhirapi"
+	"github.com/wardenfhir/warden/internal/mtls"
+	"github.com/wardenfhir/warden/internal/server"
+	"github.com/wardenfhir/warden/internal/store"
+	"github.com/wardenfhir/warden/internal/store/postgres"
+	"github.com/wardenfhir/warden/internal/store/sqlite"
+)
+
+func osEnviron() []string { return os.Environ() }
+
+// newLogger builds the structured logger the configuration asks for.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	switch cfg.Log.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openStore opens the configured store: SQLite in the data directory by
+// default, PostgreSQL for postgres:// URLs.
+func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	u := cfg.Store.URL
+	switch {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return postgres.Open(ctx, u, postgres.Options{MaxConns: cfg.Store.MaxConns})
+	case u == "" || strings.HasPrefix(u, "sqlite:"):
+		path := strings.TrimPrefix(u, "sqlite:")
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "warden.db")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		return sqlite.Open(ctx, path, sqlite.Options{Synchronous: cfg.Store.SQLiteSynchronous})
+	}
+	return nil, fmt.Errorf("unsupported store URL scheme (want sqlite:PATH or postgres://…)")
+}
+
+// secretFile returns the contents of a key file in the data directory,
+// creating it with n random bytes (mode 0600) on first use.
+func secretFile(dir, name string, n int) ([]byte, error) {
+	path := filepath.Join(dir, "keys", name)
+	if b, err := os.ReadFile(path); err == nil {
+		if len(b) < n {
+			return nil, fmt.Errorf("key file %s is too short", path)
+		}
+		return b, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	rand.Read(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// instance is a wired Warden: store, API and listeners.
+type instance struct {
+	cfg    config.Config
+	store  store.Store
+	api    *fhirapi.API
+	server *server.Server
+	log    *slog.Logger
+	caFile string // development CA, when one was created
+}
+
+// baseURL is the FHIR base the server announces.
+func baseURL(cfg config.Config, addr net.Addr) string {
+	if cfg.Server.BaseURL != "" {
+		return strings.TrimRight(cfg.Server.BaseURL, "/")
+	}
+	scheme := "https"
+	if cfg.Server.InsecureAllowHTTP {
+		scheme = "http"
+	}
+	return scheme + "://" + addr.String() + "/fhir"
+}
+
+// build wires an instance from cfg and binds its listeners.
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	in := &instance{cfg: cfg, log: log}
+	srvOpts := server.Options{
+		Addr:              cfg.Server.Addr,
+		InsecureAllowHTTP: cfg.Server.InsecureAllowHTTP,
+		AdminAddr:         cfg.Admin.Addr,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		ShutdownTimeout:   cfg.Server.ShutdownTimeout,
+		MaxBodyBytes:      int64(cfg.Server.MaxBodyBytes),
+		Logger:            log,
+	}
+	if !cfg.Server.InsecureAllowHTTP {
+		certFile, keyFile := cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile
+		if certFile == "" {
+			host, _, err := net.SplitHostPort(cfg.Server.Addr)
+			if err != nil {
+				return nil, err
+			}
+			hosts := []string{"localhost", "127.0.0.1", "::1"}
+			if host != "" && host != "localhost" && host != "127.0.0.1" && host != "::1" && host != "0.0.0.0" && host != "::" {
+				hosts = append(hosts, host)
+			}
+			pki, err := mtls.EnsureDevPKI(filepath.Join(cfg.DataDir, "pki"), hosts, time.Now())
+			if err != nil {
+				return nil, err
+			}
+			certFile, keyFile, in.caFile = pki.CertFile, pki.KeyFile, pki.CAFile
+		}
+		tlsCfg, err := mtls.ServerConfig(certFile, keyFile, cfg.Server.TLS.MinVersion)
+		if err != nil {
+			return nil, err
+		}
+		srvOpts.TLS = tlsCfg
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	in.store = st
+	srvOpts.Ready = st.Ping
+	cursorKey, err := secretFile(cfg.DataDir, "cursor.key", 32)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	// Bind first so that the base URL can name the real port.
+	probe := server.New(srvOpts)
+	if err := probe.Start(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	base := baseURL(cfg, probe.Addr())
+	api, err := fhirapi.New(st, fhirapi.Options{
+		BaseURL:              base,
+		CursorKey:            cursorKey,
+		DefaultCount:         cfg.FHIR.DefaultCount,
+		MaxCount:             cfg.FHIR.MaxCount,
+		MaxBodyBytes:         int64(cfg.Server.MaxBodyBytes),
+		MaxJSONDepth:         cfg.FHIR.MaxJSONDepth,
+		MaxBundleEntries:     cfg.FHIR.MaxBundleEntries,
+		LenientSearchDefault: cfg.FHIR.LenientSearchDefault,
+		Version:              Version,
+		Logger:               log,
+	})
+	if err != nil {
+		probe.Close()
+		st.Close()
+		return nil, err
+	}
+	in.api = api
+	probe.Handle(api.Prefix(), api)
+	in.server = probe
+	return in, nil
+}
+
+// Close releases the store.
+func (in *instance) Close() error { return in.store.Close() }

@@ -1,0 +1,117 @@
+// Package config owns Warden's configuration: one YAML file, overridden by
+// WARDEN_* environment variables, checked by [Config.Validate].
+//
+// Decoding is strict. An unknown key in the file or an unknown WARDEN_*
+// variable is an error that names it (and, in the file, its line): a typo
+// that is silently ignored leaves a security setting at a value nobody
+// chose. Every leaf setting has exactly one environment variable, derived
+// from its path: server.addr is WARDEN_SERVER_ADDR. The environment beats
+// the file, and the file beats the defaults, which are the secure choice for
+// every setting. Variables that begin with WARDEN_TEST_ belong to the test
+// suite and are not settings.
+//
+// A value is written the same way in both places: durations as Go durations
+// ("30s", "2m"), sizes as bytes or with a unit ("10MiB"), booleans as true or
+// false, lists as YAML sequences in the file and as comma-separated text in
+// the environment.
+//
+// Secrets are never configuration values, only the paths of the files that
+// hold them (settings named *_file). This package never opens those files,
+// never logs, and never touches the network.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is Warden's whole configuration. Build it with [Default] or
+// [Load], then check it with [Config.Validate] before use.
+//
+// Each leaf field's yaml tag names its key, its doc tag describes it for
+// [Describe]; the environment variable is derived from the path of keys.
+type Config struct {
+	DataDir string `yaml:"data_dir" doc:"directory for Warden's own files: the SQLite database, the development PKI, generated keys"`
+	Server  Server `yaml:"server"`
+	Admin   Admin  `yaml:"admin"`
+	Store   Store  `yaml:"store"`
+	FHIR    FHIR   `yaml:"fhir"`
+	Log     Log    `yaml:"log"`
+}
+
+// Server configures the FHIR listener.
+type Server struct {
+	Addr              string         `yaml:"addr" doc:"host:port the FHIR API listens on"`
+	BaseURL           string         `yaml:"base_url" doc:"FHIR base URL announced to clients; empty derives https://ADDR/fhir"`
+	TLS               TLS            `yaml:"tls"`
+	InsecureAllowHTTP bool           `yaml:"insecure_allow_http" doc:"serve plain HTTP without TLS; refused unless server.addr is a loopback address"`
+	ReadHeaderTimeout time.Duration  `yaml:"read_header_timeout" doc:"time allowed to read request headers"`
+	ReadTimeout       time.Duration  `yaml:"read_timeout" doc:"time allowed to read a whole request, body included"`
+	WriteTimeout      time.Duration  `yaml:"write_timeout" doc:"time allowed to write a response"`
+	IdleTimeout       time.Duration  `yaml:"idle_timeout" doc:"time an idle keep-alive connection stays open"`
+	ShutdownTimeout   time.Duration  `yaml:"shutdown_timeout" doc:"time in-flight requests get to finish on shutdown"`
+	MaxBodyBytes      ByteSize       `yaml:"max_body_bytes" doc:"largest request body accepted"`
+	TrustedProxies    []netip.Prefix `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For is believed; empty trusts none"`
+}
+
+// TLS configures the FHIR listener's certificate.
+type TLS struct {
+	CertFile   string `yaml:"cert_file" doc:"PEM certificate chain; empty creates a development certificate in DATA_DIR/pki"`
+	KeyFile    string `yaml:"key_file" doc:"PEM private key of cert_file"`
+	MinVersion string `yaml:"min_version" doc:"lowest TLS version accepted: 1.3, or 1.2 for old clients"`
+}
+
+// Admin configures the operations listener (Prometheus metrics, health).
+type Admin struct {
+	Addr string `yaml:"addr" doc:"host:port of the metrics and health listener; empty disables it"`
+}
+
+// Store configures where resources are kept.
+type Store struct {
+	URL               string `yaml:"url" doc:"sqlite:PATH or postgres://USER@HOST/DB (no password: use passfile=); empty is DATA_DIR/warden.db"`
+	SQLiteSynchronous string `yaml:"sqlite_synchronous" doc:"SQLite durability: full (every commit reaches the disk) or normal"`
+	MaxConns          int    `yaml:"max_conns" doc:"largest number of open database connections"`
+}
+
+// FHIR configures the REST API's limits and defaults.
+type FHIR struct {
+	DefaultCount         int  `yaml:"default_count" doc:"page size of a search without _count"`
+	MaxCount             int  `yaml:"max_count" doc:"largest page size a search may ask for with _count"`
+	MaxJSONDepth         int  `yaml:"max_json_depth" doc:"deepest nesting accepted in a resource's JSON"`
+	MaxBundleEntries     int  `yaml:"max_bundle_entries" doc:"most entries accepted in a batch or transaction Bundle"`
+	LenientSearchDefault bool `yaml:"lenient_search_default" doc:"when a search has no Prefer: handling header, ignore unknown parameters (lenient) instead of rejecting the search (strict)"`
+}
+
+// Log configures the operational log (never PHI).
+type Log struct {
+	Level  string `yaml:"level" doc:"least severe level written: debug, info, warn or error"`
+	Format string `yaml:"format" doc:"json or text"`
+}
+
+// Default returns the configuration used where neither the file nor the
+// environment says otherwise: loopback listeners, TLS 1.3, plain HTTP off,
+// bounded timeouts and sizes, SQLite with full synchronous commits.
+func Default() Config {
+	return Config{
+		DataDir: "warden-data",
+		Server: Server{
+			Addr:              "127.0.0.1:8443",
+			TLS:               TLS{MinVersion: "1.3"},
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   20 * time.Second,
+			MaxBodyBytes:      10 * MiB,
+		},
+		Admin: Admin{Addr: "127.0.0.1:9464"},
+		Store: Store{SQLiteSynchronous: "full", MaxConns: 16},
+		FHIR: FHIR{
+			DefaultCount:     20,
+			MaxCount:         1000,
+			MaxJSONDepth:     64,
+			MaxBundleEntries: 1000,
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}

@@ -1,0 +1,228 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds of the numeric settings: wide enough for any real deployment,
+// narrow enough that a slip of the keyboard (a timeout of 0, a body limit
+// of 10 GiB) is caught before it becomes an outage or an attack surface.
+const (
+	maxTimeout       = time.Hour
+	minBodyBytes     = KiB
+	maxBodyBytes     = GiB
+	maxConns         = 1000
+	maxCount         = 10000
+	minJSONDepth     = 8
+	maxJSONDepth     = 1024
+	maxBundleEntries = 100000
+)
+
+// Validate reports every setting whose value is unusable or unsafe, each
+// as a *SettingError wrapping ErrInvalid, joined with errors.Join; nil when
+// the configuration can be served. It depends on nothing but c.
+func (c Config) Validate() error {
+	var v validator
+	v.nonEmpty("data_dir", c.DataDir)
+
+	s := c.Server
+	serverHost, serverOK := v.addr("server.addr", s.Addr)
+	if s.InsecureAllowHTTP {
+		if serverOK && !isLoopback(serverHost) {
+			v.fail("server.insecure_allow_http", "plain HTTP is only allowed when server.addr is a loopback address (127.0.0.1, ::1, localhost), not %q", s.Addr)
+		}
+		if s.TLS.CertFile != "" || s.TLS.KeyFile != "" {
+			v.fail("server.insecure_allow_http", "contradicts server.tls.cert_file/key_file: choose TLS or plain HTTP")
+		}
+	}
+	if s.BaseURL != "" {
+		v.baseURL("server.base_url", s.BaseURL, s.InsecureAllowHTTP)
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		v.fail("server.tls", "set both cert_file and key_file, or neither (for a development certificate)")
+	}
+	switch s.TLS.MinVersion {
+	case "1.2", "1.3":
+	default:
+		v.fail("server.tls.min_version", "%q: want 1.3 or 1.2", s.TLS.MinVersion)
+	}
+	v.timeout("server.read_header_timeout", s.ReadHeaderTimeout)
+	v.timeout("server.read_timeout", s.ReadTimeout)
+	v.timeout("server.write_timeout", s.WriteTimeout)
+	v.timeout("server.idle_timeout", s.IdleTimeout)
+	v.timeout("server.shutdown_timeout", s.ShutdownTimeout)
+	if s.ReadHeaderTimeout > s.ReadTimeout {
+		v.fail("server.read_header_timeout", "%v is longer than server.read_timeout (%v), which includes it", s.ReadHeaderTimeout, s.ReadTimeout)
+	}
+	if s.MaxBodyBytes < minBodyBytes || s.MaxBodyBytes > maxBodyBytes {
+		v.fail("server.max_body_bytes", "%v: want between %v and %v", s.MaxBodyBytes, minBodyBytes, maxBodyBytes)
+	}
+	for i, p := range s.TrustedProxies {
+		switch {
+		case !p.IsValid():
+			v.fail("server.trusted_proxies", "item %d is not a CIDR", i+1)
+		case p.Bits() == 0:
+			v.fail("server.trusted_proxies", "%v would trust every address to say who the client is", p)
+		case p != p.Masked():
+			v.fail("server.trusted_proxies", "%v has host bits set (did you mean %v?)", p, p.Masked())
+		}
+	}
+
+	if c.Admin.Addr != "" {
+		if _, ok := v.addr("admin.addr", c.Admin.Addr); ok && c.Admin.Addr == s.Addr && !strings.HasSuffix(s.Addr, ":0") {
+			v.fail("admin.addr", "%q is also server.addr", c.Admin.Addr)
+		}
+	}
+
+	v.storeURL("store.url", c.Store.URL)
+	switch c.Store.SQLiteSynchronous {
+	case "full", "normal":
+	default:
+		v.fail("store.sqlite_synchronous", "%q: want full or normal", c.Store.SQLiteSynchronous)
+	}
+	v.between("store.max_conns", c.Store.MaxConns, 1, maxConns)
+
+	f := c.FHIR
+	v.between("fhir.max_count", f.MaxCount, 1, maxCount)
+	v.between("fhir.default_count", f.DefaultCount, 1, max(f.MaxCount, 1))
+	v.between("fhir.max_json_depth", f.MaxJSONDepth, minJSONDepth, maxJSONDepth)
+	v.between("fhir.max_bundle_entries", f.MaxBundleEntries, 1, maxBundleEntries)
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.fail("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		v.fail("log.format", "%q: want json or text", c.Log.Format)
+	}
+	return errors.Join(v.errs...)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) fail(setting, format string, args ...any) {
+	v.errs = append(v.errs, &SettingError{Setting: setting, Err: fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))})
+}
+
+func (v *validator) nonEmpty(setting, s string) {
+	if strings.TrimSpace(s) == "" {
+		v.fail(setting, "must not be empty")
+	}
+}
+
+func (v *validator) between(setting string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.fail(setting, "%d: want between %d and %d", n, lo, hi)
+	}
+}
+
+func (v *validator) timeout(setting string, d time.Duration) {
+	if d <= 0 || d > maxTimeout {
+		v.fail(setting, "%v: want more than 0s and at most %v", d, maxTimeout)
+	}
+}
+
+// addr checks a listen address, host:port with a numeric port, and returns
+// its host.
+func (v *validator) addr(setting, addr string) (host string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.fail(setting, "%q: want host:port, e.g. 127.0.0.1:8443", addr)
+		return "", false
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+		v.fail(setting, "%q: the port must be a number from 0 to 65535", addr)
+		return "", false
+	}
+	if host != "" && !isHostName(host) {
+		if _, err := netip.ParseAddr(host); err != nil {
+			v.fail(setting, "%q: %q is neither an IP address nor a host name", addr, host)
+			return "", false
+		}
+	}
+	return host, true
+}
+
+// baseURL checks the FHIR base URL that clients are told.
+func (v *validator) baseURL(setting, s string, insecureHTTP bool) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		v.fail(setting, "%q does not parse as a URL", s)
+	case u.Scheme == "http" && !insecureHTTP:
+		v.fail(setting, "%q: http is only allowed with server.insecure_allow_http", s)
+	case u.Scheme != "https" && u.Scheme != "http":
+		v.fail(setting, "%q: want an https:// URL", s)
+	case u.Host == "" || u.Opaque != "":
+		v.fail(setting, "%q: want an absolute URL with a host", s)
+	case u.User != nil:
+		v.fail(setting, "%q: must not contain user information", s)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.Contains(s, "#"):
+		v.fail(setting, "%q: must not have a query or fragment", s)
+	}
+}
+
+// storeURL checks the store location: empty, sqlite:PATH or a PostgreSQL
+// URL without a password.
+func (v *validator) storeURL(setting, s string) {
+	switch {
+	case s == "":
+	case strings.HasPrefix(s, "sqlite:"):
+		path := strings.TrimPrefix(s, "sqlite:")
+		if path == "" || strings.HasPrefix(path, "//") {
+			v.fail(setting, "%q: want sqlite:PATH, e.g. sqlite:/var/lib/warden/warden.db (leave store.url empty for DATA_DIR/warden.db)", s)
+		}
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		u, err := url.Parse(s)
+		if err != nil {
+			// Not echoed: the text may hold a password.
+			v.fail(setting, "the PostgreSQL URL does not parse")
+			return
+		}
+		if _, has := u.User.Password(); has || u.Query().Has("password") {
+			v.fail(setting, "must not contain a password: keep it in a file named by the passfile parameter (postgres://USER@HOST/DB?passfile=/run/secrets/pgpass)")
+		}
+	default:
+		scheme, _, _ := strings.Cut(s, ":")
+		v.fail(setting, "scheme %q: want sqlite:PATH, postgres:// or postgresql://", scheme)
+	}
+}
+
+// isLoopback reports whether the listen host is reachable only from this
+// machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// isHostName reports whether s is a syntactically valid DNS name.
+func isHostName(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	// An all-numeric name such as 300.1.1.1 is a mistyped address.
+	return strings.Trim(s, "0123456789.") != ""
+}

@@ -1,0 +1,179 @@
+// Package fhirapi serves the FHIR R4 REST API (JSON) over a store.Store:
+// read, vread, create, update, delete, conditional operations, history,
+// search, batch and transaction Bundles, and the CapabilityStatement.
+//
+// It is the only package where errors become HTTP statuses and
+// OperationOutcomes (see toError); everything it answers with is built so
+// that no resource content is echoed in errors.
+package fhirapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/fhir/model"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+	"github.com/wardenfhir/warden/internal/fhir/validate"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// Options configure the API.
+type Options struct {
+	// BaseURL is the absolute FHIR base ("https://host:8443/fhir"); links
+	// and Location headers are built from it.
+	BaseURL string
+	// CursorKey authenticates paging cursors (at least 32 bytes).
+	CursorKey []byte
+	// DefaultCount and MaxCount bound search page sizes.
+	DefaultCount, MaxCount int
+	// MaxBodyBytes bounds request bodies; MaxJSONDepth their nesting.
+	MaxBodyBytes int64
+	MaxJSONDepth int
+	// MaxBundleEntries bounds batch and transaction Bundles.
+	MaxBundleEntries int
+	// LenientSearchDefault ignores unknown search parameters unless the
+	// client sends Prefer: handling=strict.
+	LenientSearchDefault bool
+	// Version is the software version for the CapabilityStatement.
+	Version string
+	Logger  *slog.Logger
+	// Now returns the current time; tests replace it.
+	Now func() time.Time
+}
+
+// API is the FHIR REST API. It is an http.Handler for requests under
+// the base path.
+type API struct {
+	store  store.Store
+	reg    *searchparam.Registry
+	model  *model.Model
+	opts   Options
+	log    *slog.Logger
+	base   string // BaseURL without trailing slash
+	prefix string // path of BaseURL ("/fhir")
+	now    func() time.Time
+	limits validate.Limits
+
+	capOnce sync.Once
+	capBody []byte
+	capErr  error
+}
+
+// New returns the API serving st.
+func New(st store.Store, opts Options) (*API, error) {
+	reg, err := searchparam.R4()
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.R4()
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.CursorKey) < 32 {
+		return nil, errors.New("fhirapi: cursor key must be at least 32 bytes")
+	}
+	if opts.DefaultCount <= 0 {
+		opts.DefaultCount = 20
+	}
+	if opts.MaxCount <= 0 {
+		opts.MaxCount = 1000
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 10 << 20
+	}
+	if opts.MaxJSONDepth <= 0 {
+		opts.MaxJSONDepth = 64
+	}
+	if opts.MaxBundleEntries <= 0 {
+		opts.MaxBundleEntries = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	base := strings.TrimRight(opts.BaseURL, "/")
+	prefix := "/"
+	if i := strings.Index(base, "://"); i >= 0 {
+		if j := strings.IndexByte(base[i+3:], '/'); j >= 0 {
+			prefix = base[i+3+j:]
+		}
+	}
+	return &API{
+		store:  st,
+		reg:    reg,
+		model:  m,
+		opts:   opts,
+		log:    opts.Logger,
+		base:   base,
+		prefix: strings.TrimRight(prefix, "/"),
+		now:    opts.Now,
+		limits: validate.Limits{MaxBytes: opts.MaxBodyBytes, MaxDepth: opts.MaxJSONDepth},
+	}, nil
+}
+
+// Prefix is the URL path under which the API is served ("/fhir").
+func (a *API) Prefix() string { return a.prefix }
+
+// newID returns a random, unguessable resource id (128 bits, UUID form).
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// validID reports whether s is a FHIR id: [A-Za-z0-9\-\.]{1,64}.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := marshalResource(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"Internal error"}]}`)
+	}
+	writeRaw(w, status, b)
+}
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+const contentType = "application/fhir+json; charset=utf-8"
+
+// Base is the absolute FHIR base URL.
+func (a *API) Base() string { return a.base }

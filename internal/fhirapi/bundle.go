@@ -1,0 +1,479 @@
+package fhirapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// bundle implements POST [base] with a batch or transaction Bundle
+// (FHIR R4 §3.1.0.11).
+func (a *API) bundle(w http.ResponseWriter, r *http.Request, _ []string) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "structure", "Could not read the request body")
+	}
+	if int64(len(body)) > a.opts.MaxBodyBytes {
+		return errorf(http.StatusRequestEntityTooLarge, "too-costly", "Request body exceeds the limit of "+strconv.FormatInt(a.opts.MaxBodyBytes, 10)+" bytes")
+	}
+	out, err := a.ProcessBundle(r.Context(), body, BundleOptions{WithResources: parsePrefer(r).ret == "representation"})
+	if err != nil {
+		return err
+	}
+	writeRaw(w, http.StatusOK, out)
+	return nil
+}
+
+// bundleEntry is one parsed Bundle.entry of a batch or transaction.
+type bundleEntry struct {
+	index    int
+	fullURL  string
+	resource map[string]any
+	method   string
+	typ, id  string     // from request.url: Type or Type/id
+	cond     url.Values // conditional PUT/DELETE query, or GET search
+	rawQuery string
+	ifNone   string // request.ifNoneExist
+	ifMatch  string // request.ifMatch
+
+	// results
+	status    int
+	out       *store.Resource
+	location  string
+	searchRes []byte
+}
+
+// BundleOptions adjust ProcessBundle.
+type BundleOptions struct {
+	// WithResources puts the stored resources into the response
+	// (Prefer: return=representation).
+	WithResources bool
+	// StableIDs turns each unconditional POST entry whose fullUrl is
+	// urn:uuid:X into PUT Type/X, so that loading the same Bundle twice
+	// updates (and, content being equal, leaves unchanged) instead of
+	// duplicating. Used by import; never for API requests, where ids are
+	// the server's to assign.
+	StableIDs bool
+}
+
+// ProcessBundle runs a batch or transaction Bundle given as JSON and
+// returns the response Bundle. A transaction is all or nothing: on any
+// failure the error names the entry and nothing is written.
+func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions) ([]byte, error) {
+	withResources := opts.WithResources
+	doc, err := a.decodeResource(body, "Bundle")
+	if err != nil {
+		return nil, err
+	}
+	btype, _ := doc["type"].(string)
+	if btype != "batch" && btype != "transaction" {
+		return nil, errorf(http.StatusBadRequest, "invalid", "Only batch and transaction Bundles can be posted to the base URL", "Bundle.type")
+	}
+	raw, _ := doc["entry"].([]any)
+	if len(raw) > a.opts.MaxBundleEntries {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "too-costly", "The Bundle has more than "+strconv.Itoa(a.opts.MaxBundleEntries)+" entries")
+	}
+	entries := make([]*bundleEntry, 0, len(raw))
+	for i, e := range raw {
+		be, err := a.parseEntry(i, e)
+		if err != nil {
+			if btype == "transaction" {
+				return nil, err
+			}
+			be = &bundleEntry{index: i}
+		}
+		if opts.StableIDs && err == nil && be.method == "POST" && be.ifNone == "" && strings.HasPrefix(be.fullURL, "urn:uuid:") && validID(be.fullURL[9:]) {
+			be.method, be.id = "PUT", be.fullURL[9:]
+			be.resource = cloneTop(be.resource)
+			be.resource["id"] = be.id
+		}
+		entries = append(entries, be)
+		if err != nil {
+			be.status = -1
+			be.out = nil
+			be.location = ""
+			be.searchRes, _ = marshalResource(outcomeOf(err))
+		}
+	}
+	if btype == "transaction" {
+		if err := a.transaction(ctx, entries); err != nil {
+			return nil, err
+		}
+		return a.bundleResponse("transaction-response", entries, withResources), nil
+	}
+	for _, be := range entries {
+		if be.status == -1 {
+			continue
+		}
+		err := a.store.Tx(ctx, func(tx store.Tx) error {
+			return a.runEntry(ctx, tx, be, nil)
+		})
+		if err != nil {
+			e, _ := toError(err)
+			be.status = -e.Status
+			be.searchRes, _ = marshalResource(outcome(e.Issues))
+		}
+	}
+	return a.bundleResponse("batch-response", entries, withResources), nil
+}
+
+func outcomeOf(err error) map[string]any {
+	e, _ := toError(err)
+	return outcome(e.Issues)
+}
+
+func (a *API) parseEntry(i int, raw any) (*bundleEntry, error) {
+	at := "Bundle.entry[" + strconv.Itoa(i) + "]"
+	bad := func(msg string) error { return errorf(http.StatusBadRequest, "invalid", msg, at+".request") }
+	e, _ := raw.(map[string]any)
+	req, _ := e["request"].(map[string]any)
+	if req == nil {
+		return nil, bad("Each entry needs a request")
+	}
+	be := &bundleEntry{index: i}
+	be.fullURL, _ = e["fullUrl"].(string)
+	be.resource, _ = e["resource"].(map[string]any)
+	be.method, _ = req["method"].(string)
+	be.ifNone, _ = req["ifNoneExist"].(string)
+	be.ifMatch, _ = req["ifMatch"].(string)
+	u, _ := req["url"].(string)
+	path, query, _ := strings.Cut(u, "?")
+	path = strings.TrimPrefix(path, a.base+"/")
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if len(parts) == 0 || !a.model.IsResourceType(parts[0]) {
+		return nil, bad("request.url must start with a resource type")
+	}
+	be.typ = parts[0]
+	if len(parts) == 2 {
+		if !validID(parts[1]) {
+			return nil, bad("request.url has an invalid id")
+		}
+		be.id = parts[1]
+	} else if len(parts) > 2 {
+		return nil, bad("request.url must be Type, Type/id or Type?query")
+	}
+	if query != "" {
+		v, err := url.ParseQuery(query)
+		if err != nil {
+			return nil, bad("request.url has a malformed query")
+		}
+		be.cond, be.rawQuery = v, query
+	}
+	switch be.method {
+	case "POST":
+		if be.id != "" || be.resource == nil {
+			return nil, bad("POST needs a resource and a type-only url")
+		}
+	case "PUT":
+		if be.resource == nil || (be.id == "" && be.cond == nil) {
+			return nil, bad("PUT needs a resource and a url Type/id or Type?condition")
+		}
+	case "DELETE":
+		if be.id == "" && be.cond == nil {
+			return nil, bad("DELETE needs a url Type/id or Type?condition")
+		}
+	case "GET":
+	default:
+		return nil, bad("request.method must be GET, POST, PUT or DELETE")
+	}
+	if be.resource != nil {
+		if rt, _ := be.resource["resourceType"].(string); rt != be.typ {
+			return nil, errorf(http.StatusBadRequest, "invalid", "The resource type does not match request.url", at+".resource")
+		}
+	}
+	return be, nil
+}
+
+// transaction processes entries in one store transaction, in the order
+// FHIR R4 §3.1.0.11.2 prescribes: DELETE, POST, PUT, GET. Ids are
+// assigned first so that references to urn:uuid and other fullUrls can
+// be rewritten before anything is stored.
+func (a *API) transaction(ctx context.Context, entries []*bundleEntry) error {
+	return a.store.Tx(ctx, func(tx store.Tx) error {
+		refs := map[string]string{} // fullUrl → Type/id
+		for _, be := range entries {
+			be.status, be.out, be.location = 0, nil, ""
+		}
+		for _, method := range []string{"DELETE", "POST", "PUT", "GET"} {
+			for _, be := range entries {
+				if be.method != method {
+					continue
+				}
+				if method == "POST" || method == "PUT" {
+					if err := a.assignID(ctx, tx, be, refs); err != nil {
+						return entryErr(be, err)
+					}
+				}
+			}
+			for _, be := range entries {
+				if be.method != method {
+					continue
+				}
+				if err := a.runEntry(ctx, tx, be, refs); err != nil {
+					return entryErr(be, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func entryErr(be *bundleEntry, err error) error {
+	e, _ := toError(err)
+	out := &Error{Status: e.Status}
+	for _, is := range e.Issues {
+		is.Expression = append([]string{"Bundle.entry[" + strconv.Itoa(be.index) + "]"}, is.Expression...)
+		out.Issues = append(out.Issues, is)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return errors.Join(out, err)
+	}
+	return out
+}
+
+// assignID decides the id a POST or PUT entry will have and records the
+// entry's fullUrl → Type/id mapping. A conditional create that matches
+// an existing resource maps to it and writes nothing.
+func (a *API) assignID(ctx context.Context, tx store.Tx, be *bundleEntry, refs map[string]string) error {
+	switch {
+	case be.method == "POST" && be.ifNone != "":
+		m, err := a.conditionalMatch(ctx, tx, be.typ, be.ifNone)
+		if err != nil {
+			return err
+		}
+		if len(m) == 1 {
+			be.out, be.status = &m[0], http.StatusOK
+			be.id = m[0].ID
+		} else {
+			be.id = newID()
+		}
+	case be.method == "POST":
+		be.id = newID()
+	case be.method == "PUT" && be.cond != nil:
+		m, err := a.conditionalMatch(ctx, tx, be.typ, be.rawQuery)
+		if err != nil {
+			return err
+		}
+		if len(m) == 1 {
+			be.id = m[0].ID
+		} else if bid, _ := be.resource["id"].(string); bid != "" {
+			be.id = bid
+		} else {
+			be.id = newID()
+		}
+	}
+	if be.fullURL != "" {
+		refs[be.fullURL] = be.typ + "/" + be.id
+	}
+	return nil
+}
+
+// runEntry executes one entry. refs is nil for batch entries (which may
+// not refer to each other).
+func (a *API) runEntry(ctx context.Context, tx store.Tx, be *bundleEntry, refs map[string]string) error {
+	switch be.method {
+	case "DELETE":
+		id := be.id
+		if be.cond != nil {
+			m, err := a.conditionalMatch(ctx, tx, be.typ, be.rawQuery)
+			if err != nil {
+				return err
+			}
+			if len(m) == 0 {
+				be.status = http.StatusNoContent
+				return nil
+			}
+			id = m[0].ID
+		}
+		be.status = http.StatusNoContent
+		return a.deleteIn(ctx, tx, be.typ, id)
+	case "POST", "PUT":
+		if refs == nil && be.id == "" {
+			if err := a.assignID(ctx, tx, be, map[string]string{}); err != nil {
+				return err
+			}
+		}
+		if be.out != nil { // conditional create matched
+			return nil
+		}
+		res := cloneTop(be.resource)
+		if err := a.resolveReferences(ctx, tx, res, refs); err != nil {
+			return err
+		}
+		if be.method == "PUT" {
+			if bid, _ := res["id"].(string); bid != "" && bid != be.id {
+				return errorf(http.StatusBadRequest, "invalid", "The resource id does not match request.url")
+			}
+			out, status, err := a.updateIn(ctx, tx, be.typ, be.id, res, be.ifMatch)
+			if err != nil {
+				return err
+			}
+			be.out, be.status = out, status
+		} else {
+			out, err := a.put(ctx, tx, be.typ, be.id, res, nil)
+			if err != nil {
+				return err
+			}
+			be.out, be.status = out, http.StatusCreated
+		}
+		be.location = be.typ + "/" + be.id + "/_history/" + strconv.FormatInt(be.out.Version, 10)
+		return nil
+	case "GET":
+		if be.id != "" {
+			res, err := tx.Read(ctx, be.typ, be.id)
+			if err != nil {
+				return err
+			}
+			be.out, be.status = res, http.StatusOK
+			return nil
+		}
+		q, err := search.Parse(a.reg, be.typ, be.cond, search.Options{DefaultCount: a.opts.DefaultCount, MaxCount: a.opts.MaxCount})
+		if err != nil {
+			return err
+		}
+		sr, err := tx.Search(ctx, q, store.PageRequest{WantTotal: true})
+		if err != nil {
+			return err
+		}
+		b := newBundle("searchset", a.now())
+		b.total(sr.Total)
+		for i := range sr.Matches {
+			m := &sr.Matches[i]
+			b.entry(a.base+"/"+m.Type+"/"+m.ID, m.JSON, `"search":{"mode":"match"}`)
+		}
+		be.searchRes, be.status = b.finish(), http.StatusOK
+		return nil
+	}
+	return errorf(http.StatusBadRequest, "invalid", "Unsupported method")
+}
+
+// resolveReferences rewrites, everywhere in res, references to other
+// entries' fullUrls (urn:uuid:…, absolute URLs) to their Type/id, and
+// conditional references (Type?query) to the one resource they match
+// (FHIR R4 §3.1.0.11.2, §3.1.0.11.3). refs may be nil outside a
+// transaction. Shared sub-objects are copied before they change.
+func (a *API) resolveReferences(ctx context.Context, tx store.Tx, res map[string]any, refs map[string]string) error {
+	var walkErr error
+	var walk func(v any) (any, bool)
+	walk = func(v any) (any, bool) {
+		switch t := v.(type) {
+		case map[string]any:
+			var cp map[string]any
+			for k, sub := range t {
+				var nv any
+				changed := false
+				if s, ok := sub.(string); ok && k == "reference" {
+					nv = a.rewriteRef(ctx, tx, s, refs, &walkErr)
+					changed = nv.(string) != s
+				} else {
+					nv, changed = walk(sub)
+				}
+				if changed {
+					if cp == nil {
+						cp = cloneTop(t)
+					}
+					cp[k] = nv
+				}
+			}
+			if cp != nil {
+				return cp, true
+			}
+		case []any:
+			var cp []any
+			for i, sub := range t {
+				if nv, changed := walk(sub); changed {
+					if cp == nil {
+						cp = append([]any(nil), t...)
+					}
+					cp[i] = nv
+				}
+			}
+			if cp != nil {
+				return cp, true
+			}
+		}
+		return v, false
+	}
+	for k, v := range res {
+		if k == "resourceType" || k == "id" || k == "meta" {
+			continue
+		}
+		if nv, changed := walk(v); changed {
+			res[k] = nv
+		}
+	}
+	return walkErr
+}
+
+func (a *API) rewriteRef(ctx context.Context, tx store.Tx, ref string, refs map[string]string, errp *error) string {
+	if target, ok := refs[ref]; ok {
+		return target
+	}
+	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+		if refs != nil && *errp == nil {
+			*errp = errorf(http.StatusBadRequest, "not-found", "A reference to "+ref[:9]+"… does not resolve to any entry of the transaction")
+		}
+		return ref
+	}
+	typ, query, ok := strings.Cut(ref, "?")
+	if !ok || !a.model.IsResourceType(typ) {
+		return ref
+	}
+	if *errp != nil {
+		return ref
+	}
+	m, err := a.conditionalMatch(ctx, tx, typ, query)
+	if err != nil {
+		*errp = err
+		return ref
+	}
+	if len(m) != 1 {
+		*errp = errorf(http.StatusPreconditionFailed, "not-found", "A conditional reference to "+typ+" matches no resource")
+		return ref
+	}
+	return typ + "/" + m[0].ID
+}
+
+// bundleResponse builds a batch-response or transaction-response Bundle,
+// entries in request order.
+func (a *API) bundleResponse(typ string, entries []*bundleEntry, withResources bool) []byte {
+	b := newBundle(typ, a.now())
+	for _, be := range entries {
+		var body []byte
+		full := ""
+		resp := `"response":{"status":"`
+		switch {
+		case be.status < 0:
+			resp += strconv.Itoa(-be.status) + " " + http.StatusText(-be.status) + `","outcome":` + string(be.searchRes) + `}`
+			if be.status == -1 {
+				resp = `"response":{"status":"400 Bad Request","outcome":` + string(be.searchRes) + `}`
+			}
+		case be.searchRes != nil:
+			body = be.searchRes
+			resp += "200 OK\"}"
+		default:
+			resp += strconv.Itoa(be.status) + " " + http.StatusText(be.status) + `"`
+			if be.out != nil {
+				full = a.base + "/" + be.out.Type + "/" + be.out.ID
+				loc := be.location
+				if loc == "" {
+					loc = be.out.Type + "/" + be.out.ID + "/_history/" + strconv.FormatInt(be.out.Version, 10)
+				}
+				resp += `,"location":"` + loc + `","etag":"W/\"` + strconv.FormatInt(be.out.Version, 10) + `\"","lastModified":"` + be.out.LastUpdated.UTC().Format(lastUpdatedLayout) + `"`
+				if withResources || be.method == "GET" {
+					body = be.out.JSON
+				}
+			}
+			resp += "}"
+		}
+		b.entry(full, body, resp)
+	}
+	return b.finish()
+}

@@ -1,0 +1,76 @@
+package fhirapi
+
+import (
+	"net/http"
+)
+
+// capabilities implements GET [base]/metadata: a CapabilityStatement
+// generated from what this server really implements — the resource types
+// of the model, the interactions routed in router.go, and the search
+// parameters the index can evaluate (FHIR R4 §3.1.0.10).
+func (a *API) capabilities(w http.ResponseWriter, r *http.Request, _ []string) error {
+	a.capOnce.Do(func() { a.capBody, a.capErr = marshalResource(a.capabilityStatement()) })
+	if a.capErr != nil {
+		return a.capErr
+	}
+	writeRaw(w, http.StatusOK, a.capBody)
+	return nil
+}
+
+func (a *API) capabilityStatement() map[string]any {
+	var resources []any
+	for _, typ := range a.model.ResourceTypes() {
+		var params []any
+		for _, p := range a.reg.Params(typ) {
+			params = append(params, map[string]any{"name": p.Code, "definition": p.URL, "type": string(p.Type)})
+		}
+		var interactions []any
+		for _, code := range []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"} {
+			interactions = append(interactions, map[string]any{"code": code})
+		}
+		res := map[string]any{
+			"type":              typ,
+			"interaction":       interactions,
+			"versioning":        "versioned-update",
+			"readHistory":       true,
+			"updateCreate":      true,
+			"conditionalCreate": true,
+			"conditionalUpdate": true,
+			"conditionalDelete": "single",
+			"conditionalRead":   "not-supported",
+			"referencePolicy":   []any{"literal", "logical"},
+			"searchInclude":     []any{"*"},
+			"searchRevInclude":  []any{"*"},
+		}
+		if params != nil {
+			res["searchParam"] = params
+		}
+		if typ == "Patient" {
+			res["operation"] = []any{map[string]any{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}
+		}
+		resources = append(resources, res)
+	}
+	return map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         a.now().UTC().Format("2006-01-02"),
+		"publisher":    "Warden",
+		"kind":         "instance",
+		"software":     map[string]any{"name": "Warden", "version": a.opts.Version},
+		"implementation": map[string]any{
+			"description": "Warden FHIR R4 server",
+			"url":         a.base,
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []any{"application/fhir+json", "json"},
+		"rest": []any{map[string]any{
+			"mode":     "server",
+			"resource": resources,
+			"interaction": []any{
+				map[string]any{"code": "transaction"},
+				map[string]any{"code": "batch"},
+				map[string]any{"code": "history-system"},
+			},
+		}},
+	}
+}

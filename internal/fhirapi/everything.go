@@ -1,0 +1,82 @@
+package fhirapi
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// everythingCap bounds one $everything answer; larger records belong to
+// bulk export.
+const everythingCap = 20000
+
+// everything implements Patient/[id]/$everything (FHIR R4
+// OperationDefinition Patient-everything): the patient and every resource
+// in the patient's compartment, optionally limited by _type. Entries come
+// in one Bundle of type searchset.
+func (a *API) everything(w http.ResponseWriter, r *http.Request, seg []string) error {
+	id := seg[1]
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "invalid", "The query string is malformed")
+	}
+	patient, err := a.store.Read(r.Context(), "Patient", id)
+	if err != nil {
+		return err
+	}
+	var types []string
+	for _, t := range a.model.ResourceTypes() {
+		if len(a.reg.PatientCompartmentParams(t)) > 0 {
+			types = append(types, t)
+		}
+	}
+	if t := vals.Get("_type"); t != "" {
+		types = nil
+		for _, name := range strings.Split(t, ",") {
+			if !a.model.IsResourceType(name) {
+				return errorf(http.StatusBadRequest, "invalid", "_type lists an unknown resource type", "_type")
+			}
+			types = append(types, name)
+		}
+	}
+	for k := range vals {
+		if k != "_type" && k != "_format" {
+			return errorf(http.StatusBadRequest, "not-supported", "$everything supports only the _type parameter")
+		}
+	}
+	b := newBundle("searchset", a.now())
+	b.entry(a.base+"/Patient/"+id, patient.JSON, `"search":{"mode":"match"}`)
+	n := 1
+	for _, typ := range types {
+		if typ == "Patient" {
+			continue
+		}
+		q := &search.Query{Type: typ, Compartment: &search.Compartment{Type: "Patient", ID: id}, Count: a.opts.MaxCount}
+		cursor := ""
+		for {
+			res, err := a.store.Search(r.Context(), q, store.PageRequest{Cursor: cursor})
+			if err != nil {
+				return err
+			}
+			n += len(res.Matches)
+			if n > everythingCap {
+				return errorf(http.StatusUnprocessableEntity, "too-costly", "The record is too large for $everything; use _type to narrow it")
+			}
+			for i := range res.Matches {
+				m := &res.Matches[i]
+				b.entry(a.base+"/"+m.Type+"/"+m.ID, m.JSON, `"search":{"mode":"match"}`)
+			}
+			if res.Next == "" {
+				break
+			}
+			cursor = res.Next
+		}
+	}
+	b.total(n)
+	b.link("self", r.URL.String())
+	writeRaw(w, http.StatusOK, b.finish())
+	return nil
+}

@@ -1,0 +1,153 @@
+package fhirapi
+
+import (
+	"net/http"
+	"strings"
+)
+
+// ServeHTTP routes a request under the API prefix. There is one routing
+// table and no method override: X-HTTP-Method-Override and friends are
+// refused, paths are matched exactly (no case folding, no empty segments).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("X-HTTP-Method-Override") != "" || r.Header.Get("X-Method-Override") != "" || r.Header.Get("X-HTTP-Method") != "" {
+		a.writeError(w, r, errorf(http.StatusBadRequest, "not-supported", "Method override headers are not accepted"))
+		return
+	}
+	if err := negotiate(r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	path := r.URL.EscapedPath()
+	if !strings.HasPrefix(path, a.prefix) {
+		a.writeError(w, r, errorf(http.StatusNotFound, "not-found", "Unknown path"))
+		return
+	}
+	rest := strings.TrimPrefix(path[len(a.prefix):], "/")
+	var seg []string
+	if rest != "" {
+		seg = strings.Split(rest, "/")
+		for _, s := range seg {
+			if s == "" || strings.ContainsAny(s, "%") {
+				a.writeError(w, r, errorf(http.StatusNotFound, "not-found", "Unknown path"))
+				return
+			}
+		}
+	}
+	h := a.route(r.Method, seg)
+	if h == nil {
+		a.writeError(w, r, errorf(http.StatusNotFound, "not-found", "Unknown path or method"))
+		return
+	}
+	if err := h(w, r, seg); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, seg []string) error
+
+// route is the routing table of the FHIR REST API (FHIR R4 §3.1.0).
+func (a *API) route(method string, seg []string) handler {
+	n := len(seg)
+	isType := func(i int) bool { return i < n && a.model.IsResourceType(seg[i]) }
+	switch {
+	case n == 0:
+		if method == http.MethodPost {
+			return a.bundle
+		}
+	case n == 1 && seg[0] == "metadata":
+		if method == http.MethodGet {
+			return a.capabilities
+		}
+	case n == 1 && seg[0] == "_history":
+		if method == http.MethodGet {
+			return a.history
+		}
+	case n == 1 && isType(0):
+		switch method {
+		case http.MethodGet:
+			return a.search
+		case http.MethodPost:
+			return a.create
+		case http.MethodPut:
+			return a.conditionalUpdate
+		case http.MethodDelete:
+			return a.conditionalDelete
+		}
+	case n == 2 && isType(0) && seg[1] == "_search":
+		if method == http.MethodPost {
+			return a.search
+		}
+	case n == 2 && isType(0) && seg[1] == "_history":
+		if method == http.MethodGet {
+			return a.history
+		}
+	case n == 2 && isType(0) && validID(seg[1]):
+		switch method {
+		case http.MethodGet:
+			return a.read
+		case http.MethodPut:
+			return a.update
+		case http.MethodDelete:
+			return a.delete
+		}
+	case n == 3 && seg[0] == "Patient" && validID(seg[1]) && seg[2] == "$everything":
+		if method == http.MethodGet {
+			return a.everything
+		}
+	case n == 3 && isType(0) && validID(seg[1]) && seg[2] == "_history":
+		if method == http.MethodGet {
+			return a.history
+		}
+	case n == 3 && seg[0] == "Patient" && validID(seg[1]) && isType(2):
+		if method == http.MethodGet {
+			return a.search
+		}
+	case n == 4 && isType(0) && validID(seg[1]) && seg[2] == "_history" && validID(seg[3]):
+		if method == http.MethodGet {
+			return a.vread
+		}
+	}
+	return nil
+}
+
+// negotiate enforces JSON-only content negotiation (FHIR R4 §3.1.0.1.10):
+// an Accept or _format that asks for XML or anything but JSON gets 406.
+func negotiate(r *http.Request) error {
+	if f := r.URL.Query().Get("_format"); f != "" {
+		if !jsonMime(f) && f != "json" {
+			return errorf(http.StatusNotAcceptable, "not-supported", "Only JSON is supported (_format=json or application/fhir+json)")
+		}
+	}
+	if acc := r.Header.Get("Accept"); acc != "" && !acceptsJSON(acc) {
+		return errorf(http.StatusNotAcceptable, "not-supported", "Only application/fhir+json is supported; XML is not")
+	}
+	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+		ct := r.Header.Get("Content-Type")
+		if ct == "" {
+			return nil
+		}
+		mt := strings.TrimSpace(strings.SplitN(ct, ";", 2)[0])
+		if strings.Contains(mt, "xml") {
+			return errorf(http.StatusUnsupportedMediaType, "not-supported", "Only JSON request bodies are supported; XML is not")
+		}
+		if !jsonMime(mt) && mt != "application/x-www-form-urlencoded" {
+			return errorf(http.StatusUnsupportedMediaType, "not-supported", "Request body must be application/fhir+json")
+		}
+	}
+	return nil
+}
+
+func jsonMime(s string) bool {
+	s = strings.TrimSpace(strings.SplitN(s, ";", 2)[0])
+	return s == "application/fhir+json" || s == "application/json" || s == "application/json+fhir"
+}
+
+func acceptsJSON(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt := strings.TrimSpace(strings.SplitN(part, ";", 2)[0])
+		if jsonMime(mt) || mt == "*/*" || mt == "application/*" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,276 @@
+// Package server runs Warden's listeners: the public HTTPS listener in
+// front of the FHIR API (request ids, limits, access logs without PHI,
+// security headers, panic recovery) and the admin listener with metrics
+// and health. It owns timeouts and graceful shutdown, nothing else.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wardenfhir/warden/internal/reqid"
+)
+
+// Options configure the listeners.
+type Options struct {
+	Addr              string
+	TLS               *tls.Config // nil only with InsecureAllowHTTP
+	InsecureAllowHTTP bool        // plain HTTP; callers allow it only on loopback
+	AdminAddr         string      // "" disables the admin listener
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+	MaxBodyBytes      int64
+	Logger            *slog.Logger
+	// Ready reports whether the server can serve (for /healthz).
+	Ready func(ctx context.Context) error
+}
+
+// Server is the running set of listeners.
+type Server struct {
+	opts     Options
+	handler  http.Handler
+	registry *prometheus.Registry
+	metrics  *metrics
+	ready    atomic.Bool
+
+	mux           *http.ServeMux
+	public, admin *http.Server
+	publicLn      net.Listener
+	adminLn       net.Listener
+}
+
+// New prepares a server. Routes are added with Handle before Serve;
+// /healthz is always there.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s := &Server{opts: opts, registry: reg, metrics: newMetrics(reg)}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.handler = s.wrap(s.mux)
+	return s
+}
+
+// Handle registers h for a subtree of the public listener: prefix and
+// everything below it. It must be called before Serve.
+func (s *Server) Handle(prefix string, h http.Handler) {
+	s.mux.Handle(prefix+"/", h)
+	s.mux.Handle(prefix, h)
+}
+
+// Close releases the listeners of a server that will not Serve.
+func (s *Server) Close() {
+	if s.publicLn != nil {
+		s.publicLn.Close()
+	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+}
+
+// Start binds the listeners; Serve must follow.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listening on %s: %w", s.opts.Addr, err)
+	}
+	if !s.opts.InsecureAllowHTTP {
+		if s.opts.TLS == nil {
+			ln.Close()
+			return errors.New("server: TLS configuration missing")
+		}
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
+	s.publicLn = ln
+	s.public = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+		TLSConfig:         s.opts.TLS,
+	}
+	if s.opts.AdminAddr != "" {
+		aln, err := net.Listen("tcp", s.opts.AdminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("server: admin listener on %s: %w", s.opts.AdminAddr, err)
+		}
+		s.adminLn = aln
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", s.healthz)
+		s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return nil
+}
+
+// Addr is the bound public address (useful with port 0).
+func (s *Server) Addr() net.Addr { return s.publicLn.Addr() }
+
+// AdminAddr is the bound admin address, or nil.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
+}
+
+// Serve serves until ctx is cancelled, then drains in-flight requests for
+// up to ShutdownTimeout.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.public.Serve(s.publicLn) }()
+	if s.admin != nil {
+		go func() { errc <- s.admin.Serve(s.adminLn) }()
+	}
+	s.ready.Store(true)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	err := s.public.Shutdown(sctx)
+	if s.admin != nil {
+		s.admin.Shutdown(sctx)
+	}
+	return err
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !s.ready.Load() {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// wrap adds what every request gets: an id, a body limit, security
+// headers, panic recovery, metrics and one access-log line. The log line
+// holds the method, the path without its query string (queries carry
+// names and identifiers), the status, size and duration: no PHI.
+func (s *Server) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := reqid.New()
+		ctx := reqid.With(r.Context(), id)
+		r = r.WithContext(ctx)
+		h := w.Header()
+		h.Set("X-Request-Id", id)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer")
+		if !s.opts.InsecureAllowHTTP {
+			h.Set("Strict-Transport-Security", "max-age=63072000")
+		}
+		if s.opts.MaxBodyBytes > 0 && r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes+1)
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.opts.Logger.LogAttrs(ctx, slog.LevelError, "panic", slog.String("request_id", id), slog.String("panic", fmt.Sprint(p)))
+				if sw.status == 0 {
+					h.Set("Content-Type", "application/fhir+json")
+					sw.WriteHeader(http.StatusInternalServerError)
+					sw.Write([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"fatal","code":"exception","diagnostics":"Internal error (error id ` + id + `)"}]}`))
+				}
+			}
+			d := time.Since(start)
+			s.metrics.observe(r.Method, sw.status, d)
+			s.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "request",
+				slog.String("request_id", id),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", sw.status),
+				slog.Int64("bytes", sw.bytes),
+				slog.Duration("duration", d),
+				slog.String("peer", r.RemoteAddr),
+			)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_http_requests_total", Help: "HTTP requests by method and status code."}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "warden_http_request_duration_seconds", Help: "HTTP request latency.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"method"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func (m *metrics) observe(method string, code int, d time.Duration) {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead:
+	default:
+		method = "other"
+	}
+	m.requests.WithLabelValues(method, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(method).Observe(d.Seconds())
+}

@@ -1,0 +1,291 @@
+// Package sqlite is Warden's embedded resource store: store.Store on an
+// SQLite database file, through modernc.org/sqlite (pure Go, no cgo).
+//
+// The database runs in WAL mode. One connection writes, on a goroutine of
+// its own that commits concurrent Tx calls together (see writer); several
+// connections read, each from a consistent snapshot, without waiting for
+// the writer. Commits are synced to disk before Tx returns
+// (synchronous=FULL) unless Options.Synchronous says "normal".
+//
+// One process MUST own a database file at a time: a second process
+// writing to it would wait on SQLite's lock and could time out.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/wardenfhir/warden/internal/store"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
+)
+
+// Options configure Open.
+type Options struct {
+	// Synchronous is "full" (the default, also for ""): a commit is on
+	// disk before Tx returns, and survives a power failure. "normal":
+	// WAL commits are synced only at checkpoints, so a commit survives a
+	// crash of the process but the last ones may be lost when the
+	// machine loses power.
+	Synchronous string
+	// ReadConns is the number of read connections: 0 means
+	// max(4, GOMAXPROCS).
+	ReadConns int
+	// BusyTimeout bounds the wait for a lock held by another connection;
+	// 0 means 10 seconds.
+	BusyTimeout time.Duration
+	// MaxBatch bounds how many concurrent Tx calls are committed
+	// together; 0 means 64, 1 commits each on its own.
+	MaxBatch int
+}
+
+// Open opens (creating if needed) the database at path, migrates its
+// schema, and returns a store over it. Close it when done.
+func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, error) {
+	b, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, b); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return sqlstore.New(b), nil
+}
+
+// backend is the sqlstore.Backend of an SQLite database.
+type backend struct {
+	wdb, rdb *sql.DB
+	w        *writer
+	readers  chan *conn
+	nreaders int
+}
+
+func open(ctx context.Context, path string, opts Options) (*backend, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	sync := "FULL"
+	switch strings.ToLower(opts.Synchronous) {
+	case "", "full":
+	case "normal":
+		sync = "NORMAL"
+	default:
+		return nil, fmt.Errorf("sqlite: synchronous %q: want full or normal", opts.Synchronous)
+	}
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = 10 * time.Second
+	}
+	nread := opts.ReadConns
+	if nread <= 0 {
+		nread = max(4, runtime.GOMAXPROCS(0))
+	}
+	maxBatch := opts.MaxBatch
+	if maxBatch <= 0 {
+		maxBatch = 64
+	}
+	common := []string{
+		"busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")",
+		"cache_size(-16000)", // 16 MB per connection
+		"temp_store(MEMORY)",
+	}
+	b := &backend{readers: make(chan *conn, nread), nreaders: nread}
+	var err error
+	// The writer connection sets the journal mode, which readers then
+	// find in the file.
+	b.wdb, err = sql.Open("sqlite", dsn(path, append(common, "journal_mode(WAL)", "synchronous("+sync+")")))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	b.wdb.SetMaxOpenConns(1)
+	b.wdb.SetConnMaxIdleTime(0)
+	wc, err := b.wdb.Conn(ctx)
+	if err != nil {
+		b.wdb.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
+	}
+	b.w = newWriter(newConn(wc), maxBatch)
+
+	b.rdb, err = sql.Open("sqlite", dsn(path, append(common, "query_only(1)")))
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	b.rdb.SetMaxOpenConns(nread)
+	b.rdb.SetMaxIdleConns(nread)
+	b.rdb.SetConnMaxIdleTime(0)
+	for i := 0; i < nread; i++ {
+		rc, err := b.rdb.Conn(ctx)
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
+		}
+		b.readers <- newConn(rc)
+	}
+	return b, nil
+}
+
+// dsn builds a file: URI for modernc.org/sqlite with the given pragmas.
+func dsn(path string, pragmas []string) string {
+	var b strings.Builder
+	b.WriteString("file:")
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; c {
+		case '%', '?', '#':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteString("?_txlock=immediate")
+	for _, p := range pragmas {
+		b.WriteString("&_pragma=")
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func (b *backend) Dialect() sqlstore.Dialect { return dialect{} }
+
+// View runs fn on a read connection, inside a read transaction when a
+// snapshot is wanted (WAL readers see the database as of their first
+// read and never wait for the writer).
+func (b *backend) View(ctx context.Context, snapshot bool, fn func(sqlstore.Querier) error) error {
+	var c *conn
+	select {
+	case c = <-b.readers:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if c == nil {
+		b.readers <- nil
+		return errClosed
+	}
+	if !snapshot {
+		err := fn(c)
+		b.readers <- c
+		return err
+	}
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		b.readers <- c
+		return err
+	}
+	err := fn(c)
+	if _, rerr := c.Exec(context.Background(), "ROLLBACK"); rerr != nil {
+		// A connection left inside a transaction would serve stale
+		// snapshots: replace it.
+		c.close()
+		nc, cerr := b.rdb.Conn(context.Background())
+		if cerr != nil {
+			b.readers <- nil
+			return errors.Join(err, rerr, cerr)
+		}
+		c = newConn(nc)
+	}
+	b.readers <- c
+	return err
+}
+
+// Update runs fn on the writer (see writer).
+func (b *backend) Update(ctx context.Context, fn func(sqlstore.Querier) error) error {
+	return b.w.update(ctx, fn)
+}
+
+func (b *backend) Ping(ctx context.Context) error {
+	return b.View(ctx, false, func(q sqlstore.Querier) error {
+		_, err := q.Exec(ctx, "SELECT 1")
+		return err
+	})
+}
+
+// Close stops the writer after its batch in progress, then closes every
+// connection. Reads in progress finish first.
+func (b *backend) Close() error {
+	var errs []error
+	if b.w != nil {
+		b.w.close()
+		errs = append(errs, b.w.c.close())
+	}
+	if b.rdb != nil {
+		for i := 0; i < b.nreaders; i++ {
+			c := <-b.readers
+			if c != nil {
+				errs = append(errs, c.close())
+			}
+		}
+		// Later Views find a nil connection and report the store closed.
+		b.readers <- nil
+		errs = append(errs, b.rdb.Close())
+	}
+	if b.wdb != nil {
+		errs = append(errs, b.wdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// dialect is SQLite's sqlstore.Dialect.
+type dialect struct{}
+
+var migrations = sqlstore.Schema(sqlstore.Types{
+	PK:           "INTEGER PRIMARY KEY",
+	Int:          "INTEGER",
+	Real:         "REAL",
+	Text:         "TEXT",
+	Bool:         "INTEGER",
+	Blob:         "BLOB",
+	WithoutRowID: " WITHOUT ROWID",
+})
+
+func (dialect) Migrations() [][]string { return migrations }
+
+// InList reads the list from a JSON array argument.
+func (dialect) InList(expr string) string { return expr + " IN (SELECT value FROM json_each(?))" }
+
+func (dialect) List(values any) any {
+	b, err := json.Marshal(values)
+	if err != nil {
+		panic(fmt.Sprintf("sqlite: encoding a list argument: %v", err))
+	}
+	return string(b)
+}
+
+func (dialect) Contains(column string) string { return "instr(" + column + ", ?) > 0" }
+
+func (dialect) PutSavepoint() bool { return true }
+
+// Lock needs to do nothing: one writer runs at a time.
+func (dialect) Lock(context.Context, sqlstore.Querier, string) error { return nil }
+
+func (dialect) Err(err error) error { return mapErr(err) }
+
+// mapErr wraps SQLite errors in the store sentinels: a uniqueness
+// violation is a conflicting version, an I/O error, a full disk, a
+// read-only or locked file mean the store is unavailable.
+func mapErr(err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch code := se.Code(); {
+	case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE, code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return fmt.Errorf("%w: %v", store.ErrConflict, err)
+	default:
+		switch code & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY,
+			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+			sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOTADB:
+			return fmt.Errorf("%w: %v", store.ErrUnavailable, err)
+		}
+	}
+	return err
+}

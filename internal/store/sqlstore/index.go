@@ -1,0 +1,313 @@
+package sqlstore
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// MaxKeyBytes bounds every text value kept in an index row. Longer values
+// are cut (at a character boundary) and search values are cut the same
+// way, so matching compares the first MaxKeyBytes bytes. The bound keeps
+// index rows inside B-tree limits (PostgreSQL refuses index entries above
+// about 2.7 kB).
+const MaxKeyBytes = 512
+
+// key cuts s to MaxKeyBytes.
+func key(s string) string {
+	if len(s) <= MaxKeyBytes {
+		return s
+	}
+	n := MaxKeyBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// table is one index table.
+type table int
+
+const (
+	tString table = iota
+	tToken
+	tReference
+	tDate
+	tNumber
+	tQuantity
+	tURI
+	tCompartment
+	nTables
+)
+
+// tables describes the index tables: name and the columns after
+// (pk, param, seq), or all columns for the compartment.
+var tables = [nTables]struct {
+	name string
+	cols []string
+}{
+	tString:      {"idx_string", []string{"norm", "exact"}},
+	tToken:       {"idx_token", []string{"system", "code", "display"}},
+	tReference:   {"idx_reference", []string{"ref_type", "ref_id", "url", "system", "code"}},
+	tDate:        {"idx_date", []string{"lo", "hi"}},
+	tNumber:      {"idx_number", []string{"num", "lo", "hi"}},
+	tQuantity:    {"idx_quantity", []string{"num", "lo", "hi", "system", "code", "unit"}},
+	tURI:         {"idx_uri", []string{"uri"}},
+	tCompartment: {"compartment", []string{"patient_id", "rtype"}},
+}
+
+// tableOf returns the table holding entries of a parameter type.
+func tableOf(t searchparam.Type) (table, bool) {
+	switch t {
+	case searchparam.String:
+		return tString, true
+	case searchparam.Token:
+		return tToken, true
+	case searchparam.Reference:
+		return tReference, true
+	case searchparam.Date:
+		return tDate, true
+	case searchparam.Number:
+		return tNumber, true
+	case searchparam.Quantity:
+		return tQuantity, true
+	case searchparam.URI:
+		return tURI, true
+	}
+	return 0, false
+}
+
+// indexRows are the index rows of one version, per table, as flat lists
+// of column values: (param, seq, cols…) for index tables, (patient_id,
+// rtype) for the compartment; the pk is added when they are inserted.
+type indexRows struct {
+	vals [nTables][]any
+	mask int64 // bit t set when vals[t] is not empty
+}
+
+// Parameters whose values come from the resources table itself rather
+// than from index rows.
+const (
+	paramID          = "_id"
+	paramLastUpdated = "_lastUpdated"
+)
+
+// buildIndex turns the entries and compartments of w into index rows.
+// A deletion has none.
+func buildIndex(w *store.Write) *indexRows {
+	ix := &indexRows{}
+	if w.Resource.Deleted {
+		return ix
+	}
+	typ := w.Resource.Type
+	seq := int64(0)
+	for i := range w.Entries {
+		e := &w.Entries[i]
+		if e.Param == paramID || e.Param == paramLastUpdated {
+			continue
+		}
+		p := paramKey(typ, e.Param)
+		if e.Type == searchparam.Composite {
+			ok := len(e.Components) > 0
+			for j := range e.Components {
+				ok = ok && indexable(&e.Components[j])
+			}
+			if !ok {
+				continue
+			}
+			for j := range e.Components {
+				ix.add(componentKey(p, j), seq, &e.Components[j])
+			}
+			seq++
+			continue
+		}
+		if indexable(e) {
+			ix.add(p, seq, e)
+			seq++
+		}
+	}
+	seen := map[string]bool{}
+	for _, id := range w.Patients {
+		if id == "" || seen[id] {
+			continue
+		}
+		seen[id] = true
+		ix.vals[tCompartment] = append(ix.vals[tCompartment], key(id), typ)
+		ix.mask |= 1 << tCompartment
+	}
+	return ix
+}
+
+// indexable reports whether e can be stored: a known type and finite
+// numbers.
+func indexable(e *searchparam.Entry) bool {
+	if _, ok := tableOf(e.Type); !ok {
+		return false
+	}
+	switch e.Type {
+	case searchparam.Number, searchparam.Quantity:
+		for _, f := range []float64{e.Num, e.NumLo, e.NumHi} {
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return false
+			}
+		}
+	case searchparam.Reference:
+		return e.RefID != "" || e.URL != "" || e.Code != ""
+	}
+	return true
+}
+
+func (ix *indexRows) add(param string, seq int64, e *searchparam.Entry) {
+	t, _ := tableOf(e.Type)
+	v := ix.vals[t]
+	v = append(v, param, seq)
+	switch t {
+	case tString:
+		v = append(v, key(e.Text), key(e.Exact))
+	case tToken:
+		v = append(v, key(e.System), key(e.Code), key(e.Text))
+	case tReference:
+		var sys, code any
+		if e.Code != "" {
+			sys, code = key(e.System), key(e.Code)
+		}
+		v = append(v, nullable(e.RefType), nullable(e.RefID), nullable(e.URL), sys, code)
+	case tDate:
+		v = append(v, e.Lo, e.Hi)
+	case tNumber:
+		v = append(v, e.Num, e.NumLo, e.NumHi)
+	case tQuantity:
+		v = append(v, e.Num, e.NumLo, e.NumHi, key(e.System), key(e.Code), key(e.Text))
+	case tURI:
+		v = append(v, key(e.Exact))
+	}
+	ix.vals[t] = v
+	ix.mask |= 1 << t
+}
+
+// nullable is NULL for "" and the cut value otherwise.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return key(s)
+}
+
+// paramKey is the param column of an index row: "Type.code".
+func paramKey(typ, code string) string { return typ + "." + code }
+
+// componentKey is the param column of component i of a composite.
+func componentKey(param string, i int) string { return param + "$" + strconv.Itoa(i) }
+
+// chunkSizes are the row counts of the multi-row INSERT statements used
+// to write index rows: a few fixed sizes, so that prepared statements are
+// reused.
+var chunkSizes = []int{64, 16, 4, 1}
+
+// insertSQL caches the INSERT statements per table and row count.
+var insertSQL sync.Map // [2]int{table, rows} → string
+
+func insertStatement(t table, n int) string {
+	k := [2]int{int(t), n}
+	if s, ok := insertSQL.Load(k); ok {
+		return s.(string)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(tables[t].name)
+	cols := tables[t].cols
+	width := len(cols) + 1
+	if t == tCompartment {
+		b.WriteString(" (patient_id, rtype, pk) VALUES ")
+	} else {
+		b.WriteString(" (param, seq, ")
+		b.WriteString(strings.Join(cols, ", "))
+		b.WriteString(", pk) VALUES ")
+		width = len(cols) + 3
+	}
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := 0; j < width; j++ {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+	s := b.String()
+	insertSQL.Store(k, s)
+	return s
+}
+
+// width is the number of values per row of table t in indexRows (without
+// the pk).
+func width(t table) int {
+	if t == tCompartment {
+		return 2
+	}
+	return len(tables[t].cols) + 2
+}
+
+// insertIndex writes the rows of ix for pk.
+func insertIndex(ctx context.Context, q Querier, pk int64, ix *indexRows) error {
+	for t := table(0); t < nTables; t++ {
+		vals := ix.vals[t]
+		if len(vals) == 0 {
+			continue
+		}
+		w := width(t)
+		n := len(vals) / w
+		args := make([]any, 0, (min(n, chunkSizes[0]))*(w+1))
+		for n > 0 {
+			size := chunkSizes[len(chunkSizes)-1]
+			for _, c := range chunkSizes {
+				if c <= n {
+					size = c
+					break
+				}
+			}
+			args = args[:0]
+			for i := 0; i < size; i++ {
+				args = append(args, vals[i*w:(i+1)*w]...)
+				args = append(args, pk)
+			}
+			if _, err := q.Exec(ctx, insertStatement(t, size), args...); err != nil {
+				return err
+			}
+			vals = vals[size*w:]
+			n -= size
+		}
+	}
+	return nil
+}
+
+// deleteStatements are the statements removing the index rows of a pk.
+var deleteStatements = func() (s [nTables]string) {
+	for t := table(0); t < nTables; t++ {
+		s[t] = "DELETE FROM " + tables[t].name + " WHERE pk = ?"
+	}
+	return s
+}()
+
+// deleteIndex removes the index rows of pk from the tables in mask.
+func deleteIndex(ctx context.Context, q Querier, pk, mask int64) error {
+	for t := table(0); t < nTables; t++ {
+		if mask&(1<<t) == 0 {
+			continue
+		}
+		if _, err := q.Exec(ctx, deleteStatements[t], pk); err != nil {
+			return err
+		}
+	}
+	return nil
+}

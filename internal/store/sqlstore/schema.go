@@ -1,0 +1,203 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Types names the column types of a database for Schema.
+type Types struct {
+	PK           string // the resources primary key column type, auto-assigned
+	Int          string // 64-bit integer
+	Real         string // 64-bit float
+	Text         string // text compared byte by byte (binary collation)
+	Bool         string
+	Blob         string
+	WithoutRowID string // table suffix for tables clustered on their primary key, or ""
+}
+
+// Schema returns the migrations of the resource schema written with the
+// column types of t. Migration i brings the schema from version i to i+1;
+// existing migrations MUST NOT change once released, new ones are
+// appended.
+//
+// Version 1:
+//
+//	resources       one row per resource version. The current version
+//	                keeps the row (and pk) of the resource's first
+//	                version; older versions move to rows of their own.
+//	                is_current marks current rows; deleted marks
+//	                deletion markers (json NULL); idx is a bitmask of the
+//	                index tables holding rows for this pk; last_updated
+//	                is in Unix microseconds.
+//	idx_string      param, norm (searchparam.NormalizeString), exact
+//	idx_token       param, system, code, display (normalised, for :text)
+//	idx_reference   param, ref_type + ref_id (resource references),
+//	                url (other references), system + code (identifier)
+//	idx_date        param, [lo, hi) in Unix microseconds
+//	idx_number      param, num, [lo, hi) the precision range
+//	idx_quantity    param, num, lo, hi, system, code, unit (normalised)
+//	idx_uri         param, uri
+//	compartment     patient_id, rtype, pk: Patient compartment membership
+//
+// Index rows belong to current, non-deleted versions only and are keyed
+// by (pk, param, seq); param is "Type.code" ("Observation.code"), so one
+// B-tree serves every resource type without mixing them. A composite
+// parameter stores each component in the table of its type under
+// "Type.code$i" (i from 0), the components of one value sharing seq.
+func Schema(t Types) [][]string {
+	r := strings.NewReplacer(
+		"{PK}", t.PK, "{INT}", t.Int, "{REAL}", t.Real, "{TEXT}", t.Text,
+		"{BOOL}", t.Bool, "{BLOB}", t.Blob, "{WITHOUT_ROWID}", t.WithoutRowID,
+	)
+	v1 := []string{
+		`CREATE TABLE resources (
+			pk {PK},
+			type {TEXT} NOT NULL,
+			id {TEXT} NOT NULL,
+			version {INT} NOT NULL,
+			last_updated {INT} NOT NULL,
+			deleted {BOOL} NOT NULL,
+			is_current {BOOL} NOT NULL,
+			idx {INT} NOT NULL,
+			json {BLOB}
+		)`,
+		`CREATE UNIQUE INDEX resources_version ON resources (type, id, version)`,
+		`CREATE INDEX resources_live ON resources (type, pk) WHERE is_current AND NOT deleted`,
+		`CREATE INDEX resources_type_time ON resources (type, last_updated, pk)`,
+		`CREATE INDEX resources_time ON resources (last_updated, pk)`,
+
+		`CREATE TABLE idx_string (
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			norm {TEXT} NOT NULL, exact {TEXT} NOT NULL,
+			PRIMARY KEY (pk, param, seq)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX idx_string_norm ON idx_string (param, norm)`,
+
+		`CREATE TABLE idx_token (
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			system {TEXT} NOT NULL, code {TEXT} NOT NULL, display {TEXT} NOT NULL,
+			PRIMARY KEY (pk, param, seq)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX idx_token_code ON idx_token (param, code, pk, system)`,
+
+		`CREATE TABLE idx_reference (
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			ref_type {TEXT}, ref_id {TEXT}, url {TEXT}, system {TEXT}, code {TEXT},
+			PRIMARY KEY (pk, param, seq)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX idx_reference_target ON idx_reference (ref_id, ref_type, param, pk) WHERE ref_id IS NOT NULL`,
+		`CREATE INDEX idx_reference_url ON idx_reference (url, param, pk) WHERE url IS NOT NULL`,
+		`CREATE INDEX idx_reference_identifier ON idx_reference (param, code, pk, system) WHERE code IS NOT NULL`,
+
+		`CREATE TABLE idx_date (
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			lo {INT} NOT NULL, hi {INT} NOT NULL,
+			PRIMARY KEY (pk, param, seq)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX idx_date_lo ON idx_date (param, lo, hi)`,
+		`CREATE INDEX idx_date_hi ON idx_date (param, hi, lo)`,
+
+		`CREATE TABLE idx_number (
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			num {REAL} NOT NULL, lo {REAL} NOT NULL, hi {REAL} NOT NULL,
+			PRIMARY KEY (pk, param, seq)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX idx_number_range ON idx_number (param, lo, hi)`,
+
+		`CREATE TABLE idx_quantity (
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			num {REAL} NOT NULL, lo {REAL} NOT NULL, hi {REAL} NOT NULL,
+			system {TEXT} NOT NULL, code {TEXT} NOT NULL, unit {TEXT} NOT NULL,
+			PRIMARY KEY (pk, param, seq)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX idx_quantity_range ON idx_quantity (param, lo, hi)`,
+
+		`CREATE TABLE idx_uri (
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			uri {TEXT} NOT NULL,
+			PRIMARY KEY (pk, param, seq)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX idx_uri_value ON idx_uri (param, uri, pk)`,
+
+		`CREATE TABLE compartment (
+			patient_id {TEXT} NOT NULL, rtype {TEXT} NOT NULL, pk {INT} NOT NULL,
+			PRIMARY KEY (patient_id, rtype, pk)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX compartment_pk ON compartment (pk)`,
+	}
+	for i, s := range v1 {
+		v1[i] = r.Replace(s)
+	}
+	return [][]string{v1}
+}
+
+// schemaLockKey is the Dialect.Lock key that serialises migrations of
+// several processes opening one database.
+const schemaLockKey = "warden:schema"
+
+// Migrate creates or upgrades the schema of the database under b to the
+// newest version of b's dialect, in one transaction, and records it in the
+// schema_version table. A database whose schema is newer than this code
+// knows is refused.
+func Migrate(ctx context.Context, b Backend) error {
+	d := b.Dialect()
+	migrations := d.Migrations()
+	err := b.Update(ctx, func(q Querier) error {
+		if _, err := q.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+			return err
+		}
+		if err := d.Lock(ctx, q, schemaLockKey); err != nil {
+			return err
+		}
+		rows, err := q.Query(ctx, `SELECT version FROM schema_version`)
+		if err != nil {
+			return err
+		}
+		var versions []int64
+		for rows.Next() {
+			var v int64
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			versions = append(versions, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var have int64
+		switch len(versions) {
+		case 0:
+			if _, err := q.Exec(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+				return err
+			}
+		case 1:
+			have = versions[0]
+		default:
+			return fmt.Errorf("sqlstore: schema_version holds %d rows, want 1", len(versions))
+		}
+		if have > int64(len(migrations)) {
+			return fmt.Errorf("sqlstore: database schema version %d is newer than this program's %d", have, len(migrations))
+		}
+		for v := have; v < int64(len(migrations)); v++ {
+			for _, stmt := range migrations[v] {
+				if _, err := q.Exec(ctx, stmt); err != nil {
+					return fmt.Errorf("sqlstore: migrating schema to version %d: %w", v+1, err)
+				}
+			}
+		}
+		if have < int64(len(migrations)) {
+			if _, err := q.Exec(ctx, `UPDATE schema_version SET version = ?`, int64(len(migrations))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return d.Err(err)
+	}
+	return nil
+}

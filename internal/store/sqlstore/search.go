@@ -1,0 +1,438 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// needsSnapshot reports whether a search may run more than one statement
+// (a count or includes besides the page), which must then agree.
+func needsSnapshot(q *search.Query, page store.PageRequest) bool {
+	if page.OnlyCount || q.Count <= 0 {
+		return false
+	}
+	return page.WantTotal || len(q.Includes)+len(q.RevIncludes) > 0
+}
+
+// plan is a compiled search: the condition on resources aliased r and
+// the sort keys.
+type plan struct {
+	none  bool    // matches nothing
+	where sqlText // condition on r, including the driver when there is one
+	keys  []sortKey
+}
+
+// sortKey is one _sort key: an expression on r and the Go type of its
+// value (for cursors).
+type sortKey struct {
+	expr sqlText
+	desc bool
+	kind keyKind
+}
+
+type keyKind int
+
+const (
+	keyText keyKind = iota
+	keyInt
+	keyReal
+)
+
+// compile turns q into a plan. The clause with the most selective index
+// lookup drives (r.pk IN (…)); the others filter with correlated EXISTS
+// subqueries, which each cost one index probe per candidate.
+func (s *Store) compile(q *search.Query) (*plan, error) {
+	c := &compiler{d: s.d, now: s.now()}
+	var ms []*matcher
+	if q.Compartment != nil {
+		m, err := c.compartment(q.Type, q.Compartment)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	for i := range q.Clauses {
+		m, err := c.clause(q.Type, &q.Clauses[i])
+		if err != nil {
+			return nil, err
+		}
+		if m.none {
+			return &plan{none: true}, nil
+		}
+		if !m.all {
+			ms = append(ms, m)
+		}
+	}
+	drive := -1
+	for i, m := range ms {
+		if m.driver != nil && (drive < 0 || m.rank < ms[drive].rank) {
+			drive = i
+		}
+	}
+	var parts []sqlText
+	if drive >= 0 {
+		parts = append(parts, text("r.pk IN (").join(*ms[drive].driver, ")"))
+	} else {
+		parts = append(parts, liveFilter("r", q.Type))
+	}
+	for i, m := range ms {
+		if i != drive {
+			parts = append(parts, m.filter("r"))
+		}
+	}
+	p := &plan{where: join(parts, " AND ", false)}
+	for _, srt := range q.Sort {
+		k, err := sortKeyOf(q.Type, srt)
+		if err != nil {
+			return nil, err
+		}
+		p.keys = append(p.keys, k)
+	}
+	return p, nil
+}
+
+// join appends more SQL to t.
+func (t sqlText) join(more sqlText, tail string) sqlText {
+	return sqlText{sql: t.sql + more.sql + tail, args: append(slices.Clip(t.args), more.args...)}
+}
+
+// sortKeyOf renders the value a resource sorts by (FHIR R4 §3.1.1.5.1):
+// ascending by its lowest value, descending by its highest; resources
+// without a value come last either way.
+func sortKeyOf(typ string, srt search.Sort) (sortKey, error) {
+	if srt.Param == nil {
+		return sortKey{}, fmt.Errorf("%w: _sort without a parameter", errUnsupported)
+	}
+	k := sortKey{desc: srt.Desc}
+	switch srt.Param.Code {
+	case paramID:
+		k.expr, k.kind = text("r.id"), keyText
+		return k, nil
+	case paramLastUpdated:
+		k.expr, k.kind = text("r.last_updated"), keyInt
+		return k, nil
+	}
+	agg := "MIN"
+	if srt.Desc {
+		agg = "MAX"
+	}
+	col := ""
+	switch srt.Param.Type {
+	case searchparam.String:
+		col, k.kind = "norm", keyText
+	case searchparam.Token:
+		col, k.kind = "code", keyText
+	case searchparam.Reference:
+		col, k.kind = "COALESCE(a.ref_type || '/' || a.ref_id, a.url)", keyText
+	case searchparam.Date:
+		col, k.kind = "lo", keyInt
+		if srt.Desc {
+			col = "hi"
+		}
+	case searchparam.Number, searchparam.Quantity:
+		col, k.kind = "num", keyReal
+	case searchparam.URI:
+		col, k.kind = "uri", keyText
+	default:
+		return sortKey{}, fmt.Errorf("%w: sorting by a %s parameter", errUnsupported, srt.Param.Type)
+	}
+	tbl, _ := tableOf(srt.Param.Type)
+	if col[0] != 'C' {
+		col = "a." + col
+	}
+	k.expr = text("(SELECT "+agg+"("+col+") FROM "+tables[tbl].name+" a WHERE a.pk = r.pk AND a.param = ?)", paramKey(typ, srt.Param.Code))
+	return k, nil
+}
+
+// search runs q on db.
+func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
+	res := &store.SearchResult{Total: -1}
+	var cur *cursor
+	if page.Cursor != "" {
+		var err error
+		if cur, err = decodeCursor(page.Cursor, cursorSearch); err != nil {
+			return nil, err
+		}
+		if len(cur.Keys) != len(q.Sort) {
+			return nil, fmt.Errorf("%w: from another search", store.ErrBadCursor)
+		}
+	}
+	p, err := s.compile(q)
+	if err != nil {
+		return nil, err
+	}
+	if p.none {
+		if page.WantTotal || page.OnlyCount {
+			res.Total = 0
+		}
+		return res, nil
+	}
+	wantTotal := page.WantTotal || page.OnlyCount
+	if page.OnlyCount || q.Count <= 0 {
+		if wantTotal {
+			n, err := count(ctx, db, p)
+			if err != nil {
+				return nil, err
+			}
+			res.Total = n
+		}
+		return res, nil
+	}
+
+	back := cur != nil && cur.Back
+	rows, keys, err := s.fetch(ctx, db, q, p, cur)
+	if err != nil {
+		return nil, err
+	}
+	more := len(rows) > q.Count
+	if more {
+		rows, keys = rows[:q.Count], keys[:q.Count]
+	}
+	if back {
+		slices.Reverse(rows)
+		slices.Reverse(keys)
+	}
+	at := func(i int, back bool) string {
+		c := cursor{Kind: cursorSearch, PK: rows[i].pk, Keys: keys[i], Back: back}
+		return c.encode()
+	}
+	switch {
+	case len(rows) == 0 && cur != nil:
+		// Nothing on this side of the cursor any more: offer the way back.
+		c := *cur
+		c.Back = !back
+		if back {
+			res.Next = c.encode()
+		} else {
+			res.Prev = c.encode()
+		}
+	case len(rows) > 0 && !back:
+		if more {
+			res.Next = at(len(rows)-1, false)
+		}
+		if cur != nil {
+			res.Prev = at(0, true)
+		}
+	case len(rows) > 0 && back:
+		res.Next = at(len(rows)-1, false)
+		if more {
+			res.Prev = at(0, true)
+		}
+	}
+
+	if wantTotal {
+		if cur == nil && !more {
+			res.Total = len(rows)
+		} else if res.Total, err = count(ctx, db, p); err != nil {
+			return nil, err
+		}
+	}
+	res.Matches = make([]store.Resource, len(rows))
+	for i := range rows {
+		res.Matches[i] = rows[i].Resource
+	}
+	if len(q.Includes)+len(q.RevIncludes) > 0 && len(rows) > 0 {
+		if res.Included, err = s.include(ctx, db, q, rows); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// count counts the matches of p.
+func count(ctx context.Context, db Querier, p *plan) (int, error) {
+	rows, err := db.Query(ctx, "SELECT COUNT(*) FROM resources r WHERE "+p.where.sql, p.where.args...)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := scanOne(rows, &n); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// fetch reads up to q.Count+1 matches on the cursor's side of it, in page
+// order (reversed for a backward page), with their encoded sort keys.
+func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan, cur *cursor) ([]row, [][]json.RawMessage, error) {
+	back := cur != nil && cur.Back
+	limit := int64(q.Count) + 1
+	if len(p.keys) == 0 {
+		var w sqlBuf
+		w.s("SELECT ", resourceColumns, " FROM resources r WHERE ").t(p.where)
+		if cur != nil {
+			op := " AND r.pk > "
+			if back {
+				op = " AND r.pk < "
+			}
+			w.s(op).arg(cur.PK)
+		}
+		if back {
+			w.s(" ORDER BY r.pk DESC LIMIT ").arg(limit)
+		} else {
+			w.s(" ORDER BY r.pk LIMIT ").arg(limit)
+		}
+		t := w.text()
+		rs, err := db.Query(ctx, t.sql, t.args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		list, err := scanResources(rs)
+		return list, make([][]json.RawMessage, len(list)), err
+	}
+
+	// Sorted: compute the keys of every match in a derived table, then
+	// page over (keys…, pk).
+	var w sqlBuf
+	w.s("SELECT o.pk, o.type, o.id, o.version, o.last_updated, o.deleted, o.json")
+	for i := range p.keys {
+		w.s(fmt.Sprintf(", x.k%d", i))
+	}
+	w.s(" FROM (SELECT r.pk AS pk")
+	for i, k := range p.keys {
+		w.s(", ").t(k.expr).s(fmt.Sprintf(" AS k%d", i))
+	}
+	w.s(" FROM resources r WHERE ").t(p.where).s(") x JOIN resources o ON o.pk = x.pk")
+	if cur != nil {
+		vals, err := cursorKeys(cur, p.keys)
+		if err != nil {
+			return nil, nil, err
+		}
+		w.s(" WHERE ").t(keyset(p.keys, vals, cur.PK, back))
+	}
+	w.s(" ORDER BY ")
+	for i, k := range p.keys {
+		desc := k.desc != back
+		dir := " ASC NULLS LAST, "
+		switch {
+		case desc && !back:
+			dir = " DESC NULLS LAST, "
+		case desc && back:
+			dir = " DESC NULLS FIRST, "
+		case !desc && back:
+			dir = " ASC NULLS FIRST, "
+		}
+		w.s(fmt.Sprintf("x.k%d", i), dir)
+	}
+	if back {
+		w.s("x.pk DESC LIMIT ").arg(limit)
+	} else {
+		w.s("x.pk LIMIT ").arg(limit)
+	}
+	t := w.text()
+	rs, err := db.Query(ctx, t.sql, t.args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rs.Close()
+	var list []row
+	var keys [][]json.RawMessage
+	dest := make([]any, 7+len(p.keys))
+	kv := make([]any, len(p.keys))
+	for rs.Next() {
+		var r row
+		var lu int64
+		var js []byte
+		dest[0], dest[1], dest[2], dest[3], dest[4], dest[5], dest[6] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js
+		for i := range kv {
+			kv[i] = nil
+			dest[7+i] = &kv[i]
+		}
+		if err := rs.Scan(dest...); err != nil {
+			return nil, nil, err
+		}
+		r.LastUpdated = timeOf(lu)
+		r.JSON = js
+		enc := make([]json.RawMessage, len(kv))
+		for i, v := range kv {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			if enc[i], err = json.Marshal(v); err != nil {
+				return nil, nil, err
+			}
+		}
+		list = append(list, r)
+		keys = append(keys, enc)
+	}
+	return list, keys, rs.Err()
+}
+
+// cursorKeys decodes the sort key values of a cursor by the key types.
+func cursorKeys(c *cursor, keys []sortKey) ([]any, error) {
+	vals := make([]any, len(keys))
+	for i, raw := range c.Keys {
+		if string(raw) == "null" {
+			continue
+		}
+		var err error
+		switch keys[i].kind {
+		case keyText:
+			var v string
+			err = json.Unmarshal(raw, &v)
+			vals[i] = v
+		case keyInt:
+			var v int64
+			err = json.Unmarshal(raw, &v)
+			vals[i] = v
+		case keyReal:
+			var v float64
+			err = json.Unmarshal(raw, &v)
+			vals[i] = v
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: sort key %d", store.ErrBadCursor, i)
+		}
+	}
+	return vals, nil
+}
+
+// keyset renders "(x.k0, x.k1, …, x.pk) comes after (or, back, before) the
+// cursor" in the order of keys, NULLs last.
+func keyset(keys []sortKey, vals []any, pk int64, back bool) sqlText {
+	var ors []sqlText
+	var eqs sqlBuf
+	for i, k := range keys {
+		col := fmt.Sprintf("x.k%d", i)
+		v := vals[i]
+		var step sqlText
+		switch {
+		case v == nil && !back:
+			step = sqlText{} // nothing sorts after NULL but NULL
+		case v == nil && back:
+			step = text(col + " IS NOT NULL")
+		case !back && !k.desc:
+			step = text("("+col+" > ? OR "+col+" IS NULL)", v)
+		case !back && k.desc:
+			step = text("("+col+" < ? OR "+col+" IS NULL)", v)
+		case back && !k.desc:
+			step = text(col+" < ?", v)
+		default:
+			step = text(col+" > ?", v)
+		}
+		if step.sql != "" {
+			var w sqlBuf
+			w.t(eqs.text()).t(step)
+			ors = append(ors, w.text())
+		}
+		if v == nil {
+			eqs.s(col + " IS NULL AND ")
+		} else {
+			eqs.s(col + " = ").arg(v).s(" AND ")
+		}
+	}
+	op := "x.pk > "
+	if back {
+		op = "x.pk < "
+	}
+	var w sqlBuf
+	w.t(eqs.text()).s(op).arg(pk)
+	ors = append(ors, w.text())
+	return join(ors, " OR ", true)
+}

@@ -1,0 +1,267 @@
+// Package sqlstore implements store.Store on a relational database: the
+// schema, the translation of search.Query into parameterised SQL, paging
+// cursors, includes and the write path. The SQL it writes is the common
+// subset of SQLite and PostgreSQL; what differs between them (placeholders,
+// list arguments, column types, locks, error codes, how connections and
+// transactions are managed) comes from a Backend and its Dialect, which
+// packages sqlite and postgres provide.
+//
+// Layout of the data (see schema.go): every version of every resource is a
+// row of the resources table. The current version of a resource always
+// keeps the row, and so the primary key (pk), that its first version got:
+// a new version overwrites that row and the version it replaces moves to a
+// new history row. Search index entries and compartment membership belong
+// to the current version and are keyed by that stable pk, so a resource
+// keeps its place in pk order when it changes, which makes search paging
+// stable under concurrent updates.
+//
+// Values never reach SQL text: every value is a bound parameter. Search
+// parameter codes, which do become part of index keys, are bound too.
+// The package never imports net/http or policy packages.
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// Querier runs SQL statements written with "?" placeholders; a Querier
+// for a database that numbers its placeholders ($1, $2, …) renumbers them.
+type Querier interface {
+	// Query runs a statement that returns rows.
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	// Exec runs a statement and returns the number of rows it changed.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+}
+
+// Rows is the result of Querier.Query. Scan destinations are pointers to
+// int64, float64, string, []byte or bool; columns are never NULL unless
+// the statement says so with COALESCE.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Backend is a database under a Store: its dialect and how to run reads
+// and writes on it.
+type Backend interface {
+	Dialect() Dialect
+	// View runs fn with a Querier for reads. With snapshot, every
+	// statement fn runs MUST see the same consistent state of the
+	// database; without, each statement sees committed data.
+	View(ctx context.Context, snapshot bool, fn func(Querier) error) error
+	// Update runs fn in one transaction. It MUST return nil only once the
+	// writes fn made are durable, and MUST keep none of them when fn or
+	// the commit fails; it then returns that error. fn MUST NOT call
+	// Update or View itself.
+	Update(ctx context.Context, fn func(Querier) error) error
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Dialect is what differs in the SQL of two databases.
+type Dialect interface {
+	// Migrations returns the schema, as statements that bring it from
+	// version i to i+1 at index i.
+	Migrations() [][]string
+	// InList renders "expr IN (the members of one list argument)"; List
+	// converts []int64 or []string to that argument.
+	InList(expr string) string
+	List(values any) any
+	// Contains renders a test that the text column holds the text of one
+	// argument anywhere in it.
+	Contains(column string) string
+	// PutSavepoint reports whether each Put must run in a savepoint of
+	// its own, so that a failed Put inside a transaction leaves nothing
+	// behind and the transaction usable (SQLite). Databases that abort
+	// the whole transaction on an error (PostgreSQL) need none.
+	PutSavepoint() bool
+	// Lock takes the transaction-scoped lock of store.Tx.Lock.
+	Lock(ctx context.Context, q Querier, key string) error
+	// Err wraps a driver error in the store sentinel it stands for
+	// (ErrConflict, ErrUnavailable), or returns it unchanged.
+	Err(err error) error
+}
+
+// Store is a store.Store over a Backend.
+type Store struct {
+	b   Backend
+	d   Dialect
+	now func() time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store over b, whose schema MUST already be migrated (see
+// Migrate).
+func New(b Backend) *Store {
+	return &Store{b: b, d: b.Dialect(), now: time.Now}
+}
+
+// Read implements store.Store.
+func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	var res *store.Resource
+	err := s.b.View(ctx, false, func(q Querier) error {
+		var err error
+		res, err = readCurrent(ctx, q, typ, id)
+		return err
+	})
+	return res, s.wrap(err)
+}
+
+// VRead implements store.Store.
+func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
+	var res *store.Resource
+	err := s.b.View(ctx, false, func(q Querier) error {
+		rows, err := q.Query(ctx, `SELECT `+resourceColumns+` FROM resources r WHERE r.type = ? AND r.id = ? AND r.version = ?`, typ, id, version)
+		if err != nil {
+			return err
+		}
+		list, err := scanResources(rows)
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			return fmt.Errorf("%w: %s/%s/_history/%d", store.ErrNotFound, typ, id, version)
+		}
+		res = &list[0].Resource
+		return nil
+	})
+	return res, s.wrap(err)
+}
+
+// Search implements store.Store.
+func (s *Store) Search(ctx context.Context, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
+	var res *store.SearchResult
+	err := s.b.View(ctx, needsSnapshot(q, page), func(db Querier) error {
+		var err error
+		res, err = s.search(ctx, db, q, page)
+		return err
+	})
+	return res, s.wrap(err)
+}
+
+// History implements store.Store.
+func (s *Store) History(ctx context.Context, hq store.HistoryQuery) (*store.HistoryPage, error) {
+	var page *store.HistoryPage
+	err := s.b.View(ctx, true, func(q Querier) error {
+		var err error
+		page, err = history(ctx, q, hq)
+		return err
+	})
+	return page, s.wrap(err)
+}
+
+// Tx implements store.Store. fn MUST NOT call Tx itself: backends that
+// serialise writers would wait for themselves.
+func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	err := s.b.Update(ctx, func(q Querier) error {
+		t := &tx{s: s, q: q}
+		return fn(t)
+	})
+	return s.wrap(err)
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error { return s.wrap(s.b.Ping(ctx)) }
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.b.Close() }
+
+// wrap maps driver errors to store sentinels; errors that already wrap
+// one, context errors and nil pass unchanged.
+func (s *Store) wrap(err error) error {
+	switch {
+	case err == nil,
+		errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeleted),
+		errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUnavailable),
+		errors.Is(err, store.ErrBadCursor),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return s.d.Err(err)
+}
+
+// tx is a store.Tx on the Querier of a Backend.Update.
+type tx struct {
+	s *Store
+	q Querier
+}
+
+func (t *tx) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	res, err := readCurrent(ctx, t.q, typ, id)
+	return res, t.s.wrap(err)
+}
+
+func (t *tx) Search(ctx context.Context, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
+	res, err := t.s.search(ctx, t.q, q, page)
+	return res, t.s.wrap(err)
+}
+
+func (t *tx) Put(ctx context.Context, w store.Write) error {
+	return t.s.wrap(t.s.put(ctx, t.q, w))
+}
+
+func (t *tx) Lock(ctx context.Context, key string) error {
+	return t.s.wrap(t.s.d.Lock(ctx, t.q, key))
+}
+
+// resourceColumns are the columns scanResources reads, on alias r.
+const resourceColumns = `r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, r.json`
+
+// row is a resources row: a resource version and its pk.
+type row struct {
+	store.Resource
+	pk int64
+}
+
+// scanResources reads rows of resourceColumns and closes rows.
+func scanResources(rows Rows) ([]row, error) {
+	defer rows.Close()
+	var out []row
+	for rows.Next() {
+		var r row
+		var lu int64
+		var js []byte
+		if err := rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js); err != nil {
+			return nil, err
+		}
+		r.LastUpdated = timeOf(lu)
+		if !r.Deleted {
+			r.JSON = js
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// readCurrent reads the current version of typ/id: the highest version,
+// which always lives in the resource's current row.
+func readCurrent(ctx context.Context, q Querier, typ, id string) (*store.Resource, error) {
+	rows, err := q.Query(ctx, `SELECT `+resourceColumns+` FROM resources r WHERE r.type = ? AND r.id = ? ORDER BY r.version DESC LIMIT 1`, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	list, err := scanResources(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%w: %s/%s", store.ErrNotFound, typ, id)
+	}
+	res := &list[0].Resource
+	if res.Deleted {
+		return res, fmt.Errorf("%w: %s/%s", store.ErrDeleted, typ, id)
+	}
+	return res, nil
+}
+
+// timeOf converts a last_updated column value.
+func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
