@@ -41,8 +41,8 @@ CA=$work/data/pki/ca.pem
 B=https://127.0.0.1:18443/fhir
 for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18443/healthz >/dev/null && break; sleep 0.2; done
 
-PAT=64e50922-047c-4b7a-9a9e-75c85ff2144f     # Harland DuBuque (smart-on-fhir sample)
-CODE='http%3A%2F%2Floinc.org%7C8302-2'        # body height
+PAT=08bb5ad8-79b2-47ef-a0ad-81ef0b4ab2c3     # Harland DuBuque (smart-on-fhir sample)
+CODE='http%3A%2F%2Floinc.org%7C72514-3'       # pain severity: 44 observations
 curl -sf --cacert "$CA" "$B/Patient/$PAT" >"$work/read.json"
 curl -sf --cacert "$CA" "$B/Observation?patient=$PAT&code=$CODE&_count=50" >"$work/search.json"
 nsearch=$(grep -o '"fullUrl"' "$work/search.json" | wc -l)

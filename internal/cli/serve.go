@@ -61,8 +61,15 @@ and its default.`,
 			fs.BoolVar(&describe, "describe", false, "list every setting with its environment variable and default")
 		},
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			if len(args) != 1 || args[0] != "check" {
+			if len(args) == 0 || args[0] != "check" {
 				return fmt.Errorf("%w: expected 'check'", errUsage)
+			}
+			// flags may also follow the subcommand: config check --config F
+			if err := fs.Parse(args[1:]); err != nil {
+				return fmt.Errorf("%w: %v", errUsage, err)
+			}
+			if fs.NArg() > 0 {
+				return fmt.Errorf("%w: unexpected arguments", errUsage)
 			}
 			if describe {
 				for _, s := range config.Describe() {

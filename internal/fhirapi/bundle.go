@@ -416,6 +416,11 @@ func (a *API) rewriteRef(ctx context.Context, tx store.Tx, ref string, refs map[
 	if target, ok := refs[ref]; ok {
 		return target
 	}
+	// References to this server's own base are stored relative, so that
+	// they count for compartments and searches like any local reference.
+	if rel, ok := strings.CutPrefix(ref, a.base+"/"); ok {
+		return rel
+	}
 	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
 		if refs != nil && *errp == nil {
 			*errp = errorf(http.StatusBadRequest, "not-found", "A reference to "+ref[:9]+"… does not resolve to any entry of the transaction")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -225,7 +226,7 @@ func (a *API) put(ctx context.Context, tx store.Tx, typ, id string, res map[stri
 	res["meta"] = meta
 	entries := a.reg.Extract(typ, res)
 	patients := a.reg.PatientCompartment(typ, entries)
-	if typ == "Patient" {
+	if typ == "Patient" && !slices.Contains(patients, id) {
 		patients = append(patients, id)
 	}
 	body, err := marshalResource(res)

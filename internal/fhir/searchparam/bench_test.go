@@ -1,8 +1,6 @@
 package searchparam
 
-import (
-	"testing"
-)
+import "testing"
 
 // BenchmarkExtract measures extraction from a typical Synthea Observation
 // (a vital sign: code, category, subject, encounter, effectiveDateTime,
@@ -20,5 +18,17 @@ func BenchmarkExtract(b *testing.B) {
 			}
 			b.ReportMetric(float64(n), "entries")
 		})
+	}
+}
+
+// BenchmarkLoadR4 measures building the registry: decoding the embedded
+// definitions, the type model and compiling every expression (what R4
+// does once per process).
+func BenchmarkLoadR4(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := loadR4(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -261,8 +261,6 @@ func (dialect) List(values any) any {
 
 func (dialect) Contains(column string) string { return "instr(" + column + ", ?) > 0" }
 
-func (dialect) PutSavepoint() bool { return true }
-
 // Lock needs to do nothing: one writer runs at a time.
 func (dialect) Lock(context.Context, sqlstore.Querier, string) error { return nil }
 

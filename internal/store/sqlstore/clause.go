@@ -214,6 +214,9 @@ func (c *compiler) typedValue(a string, t searchparam.Type, target string, mod s
 			cond, rank := token(a, v)
 			cond.sql += " AND " + col("code") + " IS NOT NULL"
 			return cond, rank, true, nil
+		case v.URL != "":
+			// Absolute references match as written (see buildIndex).
+			return text(col("url")+" = ?", key(v.URL)), rankExact, true, nil
 		case v.RefID != "":
 			typ := v.RefType
 			if typ == "" {
@@ -223,8 +226,6 @@ func (c *compiler) typedValue(a string, t searchparam.Type, target string, mod s
 				return text(col("ref_id")+" = ?", key(v.RefID)), rankReference, true, nil
 			}
 			return text(col("ref_id")+" = ? AND "+col("ref_type")+" = ?", key(v.RefID), typ), rankReference, true, nil
-		case v.URL != "":
-			return text(col("url")+" = ?", key(v.URL)), rankExact, true, nil
 		}
 		return sqlText{}, 0, false, nil
 	case searchparam.Date:

@@ -19,8 +19,13 @@ import (
 // about 2.7 kB).
 const MaxKeyBytes = 512
 
-// key cuts s to MaxKeyBytes.
+// key makes s fit an index row: valid UTF-8 without NUL (which
+// PostgreSQL text refuses), each replaced by U+FFFD, cut to MaxKeyBytes.
+// Index values and search values pass through it alike.
 func key(s string) string {
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+	}
 	if len(s) <= MaxKeyBytes {
 		return s
 	}
@@ -177,7 +182,15 @@ func (ix *indexRows) add(param string, seq int64, e *searchparam.Entry) {
 		if e.Code != "" {
 			sys, code = key(e.System), key(e.Code)
 		}
-		v = append(v, nullable(e.RefType), nullable(e.RefID), nullable(e.URL), sys, code)
+		// An absolute URL names a resource on some server, which may not
+		// be this one (searchparam.Registry.PatientCompartment): it is
+		// kept as a URL only, so that it never matches, resolves or
+		// includes as a local Type/id.
+		refType, refID := nullable(e.RefType), nullable(e.RefID)
+		if e.URL != "" {
+			refType, refID = nil, nil
+		}
+		v = append(v, refType, refID, nullable(e.URL), sys, code)
 	case tDate:
 		v = append(v, e.Lo, e.Hi)
 	case tNumber:

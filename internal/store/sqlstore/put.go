@@ -10,8 +10,9 @@ import (
 
 // put records w.Resource as the next version of its resource (see
 // store.Tx.Put), moving the version it replaces to a history row and
-// replacing the index rows of the resource.
-func (s *Store) put(ctx context.Context, q Querier, w store.Write) (err error) {
+// replacing the index rows of the resource. A failed statement spoils
+// the transaction (see Store.Tx), so a Put is all or nothing.
+func (s *Store) put(ctx context.Context, q Querier, w store.Write) error {
 	res := &w.Resource
 	if res.Type == "" || res.ID == "" {
 		return errors.New("sqlstore: Put without a resource type and id")
@@ -19,22 +20,7 @@ func (s *Store) put(ctx context.Context, q Querier, w store.Write) (err error) {
 	if res.Version < 1 {
 		return fmt.Errorf("%w: %s/%s version %d", store.ErrConflict, res.Type, res.ID, res.Version)
 	}
-	ix := buildIndex(&w)
-	if s.d.PutSavepoint() {
-		if _, err := q.Exec(ctx, "SAVEPOINT warden_put"); err != nil {
-			return err
-		}
-		defer func() {
-			if err != nil {
-				_, rerr := q.Exec(ctx, "ROLLBACK TO warden_put")
-				err = errors.Join(err, rerr)
-			}
-			if _, rerr := q.Exec(ctx, "RELEASE warden_put"); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-		}()
-	}
-	return writeVersion(ctx, q, res, ix)
+	return writeVersion(ctx, q, res, buildIndex(&w))
 }
 
 // current is what the write path reads of a resource's current row.

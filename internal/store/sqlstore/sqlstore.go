@@ -78,11 +78,6 @@ type Dialect interface {
 	// Contains renders a test that the text column holds the text of one
 	// argument anywhere in it.
 	Contains(column string) string
-	// PutSavepoint reports whether each Put must run in a savepoint of
-	// its own, so that a failed Put inside a transaction leaves nothing
-	// behind and the transaction usable (SQLite). Databases that abort
-	// the whole transaction on an error (PostgreSQL) need none.
-	PutSavepoint() bool
 	// Lock takes the transaction-scoped lock of store.Tx.Lock.
 	Lock(ctx context.Context, q Querier, key string) error
 	// Err wraps a driver error in the store sentinel it stands for
@@ -161,10 +156,23 @@ func (s *Store) History(ctx context.Context, hq store.HistoryQuery) (*store.Hist
 
 // Tx implements store.Store. fn MUST NOT call Tx itself: backends that
 // serialise writers would wait for themselves.
+//
+// Once a statement of the transaction fails, the transaction is spoilt:
+// the database may have rolled it back or kept part of a Put. Its later
+// calls return that error and Tx fails even if fn returns nil. Failures
+// decided before anything is written (a version conflict found by Put, a
+// resource not found) do not spoil it.
 func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	err := s.b.Update(ctx, func(q Querier) error {
-		t := &tx{s: s, q: q}
-		return fn(t)
+		t := &tx{s: s}
+		t.q = txQuerier{t: t, q: q}
+		if err := fn(t); err != nil {
+			return err
+		}
+		if t.failed != nil {
+			return fmt.Errorf("sqlstore: the transaction failed: %w", t.failed)
+		}
+		return nil
 	})
 	return s.wrap(err)
 }
@@ -191,8 +199,52 @@ func (s *Store) wrap(err error) error {
 
 // tx is a store.Tx on the Querier of a Backend.Update.
 type tx struct {
-	s *Store
+	s      *Store
+	q      Querier
+	failed error // the first statement error, which spoils the transaction
+}
+
+// txQuerier records the first error of a statement in its tx and refuses
+// statements after it.
+type txQuerier struct {
+	t *tx
 	q Querier
+}
+
+func (q txQuerier) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	if q.t.failed != nil {
+		return nil, q.t.failed
+	}
+	rows, err := q.q.Query(ctx, query, args...)
+	if err != nil {
+		q.t.failed = err
+		return nil, err
+	}
+	return txRows{Rows: rows, t: q.t}, nil
+}
+
+func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if q.t.failed != nil {
+		return 0, q.t.failed
+	}
+	n, err := q.q.Exec(ctx, query, args...)
+	if err != nil {
+		q.t.failed = err
+	}
+	return n, err
+}
+
+type txRows struct {
+	Rows
+	t *tx
+}
+
+func (r txRows) Err() error {
+	err := r.Rows.Err()
+	if err != nil && r.t.failed == nil {
+		r.t.failed = err
+	}
+	return err
 }
 
 func (t *tx) Read(ctx context.Context, typ, id string) (*store.Resource, error) {

@@ -70,19 +70,16 @@ func join(parts []sqlText, sep string, wrap bool) sqlText {
 }
 
 // prefixEnd returns the smallest string greater than every string that
-// starts with p, in byte (code point) order, or ok false when there is
-// none (p made only of U+10FFFF) or p is empty.
+// starts with p, in code point order (byte order of UTF-8), or ok false
+// when there is none (p empty or made only of U+10FFFF). p MUST be valid
+// UTF-8 (see key).
 func prefixEnd(p string) (string, bool) {
 	for len(p) > 0 {
 		r, size := utf8.DecodeLastRuneInString(p)
 		head := p[:len(p)-size]
 		switch {
-		case r == utf8.RuneError && size <= 1:
-			// Not UTF-8: compare bytes.
-			if c := p[len(p)-1]; c < 0xff {
-				return head + string([]byte{c + 1}), true
-			}
 		case r == 0xD7FF:
+			// Skip the surrogates, which UTF-8 cannot encode.
 			return head + string(rune(0xE000)), true
 		case r < utf8.MaxRune:
 			return head + string(r+1), true

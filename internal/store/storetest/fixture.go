@@ -106,7 +106,7 @@ func fixture() []fixtureResource {
 		{"Observation", "o7", E{
 			refAbsE("subject", "https://other.example/fhir/Patient/p1", "Patient", "p1"),
 			tokE("code", "http://loinc.org", "5555-5"),
-		}, []string{"p1"}},
+		}, nil},
 		{"Observation", "o8", E{
 			refIdentE("subject", "http://hospital/mrn", "12345"),
 			refURLE("focus", "urn:uuid:1234"),
