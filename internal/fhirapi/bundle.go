@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -48,6 +49,11 @@ type bundleEntry struct {
 	out       *store.Resource
 	location  string
 	searchRes []byte
+
+	// prepared is version 1 of a POST or PUT entry, built before the
+	// store transaction when its id and every reference it holds were
+	// known without the database; used when the resource is new.
+	prepared *store.Write
 }
 
 // BundleOptions adjust ProcessBundle.
@@ -196,8 +202,9 @@ func (a *API) parseEntry(i int, raw any) (*bundleEntry, error) {
 // assigned first so that references to urn:uuid and other fullUrls can
 // be rewritten before anything is stored.
 func (a *API) transaction(ctx context.Context, entries []*bundleEntry) error {
+	pre := a.prepareEntries(entries)
 	return a.store.Tx(ctx, func(tx store.Tx) error {
-		refs := map[string]string{} // fullUrl → Type/id
+		refs := maps.Clone(pre) // fullUrl (or conditional reference) → Type/id
 		for _, be := range entries {
 			be.status, be.out, be.location = 0, nil, ""
 		}
@@ -238,6 +245,108 @@ func entryErr(be *bundleEntry, err error) error {
 	return out
 }
 
+// prepareEntries does, before the store transaction, the work of the
+// entries that need no database: it assigns the ids of unconditional
+// POSTs, maps fullUrls to ids, and for entries whose references all
+// resolve within the Bundle builds their version-1 write (extraction and
+// encoding are most of a write's CPU). It returns the fullUrl map.
+func (a *API) prepareEntries(entries []*bundleEntry) map[string]string {
+	refs := map[string]string{}
+	for _, be := range entries {
+		be.prepared = nil
+		switch {
+		case be.method == "POST" && be.ifNone == "":
+			be.id = newID()
+		case be.method == "PUT" && be.cond == nil:
+		default:
+			continue
+		}
+		if be.fullURL != "" {
+			refs[be.fullURL] = be.typ + "/" + be.id
+		}
+	}
+	for _, be := range entries {
+		if be.id == "" || be.cond != nil || be.ifNone != "" || (be.method != "POST" && be.method != "PUT") {
+			continue
+		}
+		res := cloneTop(be.resource)
+		if !a.resolveLocal(res, refs) {
+			continue
+		}
+		if bid, _ := res["id"].(string); be.method == "PUT" && bid != "" && bid != be.id {
+			continue // runEntry reports the mismatch
+		}
+		w, err := a.prepare(be.typ, be.id, res, 1)
+		if err == nil {
+			be.prepared = &w
+		}
+	}
+	return refs
+}
+
+// resolveLocal rewrites the references of res that refs resolves and
+// reports whether none is left that needs the database (a conditional
+// reference, or a urn: reference to an entry whose id is not known yet).
+func (a *API) resolveLocal(res map[string]any, refs map[string]string) bool {
+	clean := true
+	var local func(v any) (any, bool)
+	local = func(v any) (any, bool) {
+		switch t := v.(type) {
+		case map[string]any:
+			var cp map[string]any
+			for k, sub := range t {
+				var nv any
+				changed := false
+				if s, ok := sub.(string); ok && k == "reference" {
+					ns := s
+					if target, ok := refs[s]; ok {
+						ns = target
+					} else if rel, ok := strings.CutPrefix(s, a.base+"/"); ok {
+						ns = rel
+					} else if strings.HasPrefix(s, "urn:") || strings.Contains(s, "?") {
+						clean = false
+					}
+					nv, changed = ns, ns != s
+				} else {
+					nv, changed = local(sub)
+				}
+				if changed {
+					if cp == nil {
+						cp = cloneTop(t)
+					}
+					cp[k] = nv
+				}
+			}
+			if cp != nil {
+				return cp, true
+			}
+		case []any:
+			var cp []any
+			for i, sub := range t {
+				if nv, changed := local(sub); changed {
+					if cp == nil {
+						cp = append([]any(nil), t...)
+					}
+					cp[i] = nv
+				}
+			}
+			if cp != nil {
+				return cp, true
+			}
+		}
+		return v, false
+	}
+	for k, v := range res {
+		if k == "resourceType" || k == "id" || k == "meta" {
+			continue
+		}
+		if nv, changed := local(v); changed {
+			res[k] = nv
+		}
+	}
+	return clean
+}
+
 // assignID decides the id a POST or PUT entry will have and records the
 // entry's fullUrl → Type/id mapping. A conditional create that matches
 // an existing resource maps to it and writes nothing.
@@ -255,7 +364,9 @@ func (a *API) assignID(ctx context.Context, tx store.Tx, be *bundleEntry, refs m
 			be.id = newID()
 		}
 	case be.method == "POST":
-		be.id = newID()
+		if be.id == "" {
+			be.id = newID()
+		}
 	case be.method == "PUT" && be.cond != nil:
 		m, err := a.conditionalMatch(ctx, tx, be.typ, be.rawQuery)
 		if err != nil {
@@ -302,6 +413,24 @@ func (a *API) runEntry(ctx context.Context, tx store.Tx, be *bundleEntry, refs m
 		}
 		if be.out != nil { // conditional create matched
 			return nil
+		}
+		if w := be.prepared; w != nil {
+			fresh := be.method == "POST"
+			if !fresh {
+				_, err := tx.Read(ctx, be.typ, be.id)
+				if err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrDeleted) {
+					return err
+				}
+				fresh = errors.Is(err, store.ErrNotFound)
+			}
+			if fresh {
+				if err := tx.Put(ctx, *w); err != nil {
+					return err
+				}
+				be.out, be.status = &w.Resource, http.StatusCreated
+				be.location = be.typ + "/" + be.id + "/_history/1"
+				return nil
+			}
 		}
 		res := cloneTop(be.resource)
 		if err := a.resolveReferences(ctx, tx, res, refs); err != nil {
@@ -442,6 +571,9 @@ func (a *API) rewriteRef(ctx context.Context, tx store.Tx, ref string, refs map[
 	if len(m) != 1 {
 		*errp = errorf(http.StatusPreconditionFailed, "not-found", "A conditional reference to "+typ+" matches no resource")
 		return ref
+	}
+	if refs != nil {
+		refs[ref] = typ + "/" + m[0].ID // resolved once per transaction
 	}
 	return typ + "/" + m[0].ID
 }

@@ -54,8 +54,11 @@ func (a *API) writeVersion(w http.ResponseWriter, r *http.Request, res *store.Re
 		return nil
 	}
 	body := res.JSON
-	q := r.URL.Query()
-	if q.Has("_summary") || q.Has("_elements") {
+	if r.URL.RawQuery == "" {
+		writeRaw(w, status, body)
+		return nil
+	}
+	if q := r.URL.Query(); q.Has("_summary") || q.Has("_elements") {
 		p, err := parseProjection(q)
 		if err != nil {
 			return err
@@ -213,6 +216,21 @@ func (a *API) put(ctx context.Context, tx store.Tx, typ, id string, res map[stri
 	if prev != nil {
 		version = prev.Version + 1
 	}
+	w, err := a.prepare(typ, id, res, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Put(ctx, w); err != nil {
+		return nil, err
+	}
+	return &w.Resource, nil
+}
+
+// prepare builds the store write for version of typ/id: it stamps id and
+// meta into res and does the CPU work of a write (index extraction,
+// compartment, encoding), so that callers can do it outside a store
+// transaction.
+func (a *API) prepare(typ, id string, res map[string]any, version int64) (store.Write, error) {
 	now := a.now().UTC().Truncate(time.Millisecond)
 	res["id"] = id
 	meta, _ := res["meta"].(map[string]any)
@@ -231,13 +249,9 @@ func (a *API) put(ctx context.Context, tx store.Tx, typ, id string, res map[stri
 	}
 	body, err := marshalResource(res)
 	if err != nil {
-		return nil, err
+		return store.Write{}, err
 	}
-	out := store.Resource{Type: typ, ID: id, Version: version, LastUpdated: now, JSON: body}
-	if err := tx.Put(ctx, store.Write{Resource: out, Entries: entries, Patients: patients}); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return store.Write{Resource: store.Resource{Type: typ, ID: id, Version: version, LastUpdated: now, JSON: body}, Entries: entries, Patients: patients}, nil
 }
 
 // update implements PUT [base]/[type]/[id], including update-as-create

@@ -113,8 +113,8 @@ func (a *API) route(method string, seg []string) handler {
 // negotiate enforces JSON-only content negotiation (FHIR R4 §3.1.0.1.10):
 // an Accept or _format that asks for XML or anything but JSON gets 406.
 func negotiate(r *http.Request) error {
-	if f := r.URL.Query().Get("_format"); f != "" {
-		if !jsonMime(f) && f != "json" {
+	if r.URL.RawQuery != "" {
+		if f := r.URL.Query().Get("_format"); f != "" && !jsonMime(f) && f != "json" {
 			return errorf(http.StatusNotAcceptable, "not-supported", "Only JSON is supported (_format=json or application/fhir+json)")
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -49,6 +50,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, seg []string) error
 		return err
 	}
 	q.Compartment = comp
+	a.localizeRefs(q.Clauses)
 	page := store.PageRequest{
 		Cursor:    storeCursor,
 		OnlyCount: q.Summary == search.SummaryCount || q.Count == 0,
@@ -240,4 +242,28 @@ func writeString(buf *bytes.Buffer, s string) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(s)
 	buf.Truncate(buf.Len() - 1)
+}
+
+// localizeRefs turns reference values that are absolute URLs on this
+// server's own base into local references: references are stored
+// relative to the base, so both forms must find the same resources.
+func (a *API) localizeRefs(clauses []search.Clause) {
+	for i := range clauses {
+		c := &clauses[i]
+		if c.Chain != nil {
+			a.localizeRefs([]search.Clause{*c.Chain})
+		}
+		if c.Has != nil {
+			a.localizeRefs([]search.Clause{c.Has.Clause})
+		}
+		if c.Param == nil || c.Param.Type != searchparam.Reference {
+			continue
+		}
+		for j := range c.Values {
+			v := &c.Values[j]
+			if v.URL != "" && v.RefID != "" && strings.HasPrefix(v.URL, a.base+"/") {
+				v.URL = ""
+			}
+		}
+	}
 }
