@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ type Options struct {
 	TLS               *tls.Config // nil only with InsecureAllowHTTP
 	InsecureAllowHTTP bool        // plain HTTP; callers allow it only on loopback
 	AdminAddr         string      // "" disables the admin listener
+	AdminPprof        bool        // serve /debug/pprof/ on the admin listener
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -119,6 +121,12 @@ func (s *Server) Start() error {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", s.healthz)
+		if s.opts.AdminPprof {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		}
 		s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
 	return nil
