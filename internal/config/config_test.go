@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		"server.max_body_bytes":       "10MiB",
 		"server.trusted_proxies":      "",
 		"admin.addr":                  "127.0.0.1:9464",
+		"admin.pprof":                 "false",
 		"store.url":                   "",
 		"store.sqlite_synchronous":    "full",
 		"store.max_conns":             "16",

@@ -200,6 +200,10 @@ func (dialect) List(values any) any { return values }
 
 func (dialect) Contains(column string) string { return "strpos(" + column + ", ?) > 0" }
 
+func (dialect) InsertVerb() string { return "INSERT" }
+
+func (dialect) LastInsertPK() string { return "" }
+
 // lockClass is the first key of Warden's advisory locks, keeping them
 // apart from other users of the database.
 const lockClass = 0x57415244 // "WARD"

@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"fmt"
+	"strings"
 	"container/list"
 	"context"
 	"database/sql"
@@ -52,6 +54,19 @@ func (c *conn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // Query implements sqlstore.Querier.
 func (c *conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	if DebugPlan && strings.HasPrefix(query, "SELECT") {
+		rows, err := c.c.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err == nil {
+			fmt.Println("SQL:", query)
+			for rows.Next() {
+				var id, parent, nu int
+				var detail string
+				rows.Scan(&id, &parent, &nu, &detail)
+				fmt.Println("   ", id, parent, detail)
+			}
+			rows.Close()
+		}
+	}
 	st, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -110,3 +125,5 @@ func (q writeQuerier) Exec(ctx context.Context, query string, args ...any) (int6
 	}
 	return q.c.Exec(context.Background(), query, args...)
 }
+
+var DebugPlan bool

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	sqlite "modernc.org/sqlite"
@@ -64,10 +65,13 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 
 // backend is the sqlstore.Backend of an SQLite database.
 type backend struct {
-	wdb, rdb *sql.DB
-	w        *writer
-	readers  chan *conn
-	nreaders int
+	wdb, rdb, cdb *sql.DB // the writer's, the readers', the checkpointer's
+	w             *writer
+	ckpt          *checkpointer
+	readers       chan *conn
+	nreaders      int
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 func open(ctx context.Context, path string, opts Options) (*backend, error) {
@@ -96,14 +100,17 @@ func open(ctx context.Context, path string, opts Options) (*backend, error) {
 	}
 	common := []string{
 		"busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")",
-		"cache_size(-16000)", // 16 MB per connection
+		"cache_size(-65536)", // 64 MB per connection
+		"mmap_size(1073741824)",
 		"temp_store(MEMORY)",
+		"journal_size_limit(67108864)", // the log file shrinks back to 64 MB after a restart
 	}
 	b := &backend{readers: make(chan *conn, nread), nreaders: nread}
 	var err error
 	// The writer connection sets the journal mode, which readers then
 	// find in the file.
-	b.wdb, err = sql.Open("sqlite", dsn(path, append(common, "journal_mode(WAL)", "synchronous("+sync+")")))
+	// Its automatic checkpoints are off: the checkpointer runs them.
+	b.wdb, err = sql.Open("sqlite", dsn(path, append(common, "journal_mode(WAL)", "synchronous("+sync+")", "wal_autocheckpoint(0)")))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
@@ -114,7 +121,23 @@ func open(ctx context.Context, path string, opts Options) (*backend, error) {
 		b.wdb.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
 	}
-	b.w = newWriter(newConn(wc), maxBatch)
+
+	b.cdb, err = sql.Open("sqlite", dsn(path, append(common, "synchronous("+sync+")")))
+	if err != nil {
+		wc.Close()
+		b.wdb.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	b.cdb.SetMaxOpenConns(1)
+	cc, err := b.cdb.Conn(ctx)
+	if err != nil {
+		wc.Close()
+		b.wdb.Close()
+		b.cdb.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
+	}
+	b.ckpt = newCheckpointer(newConn(cc))
+	b.w = newWriter(newConn(wc), maxBatch, b.ckpt)
 
 	b.rdb, err = sql.Open("sqlite", dsn(path, append(common, "query_only(1)")))
 	if err != nil {
@@ -208,29 +231,39 @@ func (b *backend) Ping(ctx context.Context) error {
 	})
 }
 
-// Close stops the writer after its batch in progress, then closes every
-// connection. Reads in progress finish first.
+// Close stops the writer after its batch in progress and the
+// checkpointer after a last checkpoint, then closes every connection.
+// Reads in progress finish first. Later calls return the first result.
 func (b *backend) Close() error {
-	var errs []error
-	if b.w != nil {
-		b.w.close()
-		errs = append(errs, b.w.c.close())
-	}
-	if b.rdb != nil {
-		for i := 0; i < b.nreaders; i++ {
-			c := <-b.readers
-			if c != nil {
-				errs = append(errs, c.close())
+	b.closeOnce.Do(func() {
+		var errs []error
+		if b.w != nil {
+			b.w.close()
+			errs = append(errs, b.w.c.close())
+		}
+		if b.ckpt != nil {
+			b.ckpt.close()
+			errs = append(errs, b.ckpt.c.close())
+		}
+		if b.rdb != nil {
+			for i := 0; i < b.nreaders; i++ {
+				c := <-b.readers
+				if c != nil {
+					errs = append(errs, c.close())
+				}
+			}
+			// Later Views find a nil connection and report the store closed.
+			b.readers <- nil
+			errs = append(errs, b.rdb.Close())
+		}
+		for _, db := range []*sql.DB{b.cdb, b.wdb} {
+			if db != nil {
+				errs = append(errs, db.Close())
 			}
 		}
-		// Later Views find a nil connection and report the store closed.
-		b.readers <- nil
-		errs = append(errs, b.rdb.Close())
-	}
-	if b.wdb != nil {
-		errs = append(errs, b.wdb.Close())
-	}
-	return errors.Join(errs...)
+		b.closeErr = errors.Join(errs...)
+	})
+	return b.closeErr
 }
 
 // dialect is SQLite's sqlstore.Dialect.
@@ -260,6 +293,16 @@ func (dialect) List(values any) any {
 }
 
 func (dialect) Contains(column string) string { return "instr(" + column + ", ?) > 0" }
+
+// InsertVerb is INSERT OR IGNORE: a multi-row INSERT that may abort on a
+// constraint makes SQLite keep a statement journal, a copy of every page
+// the statement changes, to undo it. Index rows have unique keys by
+// construction and no NULLs, so there is nothing to ignore.
+func (dialect) InsertVerb() string { return "INSERT OR IGNORE" }
+
+// LastInsertPK avoids RETURNING, which SQLite runs as a trigger, making
+// the INSERT keep a statement journal.
+func (dialect) LastInsertPK() string { return "SELECT last_insert_rowid()" }
 
 // Lock needs to do nothing: one writer runs at a time.
 func (dialect) Lock(context.Context, sqlstore.Querier, string) error { return nil }

@@ -22,6 +22,7 @@ import (
 type writer struct {
 	c        *conn
 	maxBatch int
+	ckpt     *checkpointer
 	reqs     chan *writeReq
 	quit     chan struct{}
 	stopped  chan struct{}
@@ -41,8 +42,8 @@ func (r *writeReq) finish(err error, p any) {
 	close(r.result)
 }
 
-func newWriter(c *conn, maxBatch int) *writer {
-	w := &writer{c: c, maxBatch: maxBatch, reqs: make(chan *writeReq), quit: make(chan struct{}), stopped: make(chan struct{})}
+func newWriter(c *conn, maxBatch int, ckpt *checkpointer) *writer {
+	w := &writer{c: c, maxBatch: maxBatch, ckpt: ckpt, reqs: make(chan *writeReq), quit: make(chan struct{}), stopped: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -82,6 +83,10 @@ func (w *writer) run() {
 		select {
 		case r := <-w.reqs:
 			w.batch(r)
+			if w.ckpt.restart.CompareAndSwap(true, false) {
+				// Between transactions: see checkpointer.
+				checkpoint(w.c, "RESTART")
+			}
 		case <-w.quit:
 			return
 		}
@@ -205,4 +210,5 @@ func (b *batch) commit() {
 		r.finish(nil, nil)
 	}
 	b.done = nil
+	b.w.ckpt.committed()
 }

@@ -23,6 +23,9 @@ type matcher struct {
 	filter    func(alias string) sqlText
 	driver    *sqlText
 	rank      int
+	// byPK reports that filter uses only the pk of its alias, so it can
+	// run on the driver's pks before their rows are read.
+	byPK bool
 }
 
 // Driver ranks, most selective first.
@@ -125,14 +128,14 @@ func (c *compiler) indexed(typ string, cl *search.Clause) (*matcher, error) {
 		}
 		present := exists(nil)
 		if cl.Values[0].Missing {
-			return &matcher{filter: func(alias string) sqlText {
+			return &matcher{byPK: true, filter: func(alias string) sqlText {
 				t := present(alias)
 				t.sql = "NOT " + t.sql
 				return t
 			}}, nil
 		}
-		drv := text("SELECT pk FROM "+name+" WHERE param = ?", param)
-		return &matcher{filter: present, driver: &drv, rank: rankPresent}, nil
+		drv := text("SELECT pk FROM "+name+" WHERE param = ? AND comp = 0", param)
+		return &matcher{filter: present, driver: &drv, rank: rankPresent, byPK: true}, nil
 	}
 
 	mod := cl.Modifier
@@ -158,7 +161,7 @@ func (c *compiler) indexed(typ string, cl *search.Clause) (*matcher, error) {
 		}
 		or := join(conds, " OR ", true)
 		has := exists(&or)
-		return &matcher{filter: func(alias string) sqlText {
+		return &matcher{byPK: true, filter: func(alias string) sqlText {
 			t := has(alias)
 			t.sql = "NOT " + t.sql
 			return t
@@ -173,10 +176,10 @@ func (c *compiler) indexed(typ string, cl *search.Clause) (*matcher, error) {
 		if i > 0 {
 			drv.s(" UNION ")
 		}
-		drv.s("SELECT a.pk FROM ", name, " a WHERE a.param = ").arg(param).s(" AND (").t(cond).s(")")
+		drv.s("SELECT a.pk FROM ", name, " a WHERE a.param = ").arg(param).s(" AND a.comp = 0 AND (").t(cond).s(")")
 	}
 	d := drv.text()
-	return &matcher{filter: exists(&or), driver: &d, rank: rank}, nil
+	return &matcher{filter: exists(&or), driver: &d, rank: rank, byPK: true}, nil
 }
 
 // value renders the condition one value puts on an index row aliased a
@@ -474,7 +477,7 @@ func (c *compiler) chain(typ string, cl *search.Clause) (*matcher, error) {
 			drv.s(" UNION ")
 		}
 		drv.s("SELECT ref.pk FROM idx_reference ref WHERE ref.param = ").arg(param).
-			s(" AND ref.ref_type = ").arg(p.typ).
+			s(" AND ref.comp = 0 AND ref.ref_type = ").arg(p.typ).
 			s(" AND ref.ref_id IN (SELECT t.id FROM resources t WHERE t.pk IN (").t(p.inner.set(p.typ)).s("))")
 	}
 	d := drv.text()
@@ -493,7 +496,7 @@ func (c *compiler) chain(typ string, cl *search.Clause) (*matcher, error) {
 		}
 		return w.s("))").text()
 	}
-	return &matcher{filter: filter, driver: &d, rank: rankJoin}, nil
+	return &matcher{filter: filter, driver: &d, rank: rankJoin, byPK: true}, nil
 }
 
 // has compiles _has (FHIR R4 §3.1.1.4.16): resources referred to through
@@ -512,12 +515,12 @@ func (c *compiler) has(typ string, h *search.Has) (*matcher, error) {
 	param := paramKey(h.Type, h.Ref.Code)
 	var drv sqlBuf
 	drv.s("SELECT x.pk FROM resources x WHERE ").t(liveFilter("x", typ)).
-		s(" AND x.id IN (SELECT ref.ref_id FROM idx_reference ref WHERE ref.param = ").arg(param).
+		s(" AND x.id IN (SELECT ref.ref_id FROM idx_reference ref WHERE ref.comp = 0 AND ref.param = ").arg(param).
 		s(" AND ref.ref_type = ").arg(typ).s(" AND ref.pk IN (").t(inner.set(h.Type)).s("))")
 	d := drv.text()
 	filter := func(alias string) sqlText {
 		var w sqlBuf
-		w.s("EXISTS (SELECT 1 FROM idx_reference ref JOIN resources h ON h.pk = ref.pk WHERE ref.ref_id = ", alias, ".id AND ref.ref_type = ").arg(typ).
+		w.s("EXISTS (SELECT 1 FROM idx_reference ref JOIN resources h ON h.pk = ref.pk WHERE ref.ref_id = ", alias, ".id AND ref.comp = 0 AND ref.ref_type = ").arg(typ).
 			s(" AND ref.param = ").arg(param)
 		if !inner.all {
 			w.s(" AND ").t(inner.filter("h"))
@@ -551,5 +554,5 @@ func (c *compiler) compartment(typ string, comp *search.Compartment) (*matcher, 
 		}
 		return w.text()
 	}
-	return &matcher{filter: filter, driver: &d, rank: rankReference}, nil
+	return &matcher{filter: filter, driver: &d, rank: rankReference, byPK: typ != "Patient"}, nil
 }

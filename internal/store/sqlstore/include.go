@@ -122,7 +122,7 @@ func (s *Store) reverse(ctx context.Context, db Querier, inc search.Include, to 
 		if i > 0 {
 			w.s(" UNION ")
 		}
-		w.s("SELECT ref.pk FROM idx_reference ref WHERE ref.ref_type = ").arg(t).s(" AND ").in(s.d, "ref.ref_id", byType[t])
+		w.s("SELECT ref.pk FROM idx_reference ref WHERE ref.comp = 0 AND ref.ref_type = ").arg(t).s(" AND ").in(s.d, "ref.ref_id", byType[t])
 		w.s(" AND ").t(paramFilter(inc))
 	}
 	w.s(") ORDER BY r.pk")

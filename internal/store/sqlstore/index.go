@@ -52,7 +52,7 @@ const (
 )
 
 // tables describes the index tables: name and the columns after
-// (pk, param, seq), or all columns for the compartment.
+// (pk, param, seq, comp), or all columns for the compartment.
 var tables = [nTables]struct {
 	name string
 	cols []string
@@ -89,7 +89,7 @@ func tableOf(t searchparam.Type) (table, bool) {
 }
 
 // indexRows are the index rows of one version, per table, as flat lists
-// of column values: (param, seq, cols…) for index tables, (patient_id,
+// of column values: (param, seq, comp, cols…) for index tables, (patient_id,
 // rtype) for the compartment; the pk is added when they are inserted.
 type indexRows struct {
 	vals [nTables][]any
@@ -127,13 +127,13 @@ func buildIndex(w *store.Write) *indexRows {
 				continue
 			}
 			for j := range e.Components {
-				ix.add(componentKey(p, j), seq, &e.Components[j])
+				ix.add(componentKey(p, j), seq, int64(j), &e.Components[j])
 			}
 			seq++
 			continue
 		}
 		if indexable(e) {
-			ix.add(p, seq, e)
+			ix.add(p, seq, 0, e)
 			seq++
 		}
 	}
@@ -168,10 +168,10 @@ func indexable(e *searchparam.Entry) bool {
 	return true
 }
 
-func (ix *indexRows) add(param string, seq int64, e *searchparam.Entry) {
+func (ix *indexRows) add(param string, seq, comp int64, e *searchparam.Entry) {
 	t, _ := tableOf(e.Type)
 	v := ix.vals[t]
-	v = append(v, param, seq)
+	v = append(v, param, seq, comp)
 	switch t {
 	case tString:
 		v = append(v, key(e.Text), key(e.Exact))
@@ -218,38 +218,59 @@ func paramKey(typ, code string) string { return typ + "." + code }
 // componentKey is the param column of component i of a composite.
 func componentKey(param string, i int) string { return param + "$" + strconv.Itoa(i) }
 
-// chunkSizes are the row counts of the multi-row INSERT statements used
-// to write index rows: a few fixed sizes, so that prepared statements are
-// reused.
-var chunkSizes = []int{64, 16, 4, 1}
+// maxChunk is the most rows one INSERT statement writes. Statements of
+// exactly n rows are prepared for n up to exactChunks, beyond which rows
+// go in chunks of maxChunk and exactChunks, so that a few statement texts
+// per table serve every write and stay in the prepared statement caches.
+const (
+	maxChunk    = 64
+	exactChunks = 16
+)
 
-// insertSQL caches the INSERT statements per table and row count.
-var insertSQL sync.Map // [2]int{table, rows} → string
+// chunk returns the row count of the next INSERT for n pending rows.
+func chunk(n int) int {
+	switch {
+	case n >= maxChunk:
+		return maxChunk
+	case n > exactChunks:
+		return exactChunks
+	}
+	return n
+}
 
-func insertStatement(t table, n int) string {
-	k := [2]int{int(t), n}
+// insertSQL caches the INSERT statements per verb, table and row count.
+var insertSQL sync.Map // insertKey → string
+
+type insertKey struct {
+	verb string
+	t    table
+	n    int
+}
+
+func insertStatement(verb string, t table, n int) string {
+	k := insertKey{verb, t, n}
 	if s, ok := insertSQL.Load(k); ok {
 		return s.(string)
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO ")
+	b.WriteString(verb)
+	b.WriteString(" INTO ")
 	b.WriteString(tables[t].name)
 	cols := tables[t].cols
-	width := len(cols) + 1
+	w := width(t) + 1
 	if t == tCompartment {
 		b.WriteString(" (patient_id, rtype, pk) VALUES ")
 	} else {
-		b.WriteString(" (param, seq, ")
+		b.WriteString(" (param, seq, comp, ")
 		b.WriteString(strings.Join(cols, ", "))
 		b.WriteString(", pk) VALUES ")
-		width = len(cols) + 3
 	}
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteByte('(')
-		for j := 0; j < width; j++ {
+		for j := 0; j < w; j++ {
 			if j > 0 {
 				b.WriteByte(',')
 			}
@@ -268,39 +289,66 @@ func width(t table) int {
 	if t == tCompartment {
 		return 2
 	}
-	return len(tables[t].cols) + 2
+	return len(tables[t].cols) + 3
 }
 
-// insertIndex writes the rows of ix for pk.
-func insertIndex(ctx context.Context, q Querier, pk int64, ix *indexRows) error {
+// pendingIndex holds the index rows of the versions a transaction wrote,
+// to be inserted together: a transaction of many Puts then writes each
+// index table with a few multi-row statements instead of several per Put.
+// Rows MUST be flushed before the transaction reads index tables or
+// commits.
+type pendingIndex struct {
+	rows  map[int64]*indexRows // by pk: a later Put of the same resource replaces
+	order []int64              // pks in the order first seen
+}
+
+func (p *pendingIndex) add(pk int64, ix *indexRows) {
+	if p.rows == nil {
+		p.rows = map[int64]*indexRows{}
+	}
+	if _, ok := p.rows[pk]; !ok {
+		p.order = append(p.order, pk)
+	}
+	p.rows[pk] = ix
+}
+
+// flush inserts the pending rows with INSERT statements of verb (see
+// Dialect.InsertVerb).
+func (p *pendingIndex) flush(ctx context.Context, q Querier, verb string) error {
+	if len(p.order) == 0 {
+		return nil
+	}
+	var args []any
 	for t := table(0); t < nTables; t++ {
-		vals := ix.vals[t]
-		if len(vals) == 0 {
-			continue
-		}
 		w := width(t)
-		n := len(vals) / w
-		args := make([]any, 0, (min(n, chunkSizes[0]))*(w+1))
-		for n > 0 {
-			size := chunkSizes[len(chunkSizes)-1]
-			for _, c := range chunkSizes {
-				if c <= n {
-					size = c
-					break
-				}
-			}
+		total := 0
+		for _, pk := range p.order {
+			total += len(p.rows[pk].vals[t]) / w
+		}
+		// Walk the rows of every pk in order, cutting them into chunks.
+		k, off := 0, 0 // position: p.order[k], row off of it
+		for total > 0 {
+			n := chunk(total)
 			args = args[:0]
-			for i := 0; i < size; i++ {
-				args = append(args, vals[i*w:(i+1)*w]...)
+			for i := 0; i < n; {
+				pk := p.order[k]
+				vals := p.rows[pk].vals[t]
+				if off*w >= len(vals) {
+					k, off = k+1, 0
+					continue
+				}
+				args = append(args, vals[off*w:(off+1)*w]...)
 				args = append(args, pk)
+				off++
+				i++
 			}
-			if _, err := q.Exec(ctx, insertStatement(t, size), args...); err != nil {
+			if _, err := q.Exec(ctx, insertStatement(verb, t, n), args...); err != nil {
 				return err
 			}
-			vals = vals[size*w:]
-			n -= size
+			total -= n
 		}
 	}
+	p.rows, p.order = nil, nil
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 // store.Tx.Put), moving the version it replaces to a history row and
 // replacing the index rows of the resource. A failed statement spoils
 // the transaction (see Store.Tx), so a Put is all or nothing.
-func (s *Store) put(ctx context.Context, q Querier, w store.Write) error {
+func (s *Store) put(ctx context.Context, t *tx, q Querier, w store.Write) error {
 	res := &w.Resource
 	if res.Type == "" || res.ID == "" {
 		return errors.New("sqlstore: Put without a resource type and id")
@@ -20,7 +20,13 @@ func (s *Store) put(ctx context.Context, q Querier, w store.Write) error {
 	if res.Version < 1 {
 		return fmt.Errorf("%w: %s/%s version %d", store.ErrConflict, res.Type, res.ID, res.Version)
 	}
-	return writeVersion(ctx, q, res, buildIndex(&w))
+	ix := buildIndex(&w)
+	pk, err := writeVersion(ctx, q, s.d, res, ix)
+	if err != nil {
+		return err
+	}
+	t.pending.add(pk, ix)
+	return nil
 }
 
 // current is what the write path reads of a resource's current row.
@@ -30,61 +36,65 @@ type current struct {
 	json                          []byte
 }
 
-// writeVersion is the statement sequence of put.
-func writeVersion(ctx context.Context, q Querier, res *store.Resource, ix *indexRows) error {
+// writeVersion writes the resources rows of put and removes the index rows
+// of the version it replaces. It returns the pk, under which the caller
+// writes the index rows of ix.
+func writeVersion(ctx context.Context, q Querier, d Dialect, res *store.Resource, ix *indexRows) (int64, error) {
 	var js any
 	if !res.Deleted {
 		js = res.JSON
 	}
 	rows, err := q.Query(ctx, `SELECT pk, version, last_updated, idx, deleted, json FROM resources WHERE type = ? AND id = ? ORDER BY version DESC LIMIT 1`, res.Type, res.ID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var cur *current
 	for rows.Next() {
 		cur = &current{}
 		if err := rows.Scan(&cur.pk, &cur.version, &cur.lastUpdated, &cur.idx, &cur.deleted, &cur.json); err != nil {
 			rows.Close()
-			return err
+			return 0, err
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	lu := res.LastUpdated.UnixMicro()
 	var pk int64
 	if cur == nil {
 		if res.Version != 1 {
-			return fmt.Errorf("%w: %s/%s does not exist, version %d", store.ErrConflict, res.Type, res.ID, res.Version)
+			return 0, fmt.Errorf("%w: %s/%s does not exist, version %d", store.ErrConflict, res.Type, res.ID, res.Version)
 		}
-		rows, err := q.Query(ctx, `INSERT INTO resources (type, id, version, last_updated, deleted, is_current, idx, json) VALUES (?, ?, ?, ?, ?, TRUE, ?, ?) RETURNING pk`,
-			res.Type, res.ID, res.Version, lu, res.Deleted, ix.mask, js)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			if err := rows.Scan(&pk); err != nil {
-				rows.Close()
-				return err
+		const insert = `INSERT INTO resources (type, id, version, last_updated, deleted, is_current, idx, json) VALUES (?, ?, ?, ?, ?, TRUE, ?, ?)`
+		args := []any{res.Type, res.ID, res.Version, lu, res.Deleted, ix.mask, js}
+		var rows Rows
+		if last := d.LastInsertPK(); last != "" {
+			if _, err := q.Exec(ctx, insert, args...); err != nil {
+				return 0, err
 			}
+			rows, err = q.Query(ctx, last)
+		} else {
+			rows, err = q.Query(ctx, insert+" RETURNING pk", args...)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+		if err != nil {
+			return 0, err
+		}
+		if err := scanOne(rows, &pk); err != nil {
+			return 0, err
 		}
 	} else {
 		if res.Version != cur.version+1 {
-			return fmt.Errorf("%w: %s/%s is at version %d, not %d", store.ErrConflict, res.Type, res.ID, cur.version, res.Version-1)
+			return 0, fmt.Errorf("%w: %s/%s is at version %d, not %d", store.ErrConflict, res.Type, res.ID, cur.version, res.Version-1)
 		}
 		pk = cur.pk
 		n, err := q.Exec(ctx, `UPDATE resources SET version = ?, last_updated = ?, deleted = ?, idx = ?, json = ? WHERE pk = ? AND version = ?`,
 			res.Version, lu, res.Deleted, ix.mask, js, pk, cur.version)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if n != 1 {
-			return fmt.Errorf("%w: %s/%s changed concurrently", store.ErrConflict, res.Type, res.ID)
+			return 0, fmt.Errorf("%w: %s/%s changed concurrently", store.ErrConflict, res.Type, res.ID)
 		}
 		var old any
 		if !cur.deleted {
@@ -92,11 +102,11 @@ func writeVersion(ctx context.Context, q Querier, res *store.Resource, ix *index
 		}
 		if _, err := q.Exec(ctx, `INSERT INTO resources (type, id, version, last_updated, deleted, is_current, idx, json) VALUES (?, ?, ?, ?, ?, FALSE, 0, ?)`,
 			res.Type, res.ID, cur.version, cur.lastUpdated, cur.deleted, old); err != nil {
-			return err
+			return 0, err
 		}
 		if err := deleteIndex(ctx, q, pk, cur.idx); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return insertIndex(ctx, q, pk, ix)
+	return pk, nil
 }

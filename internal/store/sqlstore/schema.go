@@ -45,7 +45,10 @@ type Types struct {
 // by (pk, param, seq); param is "Type.code" ("Observation.code"), so one
 // B-tree serves every resource type without mixing them. A composite
 // parameter stores each component in the table of its type under
-// "Type.code$i" (i from 0), the components of one value sharing seq.
+// "Type.code$i" (i from 0), the components of one value sharing seq;
+// comp is i. Searches reach a composite through its component 0 and the
+// other components through the primary key, so the value indexes are
+// partial, on comp = 0, and a search of them says so.
 func Schema(t Types) [][]string {
 	r := strings.NewReplacer(
 		"{PK}", t.PK, "{INT}", t.Int, "{REAL}", t.Real, "{TEXT}", t.Text,
@@ -69,57 +72,57 @@ func Schema(t Types) [][]string {
 		`CREATE INDEX resources_time ON resources (last_updated, pk)`,
 
 		`CREATE TABLE idx_string (
-			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL, comp {INT} NOT NULL,
 			norm {TEXT} NOT NULL, exact {TEXT} NOT NULL,
 			PRIMARY KEY (pk, param, seq)
 		){WITHOUT_ROWID}`,
-		`CREATE INDEX idx_string_norm ON idx_string (param, norm)`,
+		`CREATE INDEX idx_string_norm ON idx_string (param, norm) WHERE comp = 0`,
 
 		`CREATE TABLE idx_token (
-			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL, comp {INT} NOT NULL,
 			system {TEXT} NOT NULL, code {TEXT} NOT NULL, display {TEXT} NOT NULL,
 			PRIMARY KEY (pk, param, seq)
 		){WITHOUT_ROWID}`,
-		`CREATE INDEX idx_token_code ON idx_token (param, code, pk, system)`,
+		`CREATE INDEX idx_token_code ON idx_token (param, code, pk, system) WHERE comp = 0`,
 
 		`CREATE TABLE idx_reference (
-			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL, comp {INT} NOT NULL,
 			ref_type {TEXT}, ref_id {TEXT}, url {TEXT}, system {TEXT}, code {TEXT},
 			PRIMARY KEY (pk, param, seq)
 		){WITHOUT_ROWID}`,
-		`CREATE INDEX idx_reference_target ON idx_reference (ref_id, ref_type, param, pk) WHERE ref_id IS NOT NULL`,
-		`CREATE INDEX idx_reference_url ON idx_reference (url, param, pk) WHERE url IS NOT NULL`,
-		`CREATE INDEX idx_reference_identifier ON idx_reference (param, code, pk, system) WHERE code IS NOT NULL`,
+		`CREATE INDEX idx_reference_target ON idx_reference (ref_id, ref_type, param, pk) WHERE ref_id IS NOT NULL AND comp = 0`,
+		`CREATE INDEX idx_reference_url ON idx_reference (url, param, pk) WHERE url IS NOT NULL AND comp = 0`,
+		`CREATE INDEX idx_reference_identifier ON idx_reference (param, code, pk, system) WHERE code IS NOT NULL AND comp = 0`,
 
 		`CREATE TABLE idx_date (
-			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL, comp {INT} NOT NULL,
 			lo {INT} NOT NULL, hi {INT} NOT NULL,
 			PRIMARY KEY (pk, param, seq)
 		){WITHOUT_ROWID}`,
-		`CREATE INDEX idx_date_lo ON idx_date (param, lo, hi)`,
-		`CREATE INDEX idx_date_hi ON idx_date (param, hi, lo)`,
+		`CREATE INDEX idx_date_lo ON idx_date (param, lo, hi) WHERE comp = 0`,
+		`CREATE INDEX idx_date_hi ON idx_date (param, hi, lo) WHERE comp = 0`,
 
 		`CREATE TABLE idx_number (
-			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL, comp {INT} NOT NULL,
 			num {REAL} NOT NULL, lo {REAL} NOT NULL, hi {REAL} NOT NULL,
 			PRIMARY KEY (pk, param, seq)
 		){WITHOUT_ROWID}`,
-		`CREATE INDEX idx_number_range ON idx_number (param, lo, hi)`,
+		`CREATE INDEX idx_number_range ON idx_number (param, lo, hi) WHERE comp = 0`,
 
 		`CREATE TABLE idx_quantity (
-			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL, comp {INT} NOT NULL,
 			num {REAL} NOT NULL, lo {REAL} NOT NULL, hi {REAL} NOT NULL,
 			system {TEXT} NOT NULL, code {TEXT} NOT NULL, unit {TEXT} NOT NULL,
 			PRIMARY KEY (pk, param, seq)
 		){WITHOUT_ROWID}`,
-		`CREATE INDEX idx_quantity_range ON idx_quantity (param, lo, hi)`,
+		`CREATE INDEX idx_quantity_range ON idx_quantity (param, lo, hi) WHERE comp = 0`,
 
 		`CREATE TABLE idx_uri (
-			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL,
+			pk {INT} NOT NULL, param {TEXT} NOT NULL, seq {INT} NOT NULL, comp {INT} NOT NULL,
 			uri {TEXT} NOT NULL,
 			PRIMARY KEY (pk, param, seq)
 		){WITHOUT_ROWID}`,
-		`CREATE INDEX idx_uri_value ON idx_uri (param, uri, pk)`,
+		`CREATE INDEX idx_uri_value ON idx_uri (param, uri, pk) WHERE comp = 0`,
 
 		`CREATE TABLE compartment (
 			patient_id {TEXT} NOT NULL, rtype {TEXT} NOT NULL, pk {INT} NOT NULL,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
@@ -26,6 +27,11 @@ type plan struct {
 	none  bool    // matches nothing
 	where sqlText // condition on r, including the driver when there is one
 	keys  []sortKey
+	// With a driver: drv selects the pks that pass the driver and the
+	// filters that need only a pk (column pk), rest is the condition of
+	// the other filters on resources aliased x ("" when none).
+	drv  *sqlText
+	rest sqlText
 }
 
 // sortKey is one _sort key: an expression on r and the Go type of its
@@ -69,6 +75,7 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 			ms = append(ms, m)
 		}
 	}
+	p := &plan{}
 	drive := -1
 	for i, m := range ms {
 		if m.driver != nil && (drive < 0 || m.rank < ms[drive].rank) {
@@ -77,16 +84,38 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 	}
 	var parts []sqlText
 	if drive >= 0 {
-		parts = append(parts, text("r.pk IN (").join(*ms[drive].driver, ")"))
+		// Filters that need only the pk run inside the driver, so that
+		// rows are read only for matches.
+		var inner []sqlText
+		for i, m := range ms {
+			if i != drive && m.byPK {
+				inner = append(inner, m.filter("d"))
+			}
+		}
+		drv := *ms[drive].driver
+		if len(inner) > 0 {
+			var w sqlBuf
+			w.s("SELECT d.pk FROM (").t(drv).s(") d WHERE ").t(join(inner, " AND ", false))
+			drv = w.text()
+		}
+		parts = append(parts, text("r.pk IN (").join(drv, ")"))
+		p.drv = &drv
+		var rest []sqlText
+		for i, m := range ms {
+			if i != drive && !m.byPK {
+				rest = append(rest, m.filter("x"))
+			}
+		}
+		p.rest = join(rest, " AND ", false)
 	} else {
 		parts = append(parts, liveFilter("r", q.Type))
 	}
 	for i, m := range ms {
-		if i != drive {
+		if i != drive && !(drive >= 0 && m.byPK) {
 			parts = append(parts, m.filter("r"))
 		}
 	}
-	p := &plan{where: join(parts, " AND ", false)}
+	p.where = join(parts, " AND ", false)
 	for _, srt := range q.Sort {
 		k, err := sortKeyOf(q.Type, srt)
 		if err != nil {
@@ -264,19 +293,42 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 	back := cur != nil && cur.Back
 	limit := int64(q.Count) + 1
 	if len(p.keys) == 0 {
-		var w sqlBuf
-		w.s("SELECT ", resourceColumns, " FROM resources r WHERE ").t(p.where)
-		if cur != nil {
-			op := " AND r.pk > "
-			if back {
-				op = " AND r.pk < "
-			}
-			w.s(op).arg(cur.PK)
-		}
+		order := " ORDER BY r.pk LIMIT "
 		if back {
-			w.s(" ORDER BY r.pk DESC LIMIT ").arg(limit)
+			order = " ORDER BY r.pk DESC LIMIT "
+		}
+		after := func(col string) string {
+			if back {
+				return col + " < "
+			}
+			return col + " > "
+		}
+		var w sqlBuf
+		if p.drv == nil {
+			w.s("SELECT ", resourceColumns, " FROM resources r WHERE ").t(p.where)
+			if cur != nil {
+				w.s(" AND ", after("r.pk")).arg(cur.PK)
+			}
+			w.s(order).arg(limit)
 		} else {
-			w.s(" ORDER BY r.pk LIMIT ").arg(limit)
+			// Page over the driver's pks first, then read the rows of
+			// the page: the database then cannot choose to walk the
+			// whole resources table in pk order looking for matches.
+			var conds []sqlText
+			if p.rest.sql != "" {
+				conds = append(conds, p.rest)
+			}
+			if cur != nil {
+				conds = append(conds, text(after("m.pk")+"?", cur.PK))
+			}
+			w.s("SELECT ", resourceColumns, " FROM (SELECT DISTINCT m.pk FROM (").t(*p.drv).s(") m")
+			if p.rest.sql != "" {
+				w.s(" JOIN resources x ON x.pk = m.pk")
+			}
+			if len(conds) > 0 {
+				w.s(" WHERE ").t(join(conds, " AND ", false))
+			}
+			w.s(strings.Replace(order, "r.pk", "m.pk", 1)).arg(limit).s(") p JOIN resources r ON r.pk = p.pk").s(order[:len(order)-len(" LIMIT ")])
 		}
 		t := w.text()
 		rs, err := db.Query(ctx, t.sql, t.args...)

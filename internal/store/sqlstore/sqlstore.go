@@ -78,6 +78,14 @@ type Dialect interface {
 	// Contains renders a test that the text column holds the text of one
 	// argument anywhere in it.
 	Contains(column string) string
+	// InsertVerb starts the multi-row INSERT statements that write index
+	// rows, whose keys never collide ("INSERT" or an equivalent that
+	// spares the database undo work for a failure that cannot happen).
+	InsertVerb() string
+	// LastInsertPK is the statement that reads the pk of the row the
+	// previous INSERT into resources made, or "" to have the INSERT
+	// return it (RETURNING pk).
+	LastInsertPK() string
 	// Lock takes the transaction-scoped lock of store.Tx.Lock.
 	Lock(ctx context.Context, q Querier, key string) error
 	// Err wraps a driver error in the store sentinel it stands for
@@ -169,6 +177,9 @@ func (s *Store) Tx(ctx context.Context, fn func(store.Tx) error) error {
 		if err := fn(t); err != nil {
 			return err
 		}
+		if err := t.flush(ctx); err != nil {
+			return err
+		}
 		if t.failed != nil {
 			return fmt.Errorf("sqlstore: the transaction failed: %w", t.failed)
 		}
@@ -199,9 +210,15 @@ func (s *Store) wrap(err error) error {
 
 // tx is a store.Tx on the Querier of a Backend.Update.
 type tx struct {
-	s      *Store
-	q      Querier
-	failed error // the first statement error, which spoils the transaction
+	s       *Store
+	q       Querier
+	failed  error        // the first statement error, which spoils the transaction
+	pending pendingIndex // index rows not yet inserted
+}
+
+// flush inserts the pending index rows.
+func (t *tx) flush(ctx context.Context) error {
+	return t.pending.flush(ctx, t.q, t.s.d.InsertVerb())
 }
 
 // txQuerier records the first error of a statement in its tx and refuses
@@ -253,12 +270,15 @@ func (t *tx) Read(ctx context.Context, typ, id string) (*store.Resource, error) 
 }
 
 func (t *tx) Search(ctx context.Context, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, t.s.wrap(err)
+	}
 	res, err := t.s.search(ctx, t.q, q, page)
 	return res, t.s.wrap(err)
 }
 
 func (t *tx) Put(ctx context.Context, w store.Write) error {
-	return t.s.wrap(t.s.put(ctx, t.q, w))
+	return t.s.wrap(t.s.put(ctx, t, t.q, w))
 }
 
 func (t *tx) Lock(ctx context.Context, key string) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,11 +95,11 @@ func benchObservation(patient, j int) map[string]any {
 	c := benchCodes[j%len(benchCodes)]
 	return map[string]any{
 		"resourceType": "Observation", "id": fmt.Sprintf("bo%05d-%04d", patient, j),
-		"status":   "final",
-		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "vital-signs"}}}},
-		"code":     map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": c.code, "display": c.display}}, "text": c.display},
-		"subject":  map[string]any{"reference": fmt.Sprintf("Patient/bp%05d", patient)},
-		"encounter": map[string]any{"reference": fmt.Sprintf("Encounter/be%05d-%03d", patient, j/10)},
+		"status":            "final",
+		"category":          []any{map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "vital-signs"}}}},
+		"code":              map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": c.code, "display": c.display}}, "text": c.display},
+		"subject":           map[string]any{"reference": fmt.Sprintf("Patient/bp%05d", patient)},
+		"encounter":         map[string]any{"reference": fmt.Sprintf("Encounter/be%05d-%03d", patient, j/10)},
 		"effectiveDateTime": fmt.Sprintf("20%02d-%02d-%02dT10:%02d:00-05:00", 10+j%12, 1+j%12, 1+j%28, j%60),
 		"issued":            fmt.Sprintf("20%02d-%02d-%02dT10:%02d:00.000-05:00", 10+j%12, 1+j%12, 1+j%28, j%60),
 		"valueQuantity":     map[string]any{"value": json.Number(fmt.Sprintf("%d.%d", 50+j%100, j%10)), "unit": c.unit, "system": "http://unitsofmeasure.org", "code": c.unit},
@@ -202,11 +203,13 @@ func nextWrite(templates []store.Write) store.Write {
 	return w
 }
 
-// BenchmarkPut measures creates of single Observations, each in its own
-// transaction, from parallel goroutines (as concurrent API creates).
+// BenchmarkPut measures creates of single Observations of random
+// Patients, each in its own transaction, from 8 goroutines per CPU (as
+// concurrent API clients).
 func BenchmarkPut(b *testing.B, s store.Store) {
 	templates := benchTemplates(b)
 	ctx := context.Background()
+	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -218,11 +221,19 @@ func BenchmarkPut(b *testing.B, s store.Store) {
 	})
 }
 
-// BenchmarkImport measures transactions of 100 creates, like the entries
-// of an import Bundle, from parallel goroutines; b.N counts resources.
+// BenchmarkImport measures loading Synthea-like patient records: a
+// transaction per record of one new Patient and 99 Observations, from
+// parallel goroutines. b.N counts resources.
 func BenchmarkImport(b *testing.B, s store.Store) {
-	templates := benchTemplates(b)
+	reg := benchRegistry(b)
 	ctx := context.Background()
+	// One record's writes, prepared once; each transaction gives them
+	// new ids.
+	const perRecord = 100
+	record := []store.Write{benchWrite(reg, benchPatient(0), 1)}
+	for j := 1; j < perRecord; j++ {
+		record = append(record, benchWrite(reg, benchObservation(0, j), 1))
+	}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var ws []store.Write
@@ -240,9 +251,25 @@ func BenchmarkImport(b *testing.B, s store.Store) {
 			}
 			ws = ws[:0]
 		}
+		patient := ""
 		for pb.Next() {
-			ws = append(ws, nextWrite(templates))
-			if len(ws) == 100 {
+			if len(ws) == 0 {
+				patient = fmt.Sprintf("ip%09d", benchSeq.Add(1))
+			}
+			w := record[len(ws)]
+			w.Resource.ID = fmt.Sprintf("%s-%d", patient, len(ws))
+			w.Patients = []string{patient}
+			w.Entries = slices.Clone(w.Entries)
+			for i := range w.Entries {
+				if e := &w.Entries[i]; e.Type == searchparam.Reference && e.RefType == "Patient" {
+					e.RefID = patient
+				}
+			}
+			if len(ws) == 0 {
+				w.Resource.ID = patient
+			}
+			ws = append(ws, w)
+			if len(ws) == perRecord {
 				flush()
 			}
 		}
