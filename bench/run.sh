@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Warden's HTTP benchmarks (issue: foundation). Usage:
-#   bench/run.sh [sqlite|postgres://DSN] [seconds]
+#   bench/run.sh [sqlite|postgres|postgres://DSN] [seconds]
+# ("postgres" starts a throwaway PostgreSQL cluster on 127.0.0.1:55432.)
 # Builds warden and the bare yardstick server, imports the shared Synthea
 # patients (import rate), then loads the server with wrk at concurrency 32
 # over TLS keep-alive: read by id, the patient+code search, create, and a
@@ -18,7 +19,8 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 work=$(mktemp -d /tmp/wardenbench.XXXX)
 out=bench/out; mkdir -p "$out"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+pgstop() { :; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pgstop; rm -rf "$work"; }
 trap cleanup EXIT
 
 go build -o "$work/warden" ./cmd/warden
@@ -28,7 +30,19 @@ export WARDEN_DATA_DIR=$work/data
 export WARDEN_SERVER_ADDR=127.0.0.1:18443
 export WARDEN_ADMIN_ADDR=127.0.0.1:19464
 export WARDEN_LOG_LEVEL=warn
-if [ "$STORE" != sqlite ]; then export WARDEN_STORE_URL=$STORE; fi
+case "$STORE" in
+sqlite) ;;
+postgres) # a throwaway cluster on loopback, as scripts/test makes one
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$bin" ] || { apt-get update -qq && apt-get install -y -qq postgresql; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); }
+  mkdir -p "$work/pg" && chown postgres "$work" "$work/pg" && chmod 755 "$work"
+  runuser -u postgres -- "$bin/initdb" -D "$work/pg/data" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -w -l "$work/pg/log" \
+    -o "-p 55432 -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=256MB" start >/dev/null
+  pgstop() { runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -m fast stop >/dev/null 2>&1 || true; }
+  export WARDEN_STORE_URL="postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable" ;;
+*) export WARDEN_STORE_URL=$STORE ;;
+esac
 
 # 1. import rate
 imp=$("$work/warden" import "$SYNTHEA" | tail -1)
@@ -58,7 +72,7 @@ run() {
   local res; res=$(wrk -t2 -c$CONC -d${DUR}s --latency -s "${LUA:-bench/wrk/report.lua}" "$@" "$url" | tail -1)
   local c1; c1=$(cpu "$pid")
   local cores; cores=$(awk -v a="$c0" -v b="$c1" -v t="$tick" -v d="$DUR" 'BEGIN{printf "%.2f", (b-a)/t/d}')
-  echo "${res%\}},\"name\":\"$name\",\"server_cores\":$cores}" | tee -a "$out/results-$(basename "$STORE" | tr -c 'a-z0-9' '_').jsonl"
+  echo "${res%\}},\"name\":\"$name\",\"server_cores\":$cores}" | tee -a "$out/results-$(printf %s "$STORE" | tr -c 'a-z0-9' '_' | cut -c1-20).jsonl"
 }
 
 bare() { # serve FILE on 9443 with warden's certificate

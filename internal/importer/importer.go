@@ -231,7 +231,7 @@ func NDJSON(ctx context.Context, p Processor, r io.Reader) (int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var entries []json.RawMessage
-	total, line := 0, 0
+	total, line, sent := 0, 0, 0
 	var firstErr error
 	flush := func() {
 		if len(entries) == 0 {
@@ -267,6 +267,7 @@ func NDJSON(ctx context.Context, p Processor, r io.Reader) (int, error) {
 		}
 		e, _ := json.Marshal(map[string]any{"resource": json.RawMessage(append([]byte(nil), text...)), "request": req})
 		entries = append(entries, e)
+		sent++
 		if len(entries) == ndjsonBatch {
 			flush()
 		}
@@ -278,7 +279,7 @@ func NDJSON(ctx context.Context, p Processor, r io.Reader) (int, error) {
 	if firstErr != nil {
 		return total, firstErr
 	}
-	if total == 0 && line == 0 {
+	if sent == 0 { // nothing but blank lines
 		return 0, errors.New("empty file")
 	}
 	return total, nil

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -154,6 +155,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.ready.Store(true)
 	select {
 	case err := <-errc:
+		s.ready.Store(false)
+		s.public.Close()
+		if s.admin != nil {
+			s.admin.Close()
+		}
 		return err
 	case <-ctx.Done():
 	}
@@ -236,8 +242,17 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.opts.Logger.LogAttrs(ctx, slog.LevelError, "panic", slog.String("request_id", id), slog.String("panic", fmt.Sprint(p)))
+				// The panic value may hold request data (PHI): log its type
+				// and the stack, never the value.
+				s.opts.Logger.LogAttrs(ctx, slog.LevelError, "panic", slog.String("request_id", id), slog.String("panic_type", fmt.Sprintf("%T", p)), slog.String("stack", string(debug.Stack())))
 				if sw.status == 0 {
+					for k := range h {
+						switch k {
+						case "X-Request-Id", "X-Content-Type-Options", "Cache-Control", "Referrer-Policy", "Strict-Transport-Security":
+						default:
+							h.Del(k)
+						}
+					}
 					h.Set("Content-Type", "application/fhir+json")
 					sw.WriteHeader(http.StatusInternalServerError)
 					sw.Write([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"fatal","code":"exception","diagnostics":"Internal error (error id ` + id + `)"}]}`))
