@@ -31,10 +31,10 @@ var (
 type Resource struct {
 	Type        string
 	ID          string
-	Version     int64 // meta.versionId, 1, 2, …
-	LastUpdated time.Time
-	Deleted     bool   // a deletion marker: JSON is nil
-	JSON        []byte // the full resource, meta included
+	Version     int64     // meta.versionId, 1, 2, …
+	LastUpdated time.Time // kept to the microsecond
+	Deleted     bool      // a deletion marker: JSON is nil
+	JSON        []byte    // the full resource, meta included
 }
 
 // Write is one version to record in a transaction.
@@ -59,12 +59,24 @@ type Store interface {
 	Read(ctx context.Context, typ, id string) (*Resource, error)
 	// VRead returns one version (ErrNotFound if it never existed).
 	VRead(ctx context.Context, typ, id string, version int64) (*Resource, error)
-	// History lists versions, newest first.
+	// History lists versions, newest first. Instance history of a
+	// resource that never existed returns ErrNotFound.
 	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
-	// Search runs a query over current, non-deleted resources.
+	// Search runs a query over current, non-deleted resources. With
+	// q.Count below 1 it returns no matches (Total when asked for).
+	//
+	// A reference value with URL set matches references written as that
+	// absolute URL only, never a local Type/id: an absolute URL may name
+	// a resource on another server. Callers MUST make references to
+	// their own base relative, in resources before extraction and in
+	// search values (clearing Value.URL), so that they match as Type/id.
 	Search(ctx context.Context, q *search.Query, page PageRequest) (*SearchResult, error)
 	// Tx runs fn in one atomic, durable transaction. If fn returns an
-	// error, nothing it wrote is kept and Tx returns that error.
+	// error, nothing it wrote is kept and Tx returns that error. If a
+	// statement of the transaction fails (other than a Put's version
+	// conflict), Tx fails even when fn ignores the error and returns nil.
+	// fn MUST NOT call Tx: backends that serialise writers would wait
+	// for themselves.
 	Tx(ctx context.Context, fn func(Tx) error) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
@@ -90,7 +102,7 @@ type HistoryQuery struct {
 	Type  string    // "" for system history
 	ID    string    // "" for type or system history
 	Since time.Time // zero: no lower bound
-	Count int
+	Count int       // page size; below 1, only Total is computed
 	// After continues after a cursor from a previous page ("" for the first page).
 	After string
 }
@@ -106,7 +118,9 @@ type HistoryPage struct {
 type PageRequest struct {
 	// Cursor continues a previous search; "" for the first page. Stores
 	// make cursors opaque to clients only together with the API's sealing;
-	// here they are plain strings.
+	// here they are plain strings. A cursor MUST be used with the query
+	// that produced it; stores reject the ones they can tell apart with
+	// ErrBadCursor.
 	Cursor string
 	// WantTotal asks for the total number of matches.
 	WantTotal bool

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -72,16 +73,79 @@ type backend struct {
 
 func (b *backend) Dialect() sqlstore.Dialect { return dialect{} }
 
-func (b *backend) View(ctx context.Context, snapshot bool, fn func(sqlstore.Querier) error) error {
-	if !snapshot {
+// View runs fn on the pool, or for a snapshot on one connection in a
+// REPEATABLE READ, READ ONLY transaction, whose BEGIN travels with the
+// first statement (see snapshot).
+func (b *backend) View(ctx context.Context, consistent bool, fn func(sqlstore.Querier) error) error {
+	if !consistent {
 		return fn(querier{b.pool})
 	}
-	tx, err := b.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	c, err := b.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	return fn(querier{tx})
+	// A connection released inside a transaction is closed, not reused.
+	defer c.Release()
+	s := &snapshot{c: c.Conn()}
+	err = fn(s)
+	if s.began {
+		if _, rerr := c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// snapshot is a Querier for View: it begins its transaction in the same
+// round trip as its first statement.
+type snapshot struct {
+	c     *pgx.Conn
+	began bool
+}
+
+const beginSnapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+func (s *snapshot) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	if s.began {
+		return querier{s.c}.Query(ctx, query, args...)
+	}
+	s.began = true
+	b := &pgx.Batch{}
+	b.Queue(beginSnapshot)
+	b.Queue(numbered(query), args...)
+	br := s.c.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return batchRows{Rows: rows, br: br}, nil
+}
+
+func (s *snapshot) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if !s.began {
+		s.began = true
+		if _, err := s.c.Exec(ctx, beginSnapshot); err != nil {
+			return 0, err
+		}
+	}
+	return querier{s.c}.Exec(ctx, query, args...)
+}
+
+// batchRows are the rows of a batch's last statement; closing them ends
+// the batch.
+type batchRows struct {
+	pgx.Rows
+	br pgx.BatchResults
+}
+
+func (r batchRows) Close() {
+	r.Rows.Close()
+	r.br.Close()
 }
 
 func (b *backend) Update(ctx context.Context, fn func(sqlstore.Querier) error) error {
@@ -121,6 +185,7 @@ func (b *backend) Close() error {
 type conn interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // querier runs sqlstore's statements, whose "?" placeholders it numbers.
@@ -142,8 +207,30 @@ func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, er
 	return tag.RowsAffected(), nil
 }
 
-// numberedSQL caches numbered: statements repeat.
-var numberedSQL sync.Map
+// ExecBatch implements sqlstore.Batcher with a pipeline of statements.
+func (q querier) ExecBatch(ctx context.Context, stmts []sqlstore.Statement) error {
+	b := &pgx.Batch{}
+	for _, st := range stmts {
+		b.Queue(numbered(st.SQL), st.Args...)
+	}
+	br := q.c.SendBatch(ctx, b)
+	for range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
+}
+
+// numberedSQL caches numbered: statements repeat. Search statements vary
+// with the query, so the cache stops growing at maxNumbered entries.
+var (
+	numberedSQL   sync.Map
+	numberedCount atomic.Int64
+)
+
+const maxNumbered = 4096
 
 // numbered rewrites the "?" placeholders of query as $1, $2, …, outside
 // quoted literals and identifiers.
@@ -173,7 +260,11 @@ func numbered(query string) string {
 		b.WriteByte(c)
 	}
 	s := b.String()
-	numberedSQL.Store(query, s)
+	if numberedCount.Load() < maxNumbered {
+		if _, loaded := numberedSQL.LoadOrStore(query, s); !loaded {
+			numberedCount.Add(1)
+		}
+	}
 	return s
 }
 

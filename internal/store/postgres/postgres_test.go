@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -80,34 +83,96 @@ func openShared(t testing.TB, opts postgres.Options) store.Store {
 
 func open(t testing.TB, opts postgres.Options) (store.Store, string) {
 	t.Helper()
-	dsn := testDSN(t)
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
+	schema, dsn := newSchema(t)
+	s, err := postgres.Open(context.Background(), dsn, opts)
 	if err != nil {
-		t.Fatalf("connecting to %s: %v", dsn, err)
+		dropSchema(testDSN(t), schema)
+		t.Fatalf("Open: %v", err)
+	}
+	return s, schema
+}
+
+// newSchema creates an empty schema in the test database and returns its
+// name and a DSN whose search_path selects it.
+func newSchema(t testing.TB) (schema, dsn string) {
+	t.Helper()
+	base := testDSN(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", base, err)
 	}
 	defer admin.Close(ctx)
 	b := make([]byte, 8)
 	rand.Read(b)
-	schema := "warden_test_" + hex.EncodeToString(b)
+	schema = "warden_test_" + hex.EncodeToString(b)
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(dsn)
+	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	s, err := postgres.Open(ctx, u.String(), opts)
-	if err != nil {
-		dropSchema(dsn, schema)
-		t.Fatalf("Open: %v", err)
-	}
-	return s, schema
+	return schema, u.String()
 }
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t, postgres.Options{}) })
+}
+
+// TestUnavailable checks that a database that does not answer is
+// ErrUnavailable, and that a bad URL is refused without echoing it.
+func TestUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://warden@127.0.0.1:1/warden?sslmode=disable&connect_timeout=2", postgres.Options{})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open of a closed port: %v, want ErrUnavailable", err)
+	}
+	_, err = postgres.Open(ctx, "postgres://warden:secret@[::1/x", postgres.Options{})
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Open of a malformed URL: %v", err)
+	}
+}
+
+// TestClosed checks that a closed store reports ErrUnavailable.
+func TestClosed(t *testing.T) {
+	s := openTemp(t, postgres.Options{})
+	s.Close()
+	ctx := context.Background()
+	if _, err := s.Read(ctx, "Basic", "x"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Read after Close: %v, want ErrUnavailable", err)
+	}
+	if err := s.Tx(ctx, func(store.Tx) error { return nil }); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Tx after Close: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestConcurrentOpen opens one new schema from several goroutines at
+// once, as replicas starting together do: one migrates, the others find
+// the schema ready.
+func TestConcurrentOpen(t *testing.T) {
+	schema, dsn := newSchema(t)
+	t.Cleanup(func() {
+		if err := dropSchema(testDSN(t), schema); err != nil {
+			t.Error(err)
+		}
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{MaxConns: 2})
+			if err != nil {
+				t.Errorf("Open: %v", err)
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
 }

@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"fmt"
-	"strings"
 	"container/list"
 	"context"
 	"database/sql"
@@ -54,19 +52,6 @@ func (c *conn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // Query implements sqlstore.Querier.
 func (c *conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	if DebugPlan && strings.HasPrefix(query, "SELECT") {
-		rows, err := c.c.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
-		if err == nil {
-			fmt.Println("SQL:", query)
-			for rows.Next() {
-				var id, parent, nu int
-				var detail string
-				rows.Scan(&id, &parent, &nu, &detail)
-				fmt.Println("   ", id, parent, detail)
-			}
-			rows.Close()
-		}
-	}
 	st, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -97,6 +82,9 @@ func (c *conn) close() error {
 		e.Value.(*cached).stmt.Close()
 	}
 	c.stmts, c.lru = map[string]*list.Element{}, list.New()
+	if c.c == nil {
+		return nil
+	}
 	return c.c.Close()
 }
 
@@ -125,5 +113,3 @@ func (q writeQuerier) Exec(ctx context.Context, query string, args ...any) (int6
 	}
 	return q.c.Exec(context.Background(), query, args...)
 }
-
-var DebugPlan bool

@@ -2,10 +2,12 @@
 // SQLite database file, through modernc.org/sqlite (pure Go, no cgo).
 //
 // The database runs in WAL mode. One connection writes, on a goroutine of
-// its own that commits concurrent Tx calls together (see writer); several
-// connections read, each from a consistent snapshot, without waiting for
-// the writer. Commits are synced to disk before Tx returns
-// (synchronous=FULL) unless Options.Synchronous says "normal".
+// its own that runs the functions of concurrent Tx calls one after the
+// other and commits them together (see writer); several connections
+// read, each from a consistent snapshot, without waiting for the writer.
+// Commits are synced to disk before Tx returns (synchronous=FULL) unless
+// Options.Synchronous says "normal". Another goroutine copies committed
+// pages from the log into the database file (see checkpointer).
 //
 // One process MUST own a database file at a time: a second process
 // writing to it would wait on SQLite's lock and could time out.
@@ -18,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,11 +81,11 @@ func open(ctx context.Context, path string, opts Options) (*backend, error) {
 	if path == "" {
 		return nil, errors.New("sqlite: empty database path")
 	}
-	sync := "FULL"
+	syncMode := "FULL"
 	switch strings.ToLower(opts.Synchronous) {
 	case "", "full":
 	case "normal":
-		sync = "NORMAL"
+		syncMode = "NORMAL"
 	default:
 		return nil, fmt.Errorf("sqlite: synchronous %q: want full or normal", opts.Synchronous)
 	}
@@ -100,61 +103,69 @@ func open(ctx context.Context, path string, opts Options) (*backend, error) {
 	}
 	common := []string{
 		"busy_timeout(" + strconv.FormatInt(busy.Milliseconds(), 10) + ")",
-		"cache_size(-65536)", // 64 MB per connection
-		"mmap_size(1073741824)",
+		// Reads go through a memory map of the file (SQLite caps the
+		// size at its compile-time maximum), so a read costs no system
+		// call and the page caches can stay small.
+		"mmap_size(1099511627776)",
 		"temp_store(MEMORY)",
 		"journal_size_limit(67108864)", // the log file shrinks back to 64 MB after a restart
 	}
-	b := &backend{readers: make(chan *conn, nread), nreaders: nread}
-	var err error
-	// The writer connection sets the journal mode, which readers then
-	// find in the file.
-	// Its automatic checkpoints are off: the checkpointer runs them.
-	b.wdb, err = sql.Open("sqlite", dsn(path, append(common, "journal_mode(WAL)", "synchronous("+sync+")", "wal_autocheckpoint(0)")))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	b.wdb.SetMaxOpenConns(1)
-	b.wdb.SetConnMaxIdleTime(0)
-	wc, err := b.wdb.Conn(ctx)
-	if err != nil {
-		b.wdb.Close()
-		return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
-	}
 
-	b.cdb, err = sql.Open("sqlite", dsn(path, append(common, "synchronous("+sync+")")))
-	if err != nil {
-		wc.Close()
-		b.wdb.Close()
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	b.cdb.SetMaxOpenConns(1)
-	cc, err := b.cdb.Conn(ctx)
-	if err != nil {
-		wc.Close()
-		b.wdb.Close()
-		b.cdb.Close()
-		return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
-	}
-	b.ckpt = newCheckpointer(newConn(cc))
-	b.w = newWriter(newConn(wc), maxBatch, b.ckpt)
-
-	b.rdb, err = sql.Open("sqlite", dsn(path, append(common, "query_only(1)")))
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	b.rdb.SetMaxOpenConns(nread)
-	b.rdb.SetMaxIdleConns(nread)
-	b.rdb.SetConnMaxIdleTime(0)
-	for i := 0; i < nread; i++ {
-		rc, err := b.rdb.Conn(ctx)
-		if err != nil {
-			b.Close()
-			return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
+	// On failure, undo what was opened, last first.
+	var undo []func()
+	fail := func(err error) (*backend, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
 		}
+		return nil, err
+	}
+	conn1 := func(pragmas ...string) (*sql.DB, *sql.Conn, error) {
+		db, err := sql.Open("sqlite", dsn(path, append(slices.Clone(common), pragmas...)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlite: %w", err)
+		}
+		undo = append(undo, func() { db.Close() })
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
+		}
+		undo = append(undo, func() { c.Close() })
+		return db, c, nil
+	}
+
+	b := &backend{readers: make(chan *conn, nread), nreaders: nread}
+	// The writer's connection sets the journal mode, which the others
+	// then find in the file. Its automatic checkpoints are off: the
+	// checkpointer runs them. It keeps a large page cache, as writes
+	// change pages in the cache.
+	wdb, wc, err := conn1("journal_mode(WAL)", "synchronous("+syncMode+")", "wal_autocheckpoint(0)", "cache_size(-65536)")
+	if err != nil {
+		return fail(err)
+	}
+	wdb.SetMaxOpenConns(1)
+	cdb, cc, err := conn1("synchronous("+syncMode+")", "cache_size(-8192)")
+	if err != nil {
+		return fail(err)
+	}
+	cdb.SetMaxOpenConns(1)
+	rdb, err := sql.Open("sqlite", dsn(path, append(slices.Clone(common), "query_only(1)", "cache_size(-8192)")))
+	if err != nil {
+		return fail(fmt.Errorf("sqlite: %w", err))
+	}
+	undo = append(undo, func() { rdb.Close() })
+	rdb.SetMaxOpenConns(nread)
+	rdb.SetMaxIdleConns(nread)
+	for i := 0; i < nread; i++ {
+		rc, err := rdb.Conn(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err)))
+		}
+		undo = append(undo, func() { rc.Close() })
 		b.readers <- newConn(rc)
 	}
+	b.wdb, b.cdb, b.rdb = wdb, cdb, rdb
+	b.ckpt = newCheckpointer(newConn(cc))
+	b.w = newWriter(newConn(wc), maxBatch, busy, b.ckpt)
 	return b, nil
 }
 
@@ -183,40 +194,40 @@ func (b *backend) Dialect() sqlstore.Dialect { return dialect{} }
 // View runs fn on a read connection, inside a read transaction when a
 // snapshot is wanted (WAL readers see the database as of their first
 // read and never wait for the writer).
-func (b *backend) View(ctx context.Context, snapshot bool, fn func(sqlstore.Querier) error) error {
+func (b *backend) View(ctx context.Context, snapshot bool, fn func(sqlstore.Querier) error) (err error) {
 	var c *conn
 	select {
 	case c = <-b.readers:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	defer func() { b.readers <- c }()
 	if c == nil {
-		b.readers <- nil
 		return errClosed
 	}
+	if c.c == nil {
+		// Its connection broke last time: open another.
+		nc, err := b.rdb.Conn(ctx)
+		if err != nil {
+			return mapErr(err)
+		}
+		c.c = nc
+	}
 	if !snapshot {
-		err := fn(c)
-		b.readers <- c
-		return err
+		return fn(c)
 	}
 	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
-		b.readers <- c
 		return err
 	}
-	err := fn(c)
-	if _, rerr := c.Exec(context.Background(), "ROLLBACK"); rerr != nil {
-		// A connection left inside a transaction would serve stale
-		// snapshots: replace it.
-		c.close()
-		nc, cerr := b.rdb.Conn(context.Background())
-		if cerr != nil {
-			b.readers <- nil
-			return errors.Join(err, rerr, cerr)
+	defer func() {
+		if _, rerr := c.Exec(context.Background(), "ROLLBACK"); rerr != nil {
+			// A connection left inside a transaction would serve a
+			// stale snapshot: drop it.
+			c.close()
+			c.c = nil
 		}
-		c = newConn(nc)
-	}
-	b.readers <- c
-	return err
+	}()
+	return fn(c)
 }
 
 // Update runs fn on the writer (see writer).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/sqlstore"
@@ -11,17 +13,21 @@ import (
 
 // writer owns the one connection that writes. SQLite allows one writer at
 // a time; instead of making concurrent Tx calls queue for the database
-// lock, the writer runs them one after the other on its own goroutine
-// and commits them together (group commit): it opens a transaction, runs
-// each waiting call in a SAVEPOINT of its own, and commits once for all
-// of them, so that one disk sync makes a whole batch durable. A call that
-// fails rolls back to its savepoint and leaves the others' writes alone.
+// lock, the writer runs their functions one after the other on its own
+// goroutine and commits them together (group commit): it opens a
+// transaction, runs the first call, then each call that arrived meanwhile
+// in a SAVEPOINT of its own, and commits once for all of them, so that
+// one disk sync makes a whole batch durable. A call that fails rolls back
+// to its savepoint (the first call: the whole transaction, which holds
+// nothing else yet) and leaves the others' writes alone. Callers get
+// their result only after the commit.
 //
 // If the transaction itself is lost (an I/O error, the disk full: SQLite
 // may then roll back everything), every call of the batch fails.
 type writer struct {
 	c        *conn
 	maxBatch int
+	busy     time.Duration // the connection's busy timeout
 	ckpt     *checkpointer
 	reqs     chan *writeReq
 	quit     chan struct{}
@@ -42,8 +48,8 @@ func (r *writeReq) finish(err error, p any) {
 	close(r.result)
 }
 
-func newWriter(c *conn, maxBatch int, ckpt *checkpointer) *writer {
-	w := &writer{c: c, maxBatch: maxBatch, ckpt: ckpt, reqs: make(chan *writeReq), quit: make(chan struct{}), stopped: make(chan struct{})}
+func newWriter(c *conn, maxBatch int, busy time.Duration, ckpt *checkpointer) *writer {
+	w := &writer{c: c, maxBatch: maxBatch, busy: busy, ckpt: ckpt, reqs: make(chan *writeReq), quit: make(chan struct{}), stopped: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -84,13 +90,24 @@ func (w *writer) run() {
 		case r := <-w.reqs:
 			w.batch(r)
 			if w.ckpt.restart.CompareAndSwap(true, false) {
-				// Between transactions: see checkpointer.
-				checkpoint(w.c, "RESTART")
+				w.restartLog()
 			}
 		case <-w.quit:
 			return
 		}
 	}
+}
+
+// restartLog checkpoints and restarts the write-ahead log between two
+// transactions (see checkpointer). The restart waits for readers of
+// older snapshots, but only briefly: writes must not stall behind a long
+// read, and a later attempt will do.
+func (w *writer) restartLog() {
+	w.exec("PRAGMA busy_timeout = 100")
+	if _, err := checkpoint(w.c, "RESTART"); err != nil {
+		w.ckpt.restart.Store(true)
+	}
+	w.exec("PRAGMA busy_timeout = " + strconv.FormatInt(w.busy.Milliseconds(), 10))
 }
 
 // exec runs a transaction control statement; callers' contexts never

@@ -51,8 +51,20 @@ var errUnsupported = errors.New("sqlstore: unsupported search")
 
 // compiler turns search clauses into matchers.
 type compiler struct {
-	d   Dialect
-	now time.Time
+	d      Dialect
+	now    time.Time
+	nested int // chains and _has compiled so far, to name their aliases apart
+}
+
+// aliases returns table aliases for a chain or _has, distinct from those
+// of any enclosing or enclosed one.
+func (c *compiler) aliases(names ...string) []string {
+	c.nested++
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = fmt.Sprintf("%s%d", n, c.nested)
+	}
+	return out
 }
 
 // liveFilter is the condition that alias is a current, non-deleted
@@ -471,26 +483,29 @@ func (c *compiler) chain(typ string, cl *search.Clause) (*matcher, error) {
 	if len(parts) == 0 {
 		return matchNone, nil
 	}
+	al := c.aliases("ref", "t")
+	ref, t := al[0], al[1]
 	var drv sqlBuf
 	for i, p := range parts {
 		if i > 0 {
 			drv.s(" UNION ")
 		}
-		drv.s("SELECT ref.pk FROM idx_reference ref WHERE ref.param = ").arg(param).
-			s(" AND ref.comp = 0 AND ref.ref_type = ").arg(p.typ).
-			s(" AND ref.ref_id IN (SELECT t.id FROM resources t WHERE t.pk IN (").t(p.inner.set(p.typ)).s("))")
+		drv.s("SELECT ", ref, ".pk FROM idx_reference ", ref, " WHERE ", ref, ".param = ").arg(param).
+			s(" AND ", ref, ".comp = 0 AND ", ref, ".ref_type = ").arg(p.typ).
+			s(" AND ", ref, ".ref_id IN (SELECT ", t, ".id FROM resources ", t, " WHERE ", t, ".pk IN (").t(p.inner.set(p.typ)).s("))")
 	}
 	d := drv.text()
 	filter := func(alias string) sqlText {
 		var w sqlBuf
-		w.s("EXISTS (SELECT 1 FROM idx_reference ref JOIN resources t ON t.type = ref.ref_type AND t.id = ref.ref_id AND t.is_current AND NOT t.deleted WHERE ref.pk = ", alias, ".pk AND ref.param = ").arg(param).s(" AND (")
+		w.s("EXISTS (SELECT 1 FROM idx_reference ", ref, " JOIN resources ", t, " ON ", t, ".type = ", ref, ".ref_type AND ", t, ".id = ", ref, ".ref_id AND ",
+			t, ".is_current AND NOT ", t, ".deleted WHERE ", ref, ".pk = ", alias, ".pk AND ", ref, ".param = ").arg(param).s(" AND (")
 		for i, p := range parts {
 			if i > 0 {
 				w.s(" OR ")
 			}
-			w.s("(t.type = ").arg(p.typ)
+			w.s("(", t, ".type = ").arg(p.typ)
 			if !p.inner.all {
-				w.s(" AND ").t(p.inner.filter("t"))
+				w.s(" AND ").t(p.inner.filter(t))
 			}
 			w.s(")")
 		}
@@ -513,17 +528,19 @@ func (c *compiler) has(typ string, h *search.Has) (*matcher, error) {
 		return matchNone, nil
 	}
 	param := paramKey(h.Type, h.Ref.Code)
+	al := c.aliases("x", "ref", "h")
+	x, ref, hr := al[0], al[1], al[2]
 	var drv sqlBuf
-	drv.s("SELECT x.pk FROM resources x WHERE ").t(liveFilter("x", typ)).
-		s(" AND x.id IN (SELECT ref.ref_id FROM idx_reference ref WHERE ref.comp = 0 AND ref.param = ").arg(param).
-		s(" AND ref.ref_type = ").arg(typ).s(" AND ref.pk IN (").t(inner.set(h.Type)).s("))")
+	drv.s("SELECT ", x, ".pk FROM resources ", x, " WHERE ").t(liveFilter(x, typ)).
+		s(" AND ", x, ".id IN (SELECT ", ref, ".ref_id FROM idx_reference ", ref, " WHERE ", ref, ".comp = 0 AND ", ref, ".param = ").arg(param).
+		s(" AND ", ref, ".ref_type = ").arg(typ).s(" AND ", ref, ".pk IN (").t(inner.set(h.Type)).s("))")
 	d := drv.text()
 	filter := func(alias string) sqlText {
 		var w sqlBuf
-		w.s("EXISTS (SELECT 1 FROM idx_reference ref JOIN resources h ON h.pk = ref.pk WHERE ref.ref_id = ", alias, ".id AND ref.comp = 0 AND ref.ref_type = ").arg(typ).
-			s(" AND ref.param = ").arg(param)
+		w.s("EXISTS (SELECT 1 FROM idx_reference ", ref, " JOIN resources ", hr, " ON ", hr, ".pk = ", ref, ".pk WHERE ", ref, ".ref_id = ", alias, ".id AND ",
+			ref, ".comp = 0 AND ", ref, ".ref_type = ").arg(typ).s(" AND ", ref, ".param = ").arg(param)
 		if !inner.all {
-			w.s(" AND ").t(inner.filter("h"))
+			w.s(" AND ").t(inner.filter(hr))
 		}
 		return w.s(")").text()
 	}

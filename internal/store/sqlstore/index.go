@@ -318,7 +318,7 @@ func (p *pendingIndex) flush(ctx context.Context, q Querier, verb string) error 
 	if len(p.order) == 0 {
 		return nil
 	}
-	var args []any
+	var stmts []Statement
 	for t := table(0); t < nTables; t++ {
 		w := width(t)
 		total := 0
@@ -329,7 +329,7 @@ func (p *pendingIndex) flush(ctx context.Context, q Querier, verb string) error 
 		k, off := 0, 0 // position: p.order[k], row off of it
 		for total > 0 {
 			n := chunk(total)
-			args = args[:0]
+			args := make([]any, 0, n*(w+1))
 			for i := 0; i < n; {
 				pk := p.order[k]
 				vals := p.rows[pk].vals[t]
@@ -342,14 +342,12 @@ func (p *pendingIndex) flush(ctx context.Context, q Querier, verb string) error 
 				off++
 				i++
 			}
-			if _, err := q.Exec(ctx, insertStatement(verb, t, n), args...); err != nil {
-				return err
-			}
+			stmts = append(stmts, Statement{insertStatement(verb, t, n), args})
 			total -= n
 		}
 	}
 	p.rows, p.order = nil, nil
-	return nil
+	return execAll(ctx, q, stmts)
 }
 
 // deleteStatements are the statements removing the index rows of a pk.

@@ -67,7 +67,9 @@ func Schema(t Types) [][]string {
 			json {BLOB}
 		)`,
 		`CREATE UNIQUE INDEX resources_version ON resources (type, id, version)`,
-		`CREATE INDEX resources_live ON resources (type, pk) WHERE is_current AND NOT deleted`,
+		// is_current and deleted make the index covering for SQLite, which
+		// otherwise counts a type through the table.
+		`CREATE INDEX resources_live ON resources (type, pk, is_current, deleted) WHERE is_current AND NOT deleted`,
 		`CREATE INDEX resources_type_time ON resources (type, last_updated, pk)`,
 		`CREATE INDEX resources_time ON resources (last_updated, pk)`,
 
@@ -148,10 +150,12 @@ func Migrate(ctx context.Context, b Backend) error {
 	d := b.Dialect()
 	migrations := d.Migrations()
 	err := b.Update(ctx, func(q Querier) error {
-		if _, err := q.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		// Lock first: two processes creating the same table at once
+		// would collide in PostgreSQL's catalog.
+		if err := d.Lock(ctx, q, schemaLockKey); err != nil {
 			return err
 		}
-		if err := d.Lock(ctx, q, schemaLockKey); err != nil {
+		if _, err := q.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 			return err
 		}
 		rows, err := q.Query(ctx, `SELECT version FROM schema_version`)

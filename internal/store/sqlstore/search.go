@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -151,30 +152,27 @@ func sortKeyOf(typ string, srt search.Sort) (sortKey, error) {
 	if srt.Desc {
 		agg = "MAX"
 	}
-	col := ""
+	var col string // over the index rows aliased a
 	switch srt.Param.Type {
 	case searchparam.String:
-		col, k.kind = "norm", keyText
+		col, k.kind = "a.norm", keyText
 	case searchparam.Token:
-		col, k.kind = "code", keyText
+		col, k.kind = "a.code", keyText
 	case searchparam.Reference:
 		col, k.kind = "COALESCE(a.ref_type || '/' || a.ref_id, a.url)", keyText
 	case searchparam.Date:
-		col, k.kind = "lo", keyInt
+		col, k.kind = "a.lo", keyInt
 		if srt.Desc {
-			col = "hi"
+			col = "a.hi"
 		}
 	case searchparam.Number, searchparam.Quantity:
-		col, k.kind = "num", keyReal
+		col, k.kind = "a.num", keyReal
 	case searchparam.URI:
-		col, k.kind = "uri", keyText
+		col, k.kind = "a.uri", keyText
 	default:
 		return sortKey{}, fmt.Errorf("%w: sorting by a %s parameter", errUnsupported, srt.Param.Type)
 	}
 	tbl, _ := tableOf(srt.Param.Type)
-	if col[0] != 'C' {
-		col = "a." + col
-	}
 	k.expr = text("(SELECT "+agg+"("+col+") FROM "+tables[tbl].name+" a WHERE a.pk = r.pk AND a.param = ?)", paramKey(typ, srt.Param.Code))
 	return k, nil
 }
@@ -276,7 +274,20 @@ func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page st
 
 // count counts the matches of p.
 func count(ctx context.Context, db Querier, p *plan) (int, error) {
-	rows, err := db.Query(ctx, "SELECT COUNT(*) FROM resources r WHERE "+p.where.sql, p.where.args...)
+	var w sqlBuf
+	if p.drv == nil {
+		w.s("SELECT COUNT(*) FROM resources r WHERE ").t(p.where)
+	} else {
+		// Count the driver's pks without reading their rows, unless
+		// other filters need them.
+		w.s("SELECT COUNT(*) FROM (SELECT DISTINCT m.pk FROM (").t(*p.drv).s(") m")
+		if p.rest.sql != "" {
+			w.s(" JOIN resources x ON x.pk = m.pk WHERE ").t(p.rest)
+		}
+		w.s(") c")
+	}
+	t := w.text()
+	rows, err := db.Query(ctx, t.sql, t.args...)
 	if err != nil {
 		return 0, err
 	}
@@ -328,7 +339,9 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 			if len(conds) > 0 {
 				w.s(" WHERE ").t(join(conds, " AND ", false))
 			}
-			w.s(strings.Replace(order, "r.pk", "m.pk", 1)).arg(limit).s(") p JOIN resources r ON r.pk = p.pk").s(order[:len(order)-len(" LIMIT ")])
+			// The page is put back in order below, which costs less
+			// than having the database sort rows with their JSON.
+			w.s(strings.Replace(order, "r.pk", "m.pk", 1)).arg(limit).s(") p JOIN resources r ON r.pk = p.pk")
 		}
 		t := w.text()
 		rs, err := db.Query(ctx, t.sql, t.args...)
@@ -336,29 +349,21 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 			return nil, nil, err
 		}
 		list, err := scanResources(rs)
-		return list, make([][]json.RawMessage, len(list)), err
-	}
-
-	// Sorted: compute the keys of every match in a derived table, then
-	// page over (keys…, pk).
-	var w sqlBuf
-	w.s("SELECT o.pk, o.type, o.id, o.version, o.last_updated, o.deleted, o.json")
-	for i := range p.keys {
-		w.s(fmt.Sprintf(", x.k%d", i))
-	}
-	w.s(" FROM (SELECT r.pk AS pk")
-	for i, k := range p.keys {
-		w.s(", ").t(k.expr).s(fmt.Sprintf(" AS k%d", i))
-	}
-	w.s(" FROM resources r WHERE ").t(p.where).s(") x JOIN resources o ON o.pk = x.pk")
-	if cur != nil {
-		vals, err := cursorKeys(cur, p.keys)
 		if err != nil {
 			return nil, nil, err
 		}
-		w.s(" WHERE ").t(keyset(p.keys, vals, cur.PK, back))
+		slices.SortFunc(list, func(a, b row) int {
+			if back {
+				return cmp.Compare(b.pk, a.pk)
+			}
+			return cmp.Compare(a.pk, b.pk)
+		})
+		return list, make([][]json.RawMessage, len(list)), nil
 	}
-	w.s(" ORDER BY ")
+
+	// Sorted: compute the keys of every match in a derived table, page
+	// over (keys…, pk), and only then read the rows of the page.
+	var order strings.Builder
 	for i, k := range p.keys {
 		desc := k.desc != back
 		dir := " ASC NULLS LAST, "
@@ -370,13 +375,32 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 		case !desc && back:
 			dir = " ASC NULLS FIRST, "
 		}
-		w.s(fmt.Sprintf("x.k%d", i), dir)
+		fmt.Fprintf(&order, "y.k%d%s", i, dir)
 	}
 	if back {
-		w.s("x.pk DESC LIMIT ").arg(limit)
+		order.WriteString("y.pk DESC")
 	} else {
-		w.s("x.pk LIMIT ").arg(limit)
+		order.WriteString("y.pk")
 	}
+	var w sqlBuf
+	w.s("SELECT o.pk, o.type, o.id, o.version, o.last_updated, o.deleted, o.json")
+	for i := range p.keys {
+		w.s(fmt.Sprintf(", y.k%d", i))
+	}
+	w.s(" FROM (SELECT * FROM (SELECT r.pk AS pk")
+	for i, k := range p.keys {
+		w.s(", ").t(k.expr).s(fmt.Sprintf(" AS k%d", i))
+	}
+	w.s(" FROM resources r WHERE ").t(p.where).s(") y")
+	if cur != nil {
+		vals, err := cursorKeys(cur, p.keys)
+		if err != nil {
+			return nil, nil, err
+		}
+		w.s(" WHERE ").t(keyset(p.keys, vals, cur.PK, back))
+	}
+	w.s(" ORDER BY ", order.String(), " LIMIT ").arg(limit)
+	w.s(") y JOIN resources o ON o.pk = y.pk ORDER BY ", order.String())
 	t := w.text()
 	rs, err := db.Query(ctx, t.sql, t.args...)
 	if err != nil {
@@ -445,13 +469,13 @@ func cursorKeys(c *cursor, keys []sortKey) ([]any, error) {
 	return vals, nil
 }
 
-// keyset renders "(x.k0, x.k1, …, x.pk) comes after (or, back, before) the
+// keyset renders "(y.k0, y.k1, …, y.pk) comes after (or, back, before) the
 // cursor" in the order of keys, NULLs last.
 func keyset(keys []sortKey, vals []any, pk int64, back bool) sqlText {
 	var ors []sqlText
 	var eqs sqlBuf
 	for i, k := range keys {
-		col := fmt.Sprintf("x.k%d", i)
+		col := fmt.Sprintf("y.k%d", i)
 		v := vals[i]
 		var step sqlText
 		switch {
@@ -479,9 +503,9 @@ func keyset(keys []sortKey, vals []any, pk int64, back bool) sqlText {
 			eqs.s(col + " = ").arg(v).s(" AND ")
 		}
 	}
-	op := "x.pk > "
+	op := "y.pk > "
 	if back {
-		op = "x.pk < "
+		op = "y.pk < "
 	}
 	var w sqlBuf
 	w.t(eqs.text()).s(op).arg(pk)

@@ -39,9 +39,35 @@ type Querier interface {
 	Exec(ctx context.Context, query string, args ...any) (int64, error)
 }
 
+// Statement is an SQL statement with "?" placeholders and its arguments.
+type Statement struct {
+	SQL  string
+	Args []any
+}
+
+// Batcher is implemented by Queriers that can run several statements in
+// one round trip to the database. ExecBatch runs them in order and stops
+// at the first error.
+type Batcher interface {
+	ExecBatch(ctx context.Context, stmts []Statement) error
+}
+
+// execAll runs stmts, in one round trip when q is a Batcher.
+func execAll(ctx context.Context, q Querier, stmts []Statement) error {
+	if b, ok := q.(Batcher); ok && len(stmts) > 1 {
+		return b.ExecBatch(ctx, stmts)
+	}
+	for _, st := range stmts {
+		if _, err := q.Exec(ctx, st.SQL, st.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Rows is the result of Querier.Query. Scan destinations are pointers to
-// int64, float64, string, []byte or bool; columns are never NULL unless
-// the statement says so with COALESCE.
+// int64, float64, string, bool (columns that are never NULL), []byte
+// (nil for NULL) or any.
 type Rows interface {
 	Next() bool
 	Scan(dest ...any) error
@@ -249,6 +275,17 @@ func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, 
 		q.t.failed = err
 	}
 	return n, err
+}
+
+func (q txQuerier) ExecBatch(ctx context.Context, stmts []Statement) error {
+	if q.t.failed != nil {
+		return q.t.failed
+	}
+	err := execAll(ctx, q.q, stmts)
+	if err != nil {
+		q.t.failed = err
+	}
+	return err
 }
 
 type txRows struct {
