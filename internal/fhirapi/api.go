@@ -177,3 +177,12 @@ const contentType = "application/fhir+json; charset=utf-8"
 
 // Base is the absolute FHIR base URL.
 func (a *API) Base() string { return a.base }
+
+// selfURL is the absolute URL of the request, for Bundle self links.
+func (a *API) selfURL(r *http.Request) string {
+	u := a.base + strings.TrimPrefix(r.URL.EscapedPath(), a.prefix)
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return u
+}

@@ -63,6 +63,9 @@ func TestLifecycle(t *testing.T) {
 	if hb["type"] != "history" || hb["total"].(float64) != 3 {
 		t.Errorf("history: %s", h.body)
 	}
+	if self := link(hb, "self"); self != ts.url+"/Patient/"+id+"/_history" {
+		t.Errorf("history self link %q is not the absolute request URL", self)
+	}
 	// version 1 is still readable after deletion
 	ts.mustStatus(ts.do("GET", "/Patient/"+id+"/_history/1", nil), http.StatusOK)
 

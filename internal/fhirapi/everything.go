@@ -76,7 +76,7 @@ func (a *API) everything(w http.ResponseWriter, r *http.Request, seg []string) e
 		}
 	}
 	b.total(n)
-	b.link("self", r.URL.String())
+	b.link("self", a.selfURL(r))
 	writeRaw(w, http.StatusOK, b.finish())
 	return nil
 }

@@ -67,7 +67,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, seg []string) erro
 	}
 	b := newBundle("history", a.now())
 	b.total(page.Total)
-	b.link("self", r.URL.String())
+	b.link("self", a.selfURL(r))
 	if page.Next != "" {
 		b.link("next", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(canonical, page.Next)))
 	}
