@@ -289,8 +289,28 @@ func (a *API) prepareEntries(entries []*bundleEntry) map[string]string {
 // reference, or a urn: reference to an entry whose id is not known yet).
 func (a *API) resolveLocal(res map[string]any, refs map[string]string) bool {
 	clean := true
-	var local func(v any) (any, bool)
-	local = func(v any) (any, bool) {
+	mapReferences(res, func(s string) string {
+		if target, ok := refs[s]; ok {
+			return target
+		}
+		if rel, ok := strings.CutPrefix(s, a.base+"/"); ok {
+			return rel
+		}
+		if strings.HasPrefix(s, "urn:") || strings.Contains(s, "?") {
+			clean = false
+		}
+		return s
+	})
+	return clean
+}
+
+// mapReferences replaces every Reference.reference string in res (outside
+// its id and meta) by f of it. Objects and arrays on the way to a changed
+// reference are copied, never modified, since they may be shared with
+// the caller's copy of the resource.
+func mapReferences(res map[string]any, f func(string) string) {
+	var walk func(v any) (any, bool)
+	walk = func(v any) (any, bool) {
 		switch t := v.(type) {
 		case map[string]any:
 			var cp map[string]any
@@ -298,17 +318,10 @@ func (a *API) resolveLocal(res map[string]any, refs map[string]string) bool {
 				var nv any
 				changed := false
 				if s, ok := sub.(string); ok && k == "reference" {
-					ns := s
-					if target, ok := refs[s]; ok {
-						ns = target
-					} else if rel, ok := strings.CutPrefix(s, a.base+"/"); ok {
-						ns = rel
-					} else if strings.HasPrefix(s, "urn:") || strings.Contains(s, "?") {
-						clean = false
-					}
+					ns := f(s)
 					nv, changed = ns, ns != s
 				} else {
-					nv, changed = local(sub)
+					nv, changed = walk(sub)
 				}
 				if changed {
 					if cp == nil {
@@ -323,7 +336,7 @@ func (a *API) resolveLocal(res map[string]any, refs map[string]string) bool {
 		case []any:
 			var cp []any
 			for i, sub := range t {
-				if nv, changed := local(sub); changed {
+				if nv, changed := walk(sub); changed {
 					if cp == nil {
 						cp = append([]any(nil), t...)
 					}
@@ -340,11 +353,10 @@ func (a *API) resolveLocal(res map[string]any, refs map[string]string) bool {
 		if k == "resourceType" || k == "id" || k == "meta" {
 			continue
 		}
-		if nv, changed := local(v); changed {
+		if nv, changed := walk(v); changed {
 			res[k] = nv
 		}
 	}
-	return clean
 }
 
 // assignID decides the id a POST or PUT entry will have and records the
@@ -489,56 +501,9 @@ func (a *API) runEntry(ctx context.Context, tx store.Tx, be *bundleEntry, refs m
 // (FHIR R4 §3.1.0.11.2, §3.1.0.11.3). refs may be nil outside a
 // transaction. Shared sub-objects are copied before they change.
 func (a *API) resolveReferences(ctx context.Context, tx store.Tx, res map[string]any, refs map[string]string) error {
-	var walkErr error
-	var walk func(v any) (any, bool)
-	walk = func(v any) (any, bool) {
-		switch t := v.(type) {
-		case map[string]any:
-			var cp map[string]any
-			for k, sub := range t {
-				var nv any
-				changed := false
-				if s, ok := sub.(string); ok && k == "reference" {
-					nv = a.rewriteRef(ctx, tx, s, refs, &walkErr)
-					changed = nv.(string) != s
-				} else {
-					nv, changed = walk(sub)
-				}
-				if changed {
-					if cp == nil {
-						cp = cloneTop(t)
-					}
-					cp[k] = nv
-				}
-			}
-			if cp != nil {
-				return cp, true
-			}
-		case []any:
-			var cp []any
-			for i, sub := range t {
-				if nv, changed := walk(sub); changed {
-					if cp == nil {
-						cp = append([]any(nil), t...)
-					}
-					cp[i] = nv
-				}
-			}
-			if cp != nil {
-				return cp, true
-			}
-		}
-		return v, false
-	}
-	for k, v := range res {
-		if k == "resourceType" || k == "id" || k == "meta" {
-			continue
-		}
-		if nv, changed := walk(v); changed {
-			res[k] = nv
-		}
-	}
-	return walkErr
+	var err error
+	mapReferences(res, func(ref string) string { return a.rewriteRef(ctx, tx, ref, refs, &err) })
+	return err
 }
 
 func (a *API) rewriteRef(ctx context.Context, tx store.Tx, ref string, refs map[string]string, errp *error) string {
