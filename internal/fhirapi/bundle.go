@@ -66,7 +66,21 @@ type BundleOptions struct {
 	// updates (and, content being equal, leaves unchanged) instead of
 	// duplicating. Used by import; never for API requests, where ids are
 	// the server's to assign.
+	//
+	// It also makes a condition (conditional create or reference) that
+	// matches several resources resolve to the first of them instead of
+	// failing: data merged from several sources can hold the same
+	// identifier twice, and loading it again must not fail.
 	StableIDs bool
+}
+
+type anyMatchKey struct{}
+
+// anyMatch reports whether conditions in ctx may resolve to the first of
+// several matches (import only; see BundleOptions.StableIDs).
+func anyMatch(ctx context.Context) bool {
+	v, _ := ctx.Value(anyMatchKey{}).(bool)
+	return v
 }
 
 // ProcessBundle runs a batch or transaction Bundle given as JSON and
@@ -74,6 +88,9 @@ type BundleOptions struct {
 // failure the error names the entry and nothing is written.
 func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions) ([]byte, error) {
 	withResources := opts.WithResources
+	if opts.StableIDs {
+		ctx = context.WithValue(ctx, anyMatchKey{}, true)
+	}
 	doc, err := a.decodeResource(body, "Bundle")
 	if err != nil {
 		return nil, err
@@ -202,11 +219,23 @@ func (a *API) parseEntry(i int, raw any) (*bundleEntry, error) {
 // assigned first so that references to urn:uuid and other fullUrls can
 // be rewritten before anything is stored.
 func (a *API) transaction(ctx context.Context, entries []*bundleEntry) error {
-	pre := a.prepareEntries(entries)
+	pre, cond := a.prepareEntries(ctx, entries)
 	return a.store.Tx(ctx, func(tx store.Tx) error {
 		refs := maps.Clone(pre) // fullUrl (or conditional reference) → Type/id
 		for _, be := range entries {
 			be.status, be.out, be.location = 0, nil, ""
+		}
+		// Conditional references resolved before the transaction must
+		// resolve the same inside it; if one does not, nothing prepared
+		// outside is used.
+		for ref, target := range cond {
+			var err error
+			if a.rewriteRef(ctx, tx, ref, refs, &err) != target || err != nil {
+				for _, be := range entries {
+					be.prepared = nil
+				}
+				break
+			}
 		}
 		for _, method := range []string{"DELETE", "POST", "PUT", "GET"} {
 			for _, be := range entries {
@@ -246,12 +275,14 @@ func entryErr(be *bundleEntry, err error) error {
 }
 
 // prepareEntries does, before the store transaction, the work of the
-// entries that need no database: it assigns the ids of unconditional
-// POSTs, maps fullUrls to ids, and for entries whose references all
-// resolve within the Bundle builds their version-1 write (extraction and
-// encoding are most of a write's CPU). It returns the fullUrl map.
-func (a *API) prepareEntries(entries []*bundleEntry) map[string]string {
-	refs := map[string]string{}
+// entries that need no writes: it assigns the ids of unconditional POSTs,
+// maps fullUrls to ids, resolves conditional references against the
+// committed data, and for entries whose references all resolve builds
+// their version-1 write (extraction and encoding are most of a write's
+// CPU). It returns the fullUrl map and the conditional references it
+// resolved, which the transaction re-checks.
+func (a *API) prepareEntries(ctx context.Context, entries []*bundleEntry) (refs, cond map[string]string) {
+	refs, cond = map[string]string{}, map[string]string{}
 	for _, be := range entries {
 		be.prepared = nil
 		switch {
@@ -270,7 +301,7 @@ func (a *API) prepareEntries(entries []*bundleEntry) map[string]string {
 			continue
 		}
 		res := cloneTop(be.resource)
-		if !a.resolveLocal(res, refs) {
+		if !a.resolveLocal(ctx, res, refs, cond) {
 			continue
 		}
 		if bid, _ := res["id"].(string); be.method == "PUT" && bid != "" && bid != be.id {
@@ -281,20 +312,31 @@ func (a *API) prepareEntries(entries []*bundleEntry) map[string]string {
 			be.prepared = &w
 		}
 	}
-	return refs
+	return refs, cond
 }
 
-// resolveLocal rewrites the references of res that refs resolves and
-// reports whether none is left that needs the database (a conditional
-// reference, or a urn: reference to an entry whose id is not known yet).
-func (a *API) resolveLocal(res map[string]any, refs map[string]string) bool {
+// resolveLocal rewrites the references of res that refs resolves, and
+// conditional references that match exactly one committed resource
+// (recording them in cond), and reports whether none is left unresolved
+// (a urn: reference to an entry whose id is not known yet, or a
+// conditional reference without exactly one match).
+func (a *API) resolveLocal(ctx context.Context, res map[string]any, refs, cond map[string]string) bool {
 	clean := true
 	mapReferences(res, func(s string) string {
 		if target, ok := refs[s]; ok {
 			return target
 		}
+		if target, ok := cond[s]; ok {
+			return target
+		}
 		if rel, ok := strings.CutPrefix(s, a.base+"/"); ok {
 			return rel
+		}
+		if typ, query, ok := strings.Cut(s, "?"); ok && a.model.IsResourceType(typ) {
+			if target, ok := a.matchCommitted(ctx, typ, query); ok {
+				cond[s] = target
+				return target
+			}
 		}
 		if strings.HasPrefix(s, "urn:") || strings.Contains(s, "?") {
 			clean = false
@@ -302,6 +344,25 @@ func (a *API) resolveLocal(res map[string]any, refs map[string]string) bool {
 		return s
 	})
 	return clean
+}
+
+// matchCommitted resolves a conditional reference against committed data,
+// outside any transaction: Type/id of its one match, or false.
+func (a *API) matchCommitted(ctx context.Context, typ, query string) (string, bool) {
+	vals, err := url.ParseQuery(query)
+	if err != nil || len(vals) == 0 {
+		return "", false
+	}
+	q, err := search.Parse(a.reg, typ, vals, search.Options{DefaultCount: 2, MaxCount: 2})
+	if err != nil || len(q.Includes)+len(q.RevIncludes)+len(q.Sort) > 0 {
+		return "", false
+	}
+	q.Count = 2
+	sr, err := a.store.Search(ctx, q, store.PageRequest{})
+	if err != nil || len(sr.Matches) == 0 || (len(sr.Matches) > 1 && !anyMatch(ctx)) {
+		return "", false
+	}
+	return typ + "/" + sr.Matches[0].ID, true
 }
 
 // mapReferences replaces every Reference.reference string in res (outside

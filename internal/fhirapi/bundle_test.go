@@ -1,9 +1,12 @@
 package fhirapi_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/wardenfhir/warden/internal/fhirapi"
 )
 
 func TestTransaction(t *testing.T) {
@@ -93,5 +96,29 @@ func TestBatch(t *testing.T) {
 	}
 	if !strings.HasPrefix(status(0), "201") || !strings.HasPrefix(status(1), "404") || !strings.HasPrefix(status(2), "201") {
 		t.Errorf("batch statuses %s %s %s", status(0), status(1), status(2))
+	}
+}
+
+// Data merged from several sources may hold one identifier twice: an
+// API conditional create then fails with 412, but an import (StableIDs)
+// treats the identifier as existing, so loading again never fails.
+func TestImportToleratesDuplicateIdentifiers(t *testing.T) {
+	ts := newTestServer(t)
+	org := map[string]any{"resourceType": "Organization", "name": "Dup", "identifier": []any{map[string]any{"system": "urn:org", "value": "1"}}}
+	ts.create(org)
+	ts.create(org)
+	batch := []byte(`{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Organization","name":"Dup","identifier":[{"system":"urn:org","value":"1"}]},"request":{"method":"POST","url":"Organization","ifNoneExist":"identifier=urn:org|1"}}]}`)
+	r := ts.do("POST", "", batch)
+	ts.mustStatus(r, http.StatusOK)
+	if !strings.Contains(string(r.body), "412") {
+		t.Errorf("API conditional create with two matches: %s", r.body)
+	}
+	out, err := ts.api.ProcessBundle(context.Background(), batch, fhirapi.BundleOptions{StableIDs: true})
+	if err != nil || !strings.Contains(string(out), `"200 OK"`) {
+		t.Errorf("import conditional create with two matches: %v %s", err, out)
+	}
+	r = ts.do("GET", "/Organization?identifier=urn:org|1&_summary=count", nil)
+	if r.json(t)["total"].(float64) != 2 {
+		t.Errorf("import created another duplicate: %s", r.body)
 	}
 }

@@ -178,8 +178,8 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, seg []string) error
 }
 
 // conditionalMatch runs the search of a conditional operation inside tx,
-// under a lock on the condition, and returns up to two matches: callers
-// treat two as "more than one" (412).
+// under a lock on the condition, and returns its match (none or one), or
+// errMultipleMatches (412) together with two of the matches.
 func (a *API) conditionalMatch(ctx context.Context, tx store.Tx, typ, cond string) ([]store.Resource, error) {
 	cond = strings.TrimPrefix(cond, typ+"?")
 	cond = strings.TrimPrefix(cond, "?")
@@ -203,10 +203,15 @@ func (a *API) conditionalMatch(ctx context.Context, tx store.Tx, typ, cond strin
 		return nil, err
 	}
 	if len(sr.Matches) > 1 {
-		return nil, errorf(http.StatusPreconditionFailed, "multiple-matches", "The condition matches more than one resource")
+		if anyMatch(ctx) {
+			return sr.Matches[:1], nil
+		}
+		return sr.Matches, errMultipleMatches
 	}
 	return sr.Matches, nil
 }
+
+var errMultipleMatches = errorf(http.StatusPreconditionFailed, "multiple-matches", "The condition matches more than one resource")
 
 // put records res as the next version of typ/id after prev (nil for a new
 // resource): it sets id and meta, extracts search entries and the patient
