@@ -3,7 +3,6 @@ package fhirapi
 import (
 	"context"
 	"errors"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -17,12 +16,9 @@ import (
 // bundle implements POST [base] with a batch or transaction Bundle
 // (FHIR R4 §3.1.0.11).
 func (a *API) bundle(w http.ResponseWriter, r *http.Request, _ []string) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
+	body, err := a.readLimited(r)
 	if err != nil {
-		return errorf(http.StatusBadRequest, "structure", "Could not read the request body")
-	}
-	if int64(len(body)) > a.opts.MaxBodyBytes {
-		return errorf(http.StatusRequestEntityTooLarge, "too-costly", "Request body exceeds the limit of "+strconv.FormatInt(a.opts.MaxBodyBytes, 10)+" bytes")
+		return err
 	}
 	out, err := a.ProcessBundle(r.Context(), body, BundleOptions{WithResources: parsePrefer(r).ret == "representation"})
 	if err != nil {

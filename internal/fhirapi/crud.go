@@ -74,6 +74,15 @@ func (a *API) writeVersion(w http.ResponseWriter, r *http.Request, res *store.Re
 // readBody reads and validates a request body holding a resource of type
 // typ. Nothing is written when it fails.
 func (a *API) readBody(r *http.Request, typ string) (map[string]any, error) {
+	body, err := a.readLimited(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.decodeResource(body, typ)
+}
+
+// readLimited reads a request body of at most MaxBodyBytes (413 beyond).
+func (a *API) readLimited(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, a.opts.MaxBodyBytes+1))
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "structure", "Could not read the request body")
@@ -81,7 +90,7 @@ func (a *API) readBody(r *http.Request, typ string) (map[string]any, error) {
 	if int64(len(body)) > a.opts.MaxBodyBytes {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "too-costly", "Request body exceeds the limit of "+strconv.FormatInt(a.opts.MaxBodyBytes, 10)+" bytes")
 	}
-	return a.decodeResource(body, typ)
+	return body, nil
 }
 
 func (a *API) decodeResource(body []byte, typ string) (map[string]any, error) {
