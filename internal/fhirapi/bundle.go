@@ -345,15 +345,10 @@ func (a *API) resolveLocal(ctx context.Context, res map[string]any, refs, cond m
 // matchCommitted resolves a conditional reference against committed data,
 // outside any transaction: Type/id of its one match, or false.
 func (a *API) matchCommitted(ctx context.Context, typ, query string) (string, bool) {
-	vals, err := url.ParseQuery(query)
-	if err != nil || len(vals) == 0 {
+	q, _, err := a.conditionQuery(typ, query)
+	if err != nil {
 		return "", false
 	}
-	q, err := search.Parse(a.reg, typ, vals, search.Options{DefaultCount: 2, MaxCount: 2})
-	if err != nil || len(q.Includes)+len(q.RevIncludes)+len(q.Sort) > 0 {
-		return "", false
-	}
-	q.Count = 2
 	sr, err := a.store.Search(ctx, q, store.PageRequest{})
 	if err != nil || len(sr.Matches) == 0 || (len(sr.Matches) > 1 && !anyMatch(ctx)) {
 		return "", false
@@ -532,7 +527,7 @@ func (a *API) runEntry(ctx context.Context, tx store.Tx, be *bundleEntry, refs m
 			be.out, be.status = res, http.StatusOK
 			return nil
 		}
-		q, err := search.Parse(a.reg, be.typ, be.cond, search.Options{DefaultCount: a.opts.DefaultCount, MaxCount: a.opts.MaxCount})
+		q, err := a.parseQuery(be.typ, be.cond, search.Options{DefaultCount: a.opts.DefaultCount, MaxCount: a.opts.MaxCount})
 		if err != nil {
 			return err
 		}

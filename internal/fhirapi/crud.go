@@ -190,21 +190,11 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, seg []string) error
 // under a lock on the condition, and returns its match (none or one), or
 // errMultipleMatches (412) together with two of the matches.
 func (a *API) conditionalMatch(ctx context.Context, tx store.Tx, typ, cond string) ([]store.Resource, error) {
-	cond = strings.TrimPrefix(cond, typ+"?")
-	cond = strings.TrimPrefix(cond, "?")
-	vals, err := url.ParseQuery(cond)
-	if err != nil || len(vals) == 0 {
-		return nil, errorf(http.StatusBadRequest, "invalid", "The condition is not a valid search query")
-	}
-	q, err := search.Parse(a.reg, typ, vals, search.Options{DefaultCount: 2, MaxCount: 2})
+	q, key, err := a.conditionQuery(typ, cond)
 	if err != nil {
 		return nil, err
 	}
-	if len(q.Includes)+len(q.RevIncludes)+len(q.Sort) > 0 {
-		return nil, errorf(http.StatusBadRequest, "invalid", "A condition may not use _include, _revinclude or _sort")
-	}
-	q.Count = 2
-	if err := tx.Lock(ctx, "cond:"+typ+"?"+vals.Encode()); err != nil {
+	if err := tx.Lock(ctx, key); err != nil {
 		return nil, err
 	}
 	sr, err := tx.Search(ctx, q, store.PageRequest{})
@@ -218,6 +208,28 @@ func (a *API) conditionalMatch(ctx context.Context, tx store.Tx, typ, cond strin
 		return sr.Matches, errMultipleMatches
 	}
 	return sr.Matches, nil
+}
+
+// conditionQuery parses the search of a conditional operation or
+// reference (If-None-Exist, Type?query): at most two matches are asked
+// for, since only "none, one or several" matters. key names the condition
+// for Tx.Lock.
+func (a *API) conditionQuery(typ, cond string) (q *search.Query, key string, err error) {
+	cond = strings.TrimPrefix(cond, typ+"?")
+	cond = strings.TrimPrefix(cond, "?")
+	vals, err := url.ParseQuery(cond)
+	if err != nil || len(vals) == 0 {
+		return nil, "", errorf(http.StatusBadRequest, "invalid", "The condition is not a valid search query")
+	}
+	q, err = a.parseQuery(typ, vals, search.Options{DefaultCount: 2, MaxCount: 2})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(q.Includes)+len(q.RevIncludes)+len(q.Sort) > 0 {
+		return nil, "", errorf(http.StatusBadRequest, "invalid", "A condition may not use _include, _revinclude or _sort")
+	}
+	q.Count = 2
+	return q, "cond:" + typ + "?" + vals.Encode(), nil
 }
 
 var errMultipleMatches = errorf(http.StatusPreconditionFailed, "multiple-matches", "The condition matches more than one resource")

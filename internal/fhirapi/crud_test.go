@@ -174,6 +174,12 @@ func TestConditional(t *testing.T) {
 	ts.mustStatus(ts.do("POST", "/Patient", patient("Same", "Z", "male", "1970"), "If-None-Exist", "family=Same"), http.StatusPreconditionFailed)
 	ts.mustStatus(ts.do("PUT", "/Patient?family=Same", patient("Same", "Z", "male", "1970")), http.StatusPreconditionFailed)
 	ts.mustStatus(ts.do("DELETE", "/Patient?family=Same", nil), http.StatusPreconditionFailed)
+	// a condition naming this server's own base by absolute URL finds
+	// the local resource, as a search does
+	obs := observation(id.(string), "http://loinc.org", "8480-6", "2020-01-01", 1)
+	ts.create(obs)
+	r = ts.do("POST", "/Observation", obs, "If-None-Exist", "subject="+ts.url+"/Patient/"+id.(string))
+	ts.mustStatus(r, http.StatusOK)
 	ts.mustStatus(ts.do("DELETE", "/Patient?identifier=urn:mrn|123", nil), http.StatusNoContent)
 	ts.mustStatus(ts.do("GET", "/Patient/"+id.(string), nil), http.StatusGone)
 }

@@ -45,12 +45,11 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, seg []string) error
 	if pref.explicit {
 		lenient = pref.lenient
 	}
-	q, err := search.Parse(a.reg, typ, vals, search.Options{DefaultCount: a.opts.DefaultCount, MaxCount: a.opts.MaxCount, Lenient: lenient})
+	q, err := a.parseQuery(typ, vals, search.Options{DefaultCount: a.opts.DefaultCount, MaxCount: a.opts.MaxCount, Lenient: lenient})
 	if err != nil {
 		return err
 	}
 	q.Compartment = comp
-	a.localizeRefs(q.Clauses)
 	page := store.PageRequest{
 		Cursor:    storeCursor,
 		OnlyCount: q.Summary == search.SummaryCount || q.Count == 0,
@@ -242,6 +241,17 @@ func writeString(buf *bytes.Buffer, s string) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(s)
 	buf.Truncate(buf.Len() - 1)
+}
+
+// parseQuery parses a search for every path that runs one (search,
+// batch GET entries, conditions), so all treat values alike.
+func (a *API) parseQuery(typ string, vals url.Values, opts search.Options) (*search.Query, error) {
+	q, err := search.Parse(a.reg, typ, vals, opts)
+	if err != nil {
+		return nil, err
+	}
+	a.localizeRefs(q.Clauses)
+	return q, nil
 }
 
 // localizeRefs turns reference values that are absolute URLs on this
