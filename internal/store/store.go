@@ -136,3 +136,44 @@ type SearchResult struct {
 	Next     string // cursor of the next page, "" if last
 	Prev     string // cursor of the previous page, "" if first
 }
+
+// Record is one entry of the small keyed tables Warden keeps beside the
+// resources: OAuth clients, users, grants, authorization codes, refresh
+// tokens, seen assertion ids, signing keys. Values are opaque bytes that
+// their owner encodes (and, for secrets, encrypts).
+type Record struct {
+	Kind  string // the table: "client", "user", "refresh", …
+	Key   string // unique within Kind
+	Group string // a secondary key shared by related records (a grant id); "" for none
+	Value []byte
+	// Expires is when the record stops existing; zero means never.
+	// Expired records are invisible to every method and removed lazily.
+	Expires time.Time
+}
+
+// Records stores Records. Stores that hold resources implement it too.
+//
+// Implementations MUST make every change durable before returning and MUST
+// treat a record whose Expires has passed as absent.
+type Records interface {
+	// PutRecord inserts or replaces the record with r's Kind and Key.
+	PutRecord(ctx context.Context, r Record) error
+	// InsertRecord inserts r, or returns ErrConflict if a live record
+	// with its Kind and Key exists (use it for single-use ids: jti).
+	InsertRecord(ctx context.Context, r Record) error
+	// SwapRecord replaces the live record with r's Kind and Key only if
+	// its current value equals old (compare-and-swap); ErrConflict if it
+	// differs, ErrNotFound if there is no live record.
+	SwapRecord(ctx context.Context, r Record, old []byte) error
+	// GetRecord returns the live record, or ErrNotFound.
+	GetRecord(ctx context.Context, kind, key string) (*Record, error)
+	// DeleteRecord removes the record and reports whether a live one
+	// existed: of two concurrent deletes, exactly one sees true (use it
+	// to consume single-use codes).
+	DeleteRecord(ctx context.Context, kind, key string) (bool, error)
+	// DeleteGroup removes every record of kind in group and returns how
+	// many live ones it removed. group "" matches nothing.
+	DeleteGroup(ctx context.Context, kind, group string) (int, error)
+	// ListRecords returns the live records of kind ordered by Key.
+	ListRecords(ctx context.Context, kind string) ([]Record, error)
+}

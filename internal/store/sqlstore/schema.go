@@ -41,6 +41,12 @@ type Types struct {
 //	idx_uri         param, uri
 //	compartment     patient_id, rtype, pk: Patient compartment membership
 //
+// Version 2:
+//
+//	records         store.Records: kind, key (unique together), grp (a
+//	                secondary key, '' for none), value, expires (Unix
+//	                microseconds, 0 for never)
+//
 // Index rows belong to current, non-deleted versions only and are keyed
 // by (pk, param, seq); param is "Type.code" ("Observation.code"), so one
 // B-tree serves every resource type without mixing them. A composite
@@ -132,10 +138,22 @@ func Schema(t Types) [][]string {
 		){WITHOUT_ROWID}`,
 		`CREATE INDEX compartment_pk ON compartment (pk)`,
 	}
-	for i, s := range v1 {
-		v1[i] = r.Replace(s)
+	v2 := []string{
+		`CREATE TABLE records (
+			kind {TEXT} NOT NULL, key {TEXT} NOT NULL, grp {TEXT} NOT NULL,
+			value {BLOB} NOT NULL, expires {INT} NOT NULL,
+			PRIMARY KEY (kind, key)
+		){WITHOUT_ROWID}`,
+		`CREATE INDEX records_grp ON records (kind, grp) WHERE grp <> ''`,
+		`CREATE INDEX records_expires ON records (expires) WHERE expires <> 0`,
 	}
-	return [][]string{v1}
+	out := [][]string{v1, v2}
+	for _, m := range out {
+		for i, s := range m {
+			m[i] = r.Replace(s)
+		}
+	}
+	return out
 }
 
 // schemaLockKey is the Dialect.Lock key that serialises migrations of

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
@@ -124,6 +125,8 @@ type Store struct {
 	b   Backend
 	d   Dialect
 	now func() time.Time
+	// lastSweep is when expired records were last removed (Unix ns).
+	lastSweep atomic.Int64
 }
 
 var _ store.Store = (*Store)(nil)
