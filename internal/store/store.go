@@ -35,6 +35,11 @@ type Resource struct {
 	LastUpdated time.Time // kept to the microsecond
 	Deleted     bool      // a deletion marker: JSON is nil
 	JSON        []byte    // the full resource, meta included
+	// Patients are the ids of the Patient compartments the version is
+	// in (Write.Patients), sorted. Stores fill it for current versions
+	// only (Read, Search matches and includes); for other versions it is
+	// nil, which then means "not known", not "in none".
+	Patients []string
 }
 
 // Write is one version to record in a transaction.

@@ -24,6 +24,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -325,8 +327,12 @@ func (t *tx) Lock(ctx context.Context, key string) error {
 	return t.s.wrap(t.s.d.Lock(ctx, t.q, key))
 }
 
-// resourceColumns are the columns scanResources reads, on alias r.
-const resourceColumns = `r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, r.json`
+// resourceColumns are the columns scanResources reads, on alias r. The
+// last is the current version's Patient compartments, space-separated
+// (ids never hold spaces), NULL for other versions; string_agg is in both
+// PostgreSQL and SQLite (3.44+).
+const resourceColumns = `r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, r.json, ` +
+	`CASE WHEN r.is_current THEN (SELECT string_agg(c.patient_id, ' ') FROM compartment c WHERE c.pk = r.pk) END`
 
 // row is a resources row: a resource version and its pk.
 type row struct {
@@ -342,8 +348,13 @@ func scanResources(rows Rows) ([]row, error) {
 		var r row
 		var lu int64
 		var js []byte
-		if err := rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js); err != nil {
+		var patients *string
+		if err := rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients); err != nil {
 			return nil, err
+		}
+		if patients != nil && *patients != "" {
+			r.Patients = strings.Fields(*patients)
+			slices.Sort(r.Patients)
 		}
 		r.LastUpdated = timeOf(lu)
 		if !r.Deleted {
