@@ -36,6 +36,7 @@ type Config struct {
 	Admin   Admin  `yaml:"admin"`
 	Store   Store  `yaml:"store"`
 	FHIR    FHIR   `yaml:"fhir"`
+	Auth    Auth   `yaml:"auth"`
 	Log     Log    `yaml:"log"`
 }
 
@@ -83,6 +84,19 @@ type FHIR struct {
 	LenientSearchDefault bool `yaml:"lenient_search_default" doc:"when a search has no Prefer: handling header, ignore unknown parameters (lenient) instead of rejecting the search (strict)"`
 }
 
+// Auth configures the SMART on FHIR authorization server and the checks
+// of every request.
+type Auth struct {
+	AccessTokenLifetime    time.Duration `yaml:"access_lifetime" doc:"lifetime of access tokens unless a client is registered with a shorter one"`
+	SensitiveScopes        []string      `yaml:"sensitive_scopes" doc:"scopes (e.g. patient/*.cruds) whose tokens get sensitive_lifetime instead"`
+	SensitiveTokenLifetime time.Duration `yaml:"sensitive_lifetime" doc:"lifetime of access tokens that carry a sensitive scope"`
+	RefreshTokenLifetime   time.Duration `yaml:"refresh_lifetime" doc:"lifetime of offline_access refresh tokens (each refresh rotates them)"`
+	OnlineRefreshLifetime  time.Duration `yaml:"online_refresh_lifetime" doc:"lifetime of online_access refresh tokens"`
+	SigningKeyRotation     time.Duration `yaml:"signer_rotation" doc:"age at which the token-signing keys are replaced (old keys stay published until their tokens expire)"`
+	StepUp                 []string      `yaml:"step_up" doc:"actions that need a recent multi-factor login (RFC 9470): delete, everything, create, update"`
+	StepUpMaxAge           time.Duration `yaml:"step_up_max_age" doc:"how recent the multi-factor login behind a step-up action must be"`
+}
+
 // Log configures the operational log (never PHI).
 type Log struct {
 	Level  string `yaml:"level" doc:"least severe level written: debug, info, warn or error"`
@@ -112,6 +126,15 @@ func Default() Config {
 			MaxCount:         1000,
 			MaxJSONDepth:     64,
 			MaxBundleEntries: 1000,
+		},
+		Auth: Auth{
+			AccessTokenLifetime:    5 * time.Minute,
+			SensitiveTokenLifetime: 2 * time.Minute,
+			RefreshTokenLifetime:   90 * 24 * time.Hour,
+			OnlineRefreshLifetime:  12 * time.Hour,
+			SigningKeyRotation:     30 * 24 * time.Hour,
+			StepUp:                 []string{"delete", "everything"},
+			StepUpMaxAge:           15 * time.Minute,
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}

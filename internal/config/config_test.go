@@ -31,32 +31,40 @@ func TestDefaultIsValid(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	want := map[string]string{
-		"data_dir":                    "warden-data",
-		"server.addr":                 "127.0.0.1:8443",
-		"server.base_url":             "",
-		"server.tls.cert_file":        "",
-		"server.tls.key_file":         "",
-		"server.tls.min_version":      "1.3",
-		"server.insecure_allow_http":  "false",
-		"server.read_header_timeout":  "5s",
-		"server.read_timeout":         "30s",
-		"server.write_timeout":        "1m0s",
-		"server.idle_timeout":         "2m0s",
-		"server.shutdown_timeout":     "20s",
-		"server.max_body_bytes":       "10MiB",
-		"server.trusted_proxies":      "",
-		"admin.addr":                  "127.0.0.1:9464",
-		"admin.pprof":                 "false",
-		"store.url":                   "",
-		"store.sqlite_synchronous":    "full",
-		"store.max_conns":             "16",
-		"fhir.default_count":          "20",
-		"fhir.max_count":              "1000",
-		"fhir.max_json_depth":         "64",
-		"fhir.max_bundle_entries":     "1000",
-		"fhir.lenient_search_default": "false",
-		"log.level":                   "info",
-		"log.format":                  "json",
+		"data_dir":                     "warden-data",
+		"server.addr":                  "127.0.0.1:8443",
+		"server.base_url":              "",
+		"server.tls.cert_file":         "",
+		"server.tls.key_file":          "",
+		"server.tls.min_version":       "1.3",
+		"server.insecure_allow_http":   "false",
+		"server.read_header_timeout":   "5s",
+		"server.read_timeout":          "30s",
+		"server.write_timeout":         "1m0s",
+		"server.idle_timeout":          "2m0s",
+		"server.shutdown_timeout":      "20s",
+		"server.max_body_bytes":        "10MiB",
+		"server.trusted_proxies":       "",
+		"admin.addr":                   "127.0.0.1:9464",
+		"admin.pprof":                  "false",
+		"store.url":                    "",
+		"store.sqlite_synchronous":     "full",
+		"store.max_conns":              "16",
+		"fhir.default_count":           "20",
+		"fhir.max_count":               "1000",
+		"fhir.max_json_depth":          "64",
+		"fhir.max_bundle_entries":      "1000",
+		"fhir.lenient_search_default":  "false",
+		"auth.access_lifetime":         "5m0s",
+		"auth.sensitive_scopes":        "",
+		"auth.sensitive_lifetime":      "2m0s",
+		"auth.refresh_lifetime":        "2160h0m0s",
+		"auth.online_refresh_lifetime": "12h0m0s",
+		"auth.signer_rotation":         "720h0m0s",
+		"auth.step_up":                 "delete,everything",
+		"auth.step_up_max_age":         "15m0s",
+		"log.level":                    "info",
+		"log.format":                   "json",
 	}
 	got := map[string]string{}
 	for _, s := range config.Describe() {
@@ -148,6 +156,15 @@ fhir:
   max_json_depth: 32
   max_bundle_entries: 200
   lenient_search_default: true
+auth:
+  access_lifetime: 3m
+  sensitive_scopes: [patient/*.cruds]
+  sensitive_lifetime: 1m
+  refresh_lifetime: 720h
+  online_refresh_lifetime: 8h
+  signer_rotation: 168h
+  step_up: [delete]
+  step_up_max_age: 5m
 log:
   level: debug
   format: text
@@ -168,7 +185,10 @@ log:
 		},
 		Store: config.Store{URL: "postgres://warden@db.internal/warden?sslmode=verify-full", SQLiteSynchronous: "normal", MaxConns: 32},
 		FHIR:  config.FHIR{DefaultCount: 50, MaxCount: 500, MaxJSONDepth: 32, MaxBundleEntries: 200, LenientSearchDefault: true},
-		Log:   config.Log{Level: "debug", Format: "text"},
+		Auth: config.Auth{AccessTokenLifetime: 3 * time.Minute, SensitiveScopes: []string{"patient/*.cruds"}, SensitiveTokenLifetime: time.Minute,
+			RefreshTokenLifetime: 720 * time.Hour, OnlineRefreshLifetime: 8 * time.Hour, SigningKeyRotation: 168 * time.Hour,
+			StepUp: []string{"delete"}, StepUpMaxAge: 5 * time.Minute},
+		Log: config.Log{Level: "debug", Format: "text"},
 	}
 	cfg, err := config.Load(writeConfig(t, full), nil)
 	if err != nil {
@@ -532,4 +552,28 @@ func prefixes(s ...string) []netip.Prefix {
 		out = append(out, netip.MustParsePrefix(p))
 	}
 	return out
+}
+
+func TestAuthSettingsRefused(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		mutate  func(*config.Config)
+		setting string
+	}{
+		{"access tokens for a day", func(c *config.Config) { c.Auth.AccessTokenLifetime = 24 * time.Hour }, "auth.access_lifetime"},
+		{"zero lifetime", func(c *config.Config) { c.Auth.AccessTokenLifetime = 0 }, "auth.access_lifetime"},
+		{"sensitive longer than normal", func(c *config.Config) { c.Auth.SensitiveTokenLifetime = time.Hour }, "auth.sensitive_lifetime"},
+		{"unknown step-up action", func(c *config.Config) { c.Auth.StepUp = []string{"read"} }, "auth.step_up"},
+		{"two scopes in one item", func(c *config.Config) { c.Auth.SensitiveScopes = []string{"patient/*.cruds user/*.cruds"} }, "auth.sensitive_scopes"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := config.Default()
+			c.mutate(&cfg)
+			err := cfg.Validate()
+			var se *config.SettingError
+			if !errors.As(err, &se) || se.Setting != c.setting {
+				t.Errorf("Validate() = %v, want an error about %s", err, c.setting)
+			}
+		})
+	}
 }

@@ -95,6 +95,26 @@ func (c Config) Validate() error {
 	v.between("fhir.max_json_depth", f.MaxJSONDepth, minJSONDepth, maxJSONDepth)
 	v.between("fhir.max_bundle_entries", f.MaxBundleEntries, 1, maxBundleEntries)
 
+	a := c.Auth
+	v.lifetime("auth.access_lifetime", a.AccessTokenLifetime, time.Hour)
+	v.lifetime("auth.sensitive_lifetime", a.SensitiveTokenLifetime, a.AccessTokenLifetime)
+	v.lifetime("auth.refresh_lifetime", a.RefreshTokenLifetime, 366*24*time.Hour)
+	v.lifetime("auth.online_refresh_lifetime", a.OnlineRefreshLifetime, a.RefreshTokenLifetime)
+	v.lifetime("auth.signer_rotation", a.SigningKeyRotation, 366*24*time.Hour)
+	v.lifetime("auth.step_up_max_age", a.StepUpMaxAge, 24*time.Hour)
+	for _, s := range a.StepUp {
+		switch s {
+		case "delete", "everything", "create", "update":
+		default:
+			v.fail("auth.step_up", "%q: want delete, everything, create or update", s)
+		}
+	}
+	for _, s := range a.SensitiveScopes {
+		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t") {
+			v.fail("auth.sensitive_scopes", "%q is not one scope", s)
+		}
+	}
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -129,6 +149,14 @@ func (v *validator) between(setting string, n, lo, hi int) {
 func (v *validator) timeout(setting string, d time.Duration) {
 	if d <= 0 || d > maxTimeout {
 		v.fail(setting, "%v: want more than 0s and at most %v", d, maxTimeout)
+	}
+}
+
+// lifetime checks a token or key lifetime: positive and at most hi (SMART
+// App Launch: access tokens SHOULD live no longer than an hour).
+func (v *validator) lifetime(setting string, d, hi time.Duration) {
+	if d <= 0 || d > hi {
+		v.fail(setting, "%v: want more than 0s and at most %v", d, hi)
 	}
 }
 
