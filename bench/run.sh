@@ -6,7 +6,10 @@
 # patients (import rate), then loads the server with wrk at concurrency 32
 # over TLS keep-alive: read by id, the patient+code search, create, and a
 # 100-entry transaction; each read-type figure is compared with the bare
-# Go HTTPS server returning the same bytes from memory, in the same run.
+# Go HTTPS server returning the same bytes from memory, and with the same
+# API with enforcement switched off (bench/openserver), in the same run.
+# Warden is called as a SMART Backend Services client would: a system
+# token from client_credentials with a signed assertion.
 # Prints a Markdown table; raw numbers go to bench/out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +28,8 @@ trap cleanup EXIT
 
 go build -o "$work/warden" ./cmd/warden
 go build -o "$work/bare" ./bench/bareserver
+go build -o "$work/open" ./bench/openserver
+go build -o "$work/backendtoken" ./bench/backendtoken
 
 export WARDEN_DATA_DIR=$work/data
 export WARDEN_SERVER_ADDR=127.0.0.1:18443
@@ -55,10 +60,17 @@ CA=$work/data/pki/ca.pem
 B=https://127.0.0.1:18443/fhir
 for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18443/healthz >/dev/null && break; sleep 0.2; done
 
+# A backend client, registered with the CLI while the server runs.
+"$work/backendtoken" -gen "$work"
+cid=$("$work/warden" clients add --type backend --name bench --scopes 'system/*.cruds' --jwks-file "$work/jwks.json" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+token() { "$work/backendtoken" -issuer "$B" -ca "$CA" -client "$cid" -key "$work/key.pem" -scope 'system/*.cruds'; }
+AUTH="Authorization: Bearer $(token)"
+
 PAT=08bb5ad8-79b2-47ef-a0ad-81ef0b4ab2c3     # Harland DuBuque (smart-on-fhir sample)
 CODE='http%3A%2F%2Floinc.org%7C72514-3'       # pain severity: 44 observations
-curl -sf --cacert "$CA" "$B/Patient/$PAT" >"$work/read.json"
-curl -sf --cacert "$CA" "$B/Observation?patient=$PAT&code=$CODE&_count=50" >"$work/search.json"
+curl -sf --cacert "$CA" -H "$AUTH" "$B/Patient/$PAT" >"$work/read.json"
+curl -sf --cacert "$CA" -H "$AUTH" "$B/Observation?patient=$PAT&code=$CODE&_count=50" >"$work/search.json"
 nsearch=$(grep -o '"fullUrl"' "$work/search.json" | wc -l)
 
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
@@ -81,14 +93,24 @@ bare() { # serve FILE on 9443 with warden's certificate
 }
 
 bare "$work/read.json";   r_bare=$(run bare-read https://127.0.0.1:9443/ $bpid);   kill $bpid
-r_read=$(run read "$B/Patient/$PAT" $wpid)
+"$work/open" -addr 127.0.0.1:9444 -cert "$work/data/pki/server.pem" -key "$work/data/pki/server-key.pem" \
+  -db "$work/data/warden.db" -cursor-key "$work/data/keys/cursor.key" 2>"$work/open.log" &
+opid=$!; pids+=($opid); sleep 1
+O=https://127.0.0.1:9444/fhir
+r_oread=$(run open-read "$O/Patient/$PAT" $opid)
+AUTH="Authorization: Bearer $(token)"
+r_read=$(run read "$B/Patient/$PAT" $wpid -H "$AUTH")
 bare "$work/search.json"; r_sbare=$(run bare-search https://127.0.0.1:9443/ $bpid); kill $bpid
-r_search=$(run search "$B/Observation?patient=$PAT&code=$CODE&_count=50" $wpid)
+r_osearch=$(run open-search "$O/Observation?patient=$PAT&code=$CODE&_count=50" $opid)
+kill $opid
+AUTH="Authorization: Bearer $(token)"
+r_search=$(run search "$B/Observation?patient=$PAT&code=$CODE&_count=50" $wpid -H "$AUTH")
 
 cat >"$work/obs.json" <<JSON
 {"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/$PAT"},"effectiveDateTime":"2024-05-01T10:00:00Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}
 JSON
-r_create=$(BODY=$work/obs.json LUA=bench/wrk/post.lua run create "$B/Observation" $wpid)
+AUTH="Authorization: Bearer $(token)"
+r_create=$(BODY=$work/obs.json LUA=bench/wrk/post.lua run create "$B/Observation" $wpid -H "$AUTH")
 
 python3 - "$work/obs.json" "$work/tx.json" <<'PY'
 import json, sys, uuid
@@ -96,7 +118,8 @@ obs = json.load(open(sys.argv[1]))
 entries = [{"fullUrl": "urn:uuid:%s" % uuid.uuid4(), "resource": obs, "request": {"method": "POST", "url": "Observation"}} for _ in range(100)]
 json.dump({"resourceType": "Bundle", "type": "transaction", "entry": entries}, open(sys.argv[2], "w"))
 PY
-r_tx=$(BODY=$work/tx.json LUA=bench/wrk/post.lua run transaction100 "$B" $wpid)
+AUTH="Authorization: Bearer $(token)"
+r_tx=$(BODY=$work/tx.json LUA=bench/wrk/post.lua run transaction100 "$B" $wpid -H "$AUTH")
 mem=$(rss $wpid)
 
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
@@ -104,12 +127,15 @@ ratio() { python3 -c 'import sys; print("%.0f%%" % (100*float(sys.argv[1])/float
 echo
 echo "store: $STORE; $(nproc) cores; wrk -t2 -c$CONC -d${DUR}s over TLS 1.3 keep-alive; $(date -u +%F)"
 echo
-echo "| benchmark | req/s | p50 ms | p99 ms | server CPU (cores) | vs bare server |"
-echo "|---|---|---|---|---|---|"
-for pair in "bare server, read bytes@$r_bare@" "read by id@$r_read@$r_bare" "bare server, search bytes@$r_sbare@" "Observation?patient&code&_count=50 ($nsearch hits)@$r_search@$r_sbare" "create Observation@$r_create@" "transaction, 100 entries@$r_tx@"; do
-  IFS=@ read -r label res base <<<"$pair"
+echo "| benchmark | req/s | p50 ms | p99 ms | server CPU (cores) | vs bare server | vs enforcement off |"
+echo "|---|---|---|---|---|---|---|"
+for pair in "bare server, read bytes@$r_bare@@" "read by id, enforcement off@$r_oread@$r_bare@" "read by id@$r_read@$r_bare@$r_oread" \
+  "bare server, search bytes@$r_sbare@@" "search, enforcement off@$r_osearch@$r_sbare@" "Observation?patient&code&_count=50 ($nsearch hits)@$r_search@$r_sbare@$r_osearch" \
+  "create Observation@$r_create@@" "transaction, 100 entries@$r_tx@@"; do
+  IFS=@ read -r label res base open <<<"$pair"
   rel=""; [ -n "$base" ] && rel=$(ratio "$(field "$res" rps)" "$(field "$base" rps)")
-  echo "| $label | $(field "$res" rps) | $(field "$res" p50_ms) | $(field "$res" p99_ms) | $(field "$res" server_cores) | $rel |"
+  orel=""; [ -n "$open" ] && orel=$(ratio "$(field "$res" rps)" "$(field "$open" rps)")
+  echo "| $label | $(field "$res" rps) | $(field "$res" p50_ms) | $(field "$res" p99_ms) | $(field "$res" server_cores) | $rel | $orel |"
 done
 echo
 echo "import of $SYNTHEA: $import_rate resources/s; RSS after the run: ${mem} MB"

@@ -43,6 +43,9 @@ func commands() []*command {
 		demoCommand(),
 		serveCommand(),
 		importCommand(),
+		clientsCommand(),
+		usersCommand(),
+		launchCommand(),
 		configCommand(),
 		versionCommand(),
 	}

@@ -2,12 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -62,8 +67,12 @@ func TestScripts(t *testing.T) {
 }
 
 func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
+	anon := len(args) > 0 && args[0] == "-anon"
+	if anon {
+		args = args[1:]
+	}
 	if len(args) < 3 || len(args) > 4 {
-		ts.Fatalf("usage: fhir DEMODIR METHOD PATH [BODYFILE]")
+		ts.Fatalf("usage: fhir [-anon] DEMODIR METHOD PATH [BODYFILE]")
 	}
 	var info demoInfo
 	ts.Check(json.Unmarshal([]byte(ts.ReadFile(filepath.Join(args[0], "demo.json"))), &info))
@@ -81,6 +90,9 @@ func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/fhir+json")
 	}
+	if !anon {
+		req.Header.Set("Authorization", "Bearer "+backendToken(ts, client, info))
+	}
 	resp, err := client.Do(req)
 	ts.Check(err)
 	defer resp.Body.Close()
@@ -89,6 +101,61 @@ func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
 	if (resp.StatusCode >= 400) != neg {
 		ts.Fatalf("status %d", resp.StatusCode)
 	}
+}
+
+// backendToken gets an access token the way a SMART Backend Services
+// client does: discovery, then client_credentials with a private_key_jwt
+// assertion signed by the demo backend client's key.
+func backendToken(ts *testscript.TestScript, client *http.Client, info demoInfo) string {
+	var backend *demoClient
+	for i := range info.Clients {
+		if info.Clients[i].Type == "backend" {
+			backend = &info.Clients[i]
+		}
+	}
+	if backend == nil {
+		ts.Fatalf("demo.json lists no backend client")
+	}
+	resp, err := client.Get(info.Issuer + "/.well-known/smart-configuration")
+	ts.Check(err)
+	var conf struct {
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	ts.Check(json.NewDecoder(resp.Body).Decode(&conf))
+	resp.Body.Close()
+	block, _ := pem.Decode([]byte(ts.ReadFile(backend.PrivateKeyFile)))
+	if block == nil {
+		ts.Fatalf("no PEM key in %s", backend.PrivateKeyFile)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	ts.Check(err)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES384, Key: key},
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", backend.KeyID))
+	ts.Check(err)
+	jti := make([]byte, 16)
+	rand.Read(jti)
+	claims, _ := json.Marshal(map[string]any{"iss": backend.ClientID, "sub": backend.ClientID, "aud": conf.TokenEndpoint,
+		"exp": time.Now().Add(time.Minute).Unix(), "jti": hex.EncodeToString(jti)})
+	jws, err := signer.Sign(claims)
+	ts.Check(err)
+	assertion, err := jws.CompactSerialize()
+	ts.Check(err)
+	resp, err = client.PostForm(conf.TokenEndpoint, url.Values{
+		"grant_type":            {"client_credentials"},
+		"scope":                 {"system/*.cruds"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion":      {assertion},
+	})
+	ts.Check(err)
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || json.Unmarshal(b, &tok) != nil || tok.AccessToken == "" {
+		ts.Fatalf("token endpoint: %d %s", resp.StatusCode, b)
+	}
+	return tok.AccessToken
 }
 
 func repoRoot() string {

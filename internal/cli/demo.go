@@ -17,10 +17,15 @@ import (
 // demoInfo is DIR/demo.json: a machine-readable description of what the
 // demo set up, for scripts and tests.
 type demoInfo struct {
-	FHIRBase string   `json:"fhir_base"`
-	CAFile   string   `json:"ca_file,omitempty"`
-	Health   string   `json:"health"`
-	Patients []string `json:"patients"`
+	FHIRBase string `json:"fhir_base"`
+	// Issuer is the authorization server's issuer (the FHIR base); its
+	// SMART configuration is at ISSUER/.well-known/smart-configuration.
+	Issuer   string       `json:"issuer"`
+	CAFile   string       `json:"ca_file,omitempty"`
+	Health   string       `json:"health"`
+	Patients []string     `json:"patients"`
+	Clients  []demoClient `json:"clients"`
+	Users    []demoUser   `json:"users"`
 }
 
 func demoCommand() *command {
@@ -31,8 +36,12 @@ func demoCommand() *command {
 		usage:   "[--addr HOST:PORT] [--data DIR] [--store URL]",
 		help: `Starts Warden on https://127.0.0.1:8443 with 14 synthetic Synthea patients
 loaded (on first start). Creates a development CA in DIR/pki and prints how
-to trust it; writes DIR/demo.json describing what was set up. Everything
-else is the secure default configuration. Stop it with Ctrl-C.`,
+to trust it. Registers a public and a confidential SMART app and a backend
+service (its private key in DIR/clients), and creates sign-ins (password
+and TOTP) for a practitioner and three of the patients; DIR/demo.json
+describes all of it. Every FHIR request needs an access token from the
+SMART authorization server. Everything else is the secure default
+configuration. Stop it with Ctrl-C.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&addr, "addr", "127.0.0.1:8443", "listen `HOST:PORT`")
 			fs.StringVar(&dataDir, "data", "warden-demo", "data `DIR` (created if missing)")
@@ -60,20 +69,27 @@ else is the secure default configuration. Stop it with Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			info := demoInfo{FHIRBase: in.api.Base(), Health: "https://" + in.server.Addr().String() + "/healthz", Patients: ids}
+			da, err := seedAuth(e.ctx, in, dataDir, ids)
+			if err != nil {
+				return err
+			}
+			info := demoInfo{FHIRBase: in.api.Base(), Issuer: in.api.Base(), Health: "https://" + in.server.Addr().String() + "/healthz",
+				Patients: ids, Clients: da.Clients, Users: da.Users}
 			if in.caFile != "" {
 				info.CAFile, _ = filepath.Abs(in.caFile)
 			}
 			b, _ := json.MarshalIndent(info, "", "  ")
-			if err := os.WriteFile(filepath.Join(dataDir, "demo.json"), append(b, '\n'), 0o644); err != nil {
+			// It holds the demo's passwords and secrets: readable by its owner only.
+			if err := os.WriteFile(filepath.Join(dataDir, "demo.json"), append(b, '\n'), 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "Warden demo serving FHIR R4 at %s\n", info.FHIRBase)
 			if info.CAFile != "" {
 				fmt.Fprintf(e.stdout, "Trust the development CA to call it:\n  curl --cacert %s %s/Patient\n", info.CAFile, info.FHIRBase)
 			}
-			fmt.Fprintf(e.stdout, "Setup described in %s. Stop with Ctrl-C.\n", filepath.Join(dataDir, "demo.json"))
-			return in.server.Serve(e.ctx)
+			fmt.Fprintf(e.stdout, "SMART on FHIR: %s/.well-known/smart-configuration\n", info.Issuer)
+			fmt.Fprintf(e.stdout, "Clients, logins and keys are described in %s. Stop with Ctrl-C.\n", filepath.Join(dataDir, "demo.json"))
+			return in.Serve(e.ctx)
 		},
 	}
 }

@@ -39,7 +39,7 @@ requests. Run 'warden config check --describe' for every setting.`,
 			}
 			defer in.Close()
 			log.Info("serving", "fhir_base", in.api.Base(), "admin", fmt.Sprint(in.server.AdminAddr()))
-			return in.server.Serve(e.ctx)
+			return in.Serve(e.ctx)
 		},
 	}
 }

@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/server"
-	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
 )
@@ -44,7 +44,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // openStore opens the configured store: SQLite in the data directory by
 // default, PostgreSQL for postgres:// URLs.
-func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config) (database, error) {
 	u := cfg.Store.URL
 	switch {
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
@@ -85,11 +85,14 @@ func secretFile(dir, name string, n int) ([]byte, error) {
 	return b, nil
 }
 
-// instance is a wired Warden: store, API and listeners.
+// instance is a wired Warden: store, API, authorization server and
+// listeners.
 type instance struct {
 	cfg    config.Config
-	store  store.Store
+	store  database
 	api    *fhirapi.API
+	core   *authCore
+	auth   *authserver.Server
 	server *server.Server
 	log    *slog.Logger
 	caFile string // development CA, when one was created
@@ -167,6 +170,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return nil, err
 	}
 	base := baseURL(cfg, probe.Addr())
+	fail := func(err error) (*instance, error) {
+		probe.Close()
+		st.Close()
+		return nil, err
+	}
+	core, err := openAuthCore(ctx, cfg, st, base)
+	if err != nil {
+		return fail(err)
+	}
+	in.core = core
 	api, err := fhirapi.New(st, fhirapi.Options{
 		BaseURL:              base,
 		CursorKey:            cursorKey,
@@ -178,16 +191,47 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		LenientSearchDefault: cfg.FHIR.LenientSearchDefault,
 		Version:              Version,
 		Logger:               log,
+		Verifier:             core.tokens,
+		Policy:               policyOptions(cfg),
 	})
 	if err != nil {
-		probe.Close()
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	in.api = api
+	if in.auth, err = newAuthServer(ctx, cfg, st, core, api, base); err != nil {
+		return fail(err)
+	}
 	probe.Handle(api.Prefix(), api)
+	in.auth.Register(probe.Mux())
 	in.server = probe
 	return in, nil
+}
+
+// reloadEvery is how often a server re-reads signing keys and
+// revocations that another process (the admin commands, another replica)
+// wrote to the shared database.
+const reloadEvery = 2 * time.Second
+
+// Serve serves until ctx ends, keeping the token service's view of keys
+// and revocations fresh.
+func (in *instance) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(reloadEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := in.core.tokens.Reload(ctx); err != nil && ctx.Err() == nil {
+					in.log.Warn("reloading keys and revocations failed", "error", err.Error())
+				}
+			}
+		}
+	}()
+	return in.server.Serve(ctx)
 }
 
 // Close releases the store.

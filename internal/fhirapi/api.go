@@ -20,6 +20,7 @@ import (
 	"github.com/wardenfhir/warden/internal/fhir/model"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
+	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -43,6 +44,15 @@ type Options struct {
 	// Version is the software version for the CapabilityStatement.
 	Version string
 	Logger  *slog.Logger
+	// Verifier checks the access token of every request but /metadata.
+	Verifier Verifier
+	// Policy configures the authorization decisions.
+	Policy policy.Options
+	// Unauthenticated serves every request without a token, with the
+	// whole store: for benchmarks that measure what enforcement costs
+	// and for tests of the REST semantics alone. No configuration
+	// setting reaches it.
+	Unauthenticated bool
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }

@@ -26,6 +26,12 @@ type testServer struct {
 
 func newTestServer(t *testing.T) *testServer {
 	t.Helper()
+	return newTestServerWith(t, func(o *fhirapi.Options) { o.Unauthenticated = true })
+}
+
+// newTestServerWith is newTestServer with options set by configure.
+func newTestServerWith(t *testing.T, configure func(*fhirapi.Options)) *testServer {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{Synchronous: "normal"})
 	if err != nil {
@@ -37,7 +43,9 @@ func newTestServer(t *testing.T) *testServer {
 	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(ts.srv.Close)
 	ts.url = ts.srv.URL + "/fhir"
-	ts.api, err = fhirapi.New(st, fhirapi.Options{BaseURL: ts.url, CursorKey: bytes.Repeat([]byte{7}, 32), DefaultCount: 10, MaxCount: 100})
+	opts := fhirapi.Options{BaseURL: ts.url, CursorKey: bytes.Repeat([]byte{7}, 32), DefaultCount: 10, MaxCount: 100}
+	configure(&opts)
+	ts.api, err = fhirapi.New(st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func BenchmarkImportBundle(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://bench.invalid/fhir", CursorKey: bytes.Repeat([]byte{1}, 32), MaxBodyBytes: 64 << 20})
+		api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://bench.invalid/fhir", Unauthenticated: true, CursorKey: bytes.Repeat([]byte{1}, 32), MaxBodyBytes: 64 << 20})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func BenchmarkTransaction100(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://bench.invalid/fhir", CursorKey: bytes.Repeat([]byte{1}, 32)})
+	api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://bench.invalid/fhir", Unauthenticated: true, CursorKey: bytes.Repeat([]byte{1}, 32)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func benchAPI(b *testing.B) (*fhirapi.API, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://bench.invalid/fhir", CursorKey: bytes.Repeat([]byte{1}, 32), MaxBodyBytes: 64 << 20})
+	api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://bench.invalid/fhir", Unauthenticated: true, CursorKey: bytes.Repeat([]byte{1}, 32), MaxBodyBytes: 64 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions
 		if be.status == -1 {
 			continue
 		}
-		err := a.store.Tx(ctx, func(tx store.Tx) error {
+		err := a.db(ctx).Tx(ctx, func(tx store.Tx) error {
 			return a.runEntry(ctx, tx, be, nil)
 		})
 		if err != nil {
@@ -216,7 +216,7 @@ func (a *API) parseEntry(i int, raw any) (*bundleEntry, error) {
 // be rewritten before anything is stored.
 func (a *API) transaction(ctx context.Context, entries []*bundleEntry) error {
 	pre, cond := a.prepareEntries(ctx, entries)
-	return a.store.Tx(ctx, func(tx store.Tx) error {
+	return a.db(ctx).Tx(ctx, func(tx store.Tx) error {
 		refs := maps.Clone(pre) // fullUrl (or conditional reference) → Type/id
 		for _, be := range entries {
 			be.status, be.out, be.location = 0, nil, ""
@@ -349,7 +349,7 @@ func (a *API) matchCommitted(ctx context.Context, typ, query string) (string, bo
 	if err != nil {
 		return "", false
 	}
-	sr, err := a.store.Search(ctx, q, store.PageRequest{})
+	sr, err := a.db(ctx).Search(ctx, q, store.PageRequest{})
 	if err != nil || len(sr.Matches) == 0 || (len(sr.Matches) > 1 && !anyMatch(ctx)) {
 		return "", false
 	}

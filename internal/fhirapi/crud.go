@@ -22,7 +22,7 @@ const lastUpdatedLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // read implements GET [base]/[type]/[id] (FHIR R4 §3.1.0.2).
 func (a *API) read(w http.ResponseWriter, r *http.Request, seg []string) error {
-	res, err := a.store.Read(r.Context(), seg[0], seg[1])
+	res, err := a.db(r.Context()).Read(r.Context(), seg[0], seg[1])
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func (a *API) vread(w http.ResponseWriter, r *http.Request, seg []string) error 
 	if err != nil || v < 1 {
 		return store.ErrNotFound
 	}
-	res, err := a.store.VRead(r.Context(), seg[0], seg[1], v)
+	res, err := a.db(r.Context()).VRead(r.Context(), seg[0], seg[1], v)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, seg []string) error
 	var out *store.Resource
 	status := http.StatusCreated
 	cond := r.Header.Get("If-None-Exist")
-	err = a.store.Tx(r.Context(), func(tx store.Tx) error {
+	err = a.db(r.Context()).Tx(r.Context(), func(tx store.Tx) error {
 		out, status = nil, http.StatusCreated
 		if cond != "" {
 			existing, err := a.conditionalMatch(r.Context(), tx, typ, cond)
@@ -294,7 +294,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, seg []string) error
 	ifMatch := r.Header.Get("If-Match")
 	var out *store.Resource
 	var status int
-	err = a.store.Tx(r.Context(), func(tx store.Tx) error {
+	err = a.db(r.Context()).Tx(r.Context(), func(tx store.Tx) error {
 		var err error
 		out, status, err = a.updateIn(r.Context(), tx, typ, id, cloneTop(res), ifMatch)
 		return err
@@ -358,7 +358,7 @@ func (a *API) conditionalUpdate(w http.ResponseWriter, r *http.Request, seg []st
 	}
 	var out *store.Resource
 	var status int
-	err = a.store.Tx(r.Context(), func(tx store.Tx) error {
+	err = a.db(r.Context()).Tx(r.Context(), func(tx store.Tx) error {
 		matches, err := a.conditionalMatch(r.Context(), tx, typ, r.URL.RawQuery)
 		if err != nil {
 			return err
@@ -386,7 +386,7 @@ func (a *API) conditionalUpdate(w http.ResponseWriter, r *http.Request, seg []st
 // delete implements DELETE [base]/[type]/[id] (FHIR R4 §3.1.0.7); the
 // history is kept and a later read answers 410 Gone.
 func (a *API) delete(w http.ResponseWriter, r *http.Request, seg []string) error {
-	err := a.store.Tx(r.Context(), func(tx store.Tx) error {
+	err := a.db(r.Context()).Tx(r.Context(), func(tx store.Tx) error {
 		return a.deleteIn(r.Context(), tx, seg[0], seg[1])
 	})
 	if err != nil {
@@ -415,7 +415,7 @@ func (a *API) conditionalDelete(w http.ResponseWriter, r *http.Request, seg []st
 	if r.URL.RawQuery == "" {
 		return errorf(http.StatusBadRequest, "invalid", "A conditional delete needs search parameters")
 	}
-	err := a.store.Tx(r.Context(), func(tx store.Tx) error {
+	err := a.db(r.Context()).Tx(r.Context(), func(tx store.Tx) error {
 		matches, err := a.conditionalMatch(r.Context(), tx, typ, r.URL.RawQuery)
 		if err != nil || len(matches) == 0 {
 			return err

@@ -1,6 +1,7 @@
 package fhirapi
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -58,4 +59,15 @@ func (a *API) openCursor(query, token string) (string, error) {
 		return "", store.ErrBadCursor
 	}
 	return c.Store, nil
+}
+
+// bindCursor binds what a paging cursor is sealed to, the canonical
+// query, to the caller as well: a cursor that leaks to another client or
+// patient is refused instead of continuing someone else's search.
+func bindCursor(ctx context.Context, canonical string) string {
+	p := PrincipalFrom(ctx)
+	if p == nil {
+		return canonical
+	}
+	return canonical + "\x00" + p.ClientID + "\x00" + p.Subject + "\x00" + p.Patient + "\x00" + p.Scope
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -23,7 +24,15 @@ func (a *API) everything(w http.ResponseWriter, r *http.Request, seg []string) e
 	if err != nil {
 		return errorf(http.StatusBadRequest, "invalid", "The query string is malformed")
 	}
-	patient, err := a.store.Read(r.Context(), "Patient", id)
+	db := a.db(r.Context())
+	g, guarded := db.(*guard)
+	if guarded {
+		// $everything is an action of its own (step-up may apply).
+		if _, err := g.decide(policy.ActEverything, "Patient"); err != nil {
+			return err
+		}
+	}
+	patient, err := db.Read(r.Context(), "Patient", id)
 	if err != nil {
 		return err
 	}
@@ -51,13 +60,13 @@ func (a *API) everything(w http.ResponseWriter, r *http.Request, seg []string) e
 	b.entry(a.base+"/Patient/"+id, patient.JSON, `"search":{"mode":"match"}`)
 	n := 1
 	for _, typ := range types {
-		if typ == "Patient" {
-			continue
+		if typ == "Patient" || guarded && !g.may(policy.ActSearch, typ) {
+			continue // the types the token does not cover are left out
 		}
 		q := &search.Query{Type: typ, Compartment: &search.Compartment{Type: "Patient", ID: id}, Count: a.opts.MaxCount}
 		cursor := ""
 		for {
-			res, err := a.store.Search(r.Context(), q, store.PageRequest{Cursor: cursor})
+			res, err := db.Search(r.Context(), q, store.PageRequest{Cursor: cursor})
 			if err != nil {
 				return err
 			}

@@ -57,19 +57,21 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, seg []string) erro
 	}
 	canonical := self + "?" + clean.Encode()
 	if cursor != "" {
-		if hq.After, err = a.openCursor(canonical, cursor); err != nil {
+		if hq.After, err = a.openCursor(bindCursor(r.Context(), canonical), cursor); err != nil {
 			return err
 		}
 	}
-	page, err := a.store.History(r.Context(), hq)
+	page, err := a.db(r.Context()).History(r.Context(), hq)
 	if err != nil {
 		return err
 	}
 	b := newBundle("history", a.now())
-	b.total(page.Total)
+	if page.Total >= 0 {
+		b.total(page.Total)
+	}
 	b.link("self", a.selfURL(r))
 	if page.Next != "" {
-		b.link("next", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(canonical, page.Next)))
+		b.link("next", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(bindCursor(r.Context(), canonical), page.Next)))
 	}
 	for _, v := range page.Versions {
 		full := a.base + "/" + v.Type + "/" + v.ID

@@ -26,6 +26,8 @@ type Issue struct {
 type Error struct {
 	Status int
 	Issues []Issue
+	// Challenge is the WWW-Authenticate header of a 401 (RFC 6750 §3).
+	Challenge string
 }
 
 func (e *Error) Error() string {
@@ -101,6 +103,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	issues := e.Issues
 	if internal {
 		issues = []Issue{{Severity: "error", Code: issues[0].Code, Diagnostics: issues[0].Diagnostics + " (error id " + id + ")"}}
+	}
+	if e.Challenge != "" {
+		w.Header().Set("WWW-Authenticate", e.Challenge)
 	}
 	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

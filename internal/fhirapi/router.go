@@ -33,6 +33,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if !(len(seg) == 1 && seg[0] == "metadata") && !a.opts.Unauthenticated {
+		p, err := a.authenticate(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		r = r.WithContext(withPrincipal(r.Context(), p))
+	}
 	h := a.route(r.Method, seg)
 	if h == nil {
 		a.writeError(w, r, errorf(http.StatusNotFound, "not-found", "Unknown path or method"))

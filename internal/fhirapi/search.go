@@ -36,7 +36,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, seg []string) error
 	canonical := self + "?" + vals.Encode()
 	storeCursor := ""
 	if cursor != "" {
-		if storeCursor, err = a.openCursor(canonical, cursor); err != nil {
+		if storeCursor, err = a.openCursor(bindCursor(r.Context(), canonical), cursor); err != nil {
 			return err
 		}
 	}
@@ -55,7 +55,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, seg []string) error
 		OnlyCount: q.Summary == search.SummaryCount || q.Count == 0,
 	}
 	page.WantTotal = page.OnlyCount || q.Total == "accurate" || q.Total == "estimate" || (q.Total == "" && cursor == "")
-	res, err := a.store.Search(r.Context(), q, page)
+	res, err := a.db(r.Context()).Search(r.Context(), q, page)
 	if err != nil {
 		return err
 	}
@@ -73,10 +73,10 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, seg []string) error
 	}
 	b.link("self", selfURL)
 	if res.Next != "" {
-		b.link("next", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(canonical, res.Next)))
+		b.link("next", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(bindCursor(r.Context(), canonical), res.Next)))
 	}
 	if res.Prev != "" {
-		b.link("previous", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(canonical, res.Prev)))
+		b.link("previous", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(bindCursor(r.Context(), canonical), res.Prev)))
 	}
 	if len(q.Ignored) > 0 {
 		b.outcome(a.base, "Ignored unknown search parameters: "+strings.Join(q.Ignored, ", "))

@@ -244,4 +244,3 @@ func missing(p *Principal, r Request) string {
 	}
 	return ctx + "/" + typ + "." + perm.String()
 }
-

@@ -78,6 +78,10 @@ func (s *Server) Handle(prefix string, h http.Handler) {
 	s.mux.Handle(prefix, h)
 }
 
+// Mux is the public listener's router, for components that mount several
+// routes of their own (the authorization server).
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
 // Close releases the listeners of a server that will not Serve.
 func (s *Server) Close() {
 	if s.publicLn != nil {

@@ -1,0 +1,294 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/wardenfhir/warden/internal/smart"
+	"github.com/wardenfhir/warden/internal/tokens"
+)
+
+// handleToken is the token endpoint (RFC 6749 §3.2): authorization_code
+// (§4.1.3, with PKCE RFC 7636 §4.6), refresh_token (§6, rotated on every
+// use), client_credentials (§4.4, SMART Backend Services). fosite runs the
+// grant; around it Warden narrows scopes to the client's ceiling, sets
+// lifetimes, and adds SMART's launch context and the id_token to the
+// response (SMART 2.2 "Response" of the access-token request).
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodOptions {
+		s.tokenPreflight(w, r)
+		return
+	}
+	ctx := r.Context()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		s.provider.WriteAccessError(ctx, w, nil, fosite.ErrInvalidRequest.WithHint("The token endpoint accepts POST only."))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.provider.WriteAccessError(ctx, w, nil, fosite.ErrInvalidRequest.WithHint("Malformed form body."))
+		return
+	}
+	s.allowTokenCORS(ctx, w, r)
+	s.fillPublicRefreshClient(ctx, r)
+
+	sess := &Session{}
+	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if err := s.shapeAccessRequest(ctx, ar); err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	resp, err := s.provider.NewAccessResponse(ctx, ar)
+	if err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if err := s.addSMARTResponse(ctx, ar, resp); err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	s.provider.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// fillPublicRefreshClient supports apps (fhirclient) that refresh a public
+// client's token without client_id: when a refresh_token request carries no
+// client credentials at all and the refresh token belongs to a public
+// client, that client is the requester. Confidential and backend clients
+// must still authenticate (RFC 6749 §6).
+func (s *Server) fillPublicRefreshClient(ctx context.Context, r *http.Request) {
+	if r.PostForm.Get("grant_type") != "refresh_token" || r.PostForm.Get("client_id") != "" ||
+		r.PostForm.Get("client_assertion") != "" || r.Header.Get("Authorization") != "" {
+		return
+	}
+	sig := s.refreshSignature(ctx, r.PostForm.Get("refresh_token"))
+	if sig == "" {
+		return
+	}
+	rec, err := s.o.Records.GetRecord(ctx, recordKindRefresh, sig)
+	if err != nil {
+		return
+	}
+	var sr storedRequest
+	if json.Unmarshal(rec.Value, &sr) != nil {
+		return
+	}
+	c, err := s.registry.Get(ctx, sr.ClientID)
+	if err != nil || c.Type != ClientPublic {
+		return
+	}
+	r.PostForm.Set("client_id", c.ID)
+	r.Form.Set("client_id", c.ID)
+}
+
+func (s *Server) refreshSignature(ctx context.Context, token string) string {
+	if token == "" {
+		return ""
+	}
+	return s.coreStrategy().RefreshTokenSignature(ctx, token)
+}
+
+// shapeAccessRequest applies Warden's rules between fosite's validation of
+// the grant and the minting of tokens.
+func (s *Server) shapeAccessRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	req, ok := ar.(*fosite.AccessRequest)
+	if !ok {
+		return fosite.ErrServerError.WithHint("unexpected request type")
+	}
+	fc, ok := req.GetClient().(*fositeClient)
+	if !ok {
+		return fosite.ErrServerError.WithHint("unexpected client type")
+	}
+	c := fc.Client
+	sess := req.GetSession().(*Session)
+	now := s.o.Now()
+	switch {
+	case req.GetGrantTypes().ExactOne(GrantClientCredentials):
+		// SMART Backend Services "Evaluate requested access": within the
+		// registered ceiling, or nothing.
+		requested, _ := smart.ParseScopes(strings.Join(req.GetRequestedScopes(), " "))
+		ceiling, _ := smart.ParseScopes(c.Scopes)
+		granted := smart.Grant(requested, ceiling)
+		if len(granted.Resources) == 0 && len(granted.Other) == 0 {
+			return fosite.ErrInvalidScope.WithHint("None of the requested scopes is allowed for this client.")
+		}
+		req.GrantedScope = fosite.Arguments(strings.Fields(granted.String()))
+		sess.Subject = c.ID
+	case req.GetGrantTypes().ExactOne(GrantRefreshToken):
+		if !sess.OnlineUntil.IsZero() && !now.Before(sess.OnlineUntil) {
+			return fosite.ErrInvalidGrant.WithHint("The online access of this grant has ended; sign in again.")
+		}
+		if scope := req.GetRequestForm().Get("scope"); scope != "" {
+			// SMART 2.2 / RFC 6749 §6: a refresh may only narrow.
+			narrowed := strings.Fields(scope)
+			for _, sc := range narrowed {
+				if !slices.Contains(req.GrantedScope, sc) {
+					return fosite.ErrInvalidScope.WithHint("A refresh can only ask for scopes already granted.")
+				}
+			}
+			slices.Sort(narrowed)
+			req.GrantedScope = fosite.Arguments(slices.Compact(narrowed))
+		}
+	}
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(s.accessLifetime(c, req.GetGrantedScopes(), req.GetGrantTypes().ExactOne(GrantClientCredentials))))
+	granted := req.GetGrantedScopes()
+	switch {
+	case granted.Has("offline_access"):
+		sess.SetExpiresAt(fosite.RefreshToken, now.Add(s.o.RefreshTokenLifetime))
+	case granted.Has("online_access"):
+		exp := now.Add(s.o.RefreshTokenLifetime)
+		if !sess.OnlineUntil.IsZero() && sess.OnlineUntil.Before(exp) {
+			exp = sess.OnlineUntil
+		}
+		sess.SetExpiresAt(fosite.RefreshToken, exp)
+	}
+	return nil
+}
+
+// accessLifetime is the client's lifetime (or the default), shortened for
+// sensitive scopes and capped for backend services.
+func (s *Server) accessLifetime(c Client, granted []string, backend bool) time.Duration {
+	d := s.o.AccessTokenLifetime
+	if c.TokenLifetime > 0 {
+		d = c.TokenLifetime
+	}
+	if s.sensitive(granted) && s.o.SensitiveLifetime < d {
+		d = s.o.SensitiveLifetime
+	}
+	if backend && d > BackendTokenLifetime {
+		d = BackendTokenLifetime
+	}
+	return d
+}
+
+func (s *Server) sensitive(granted []string) bool {
+	if len(s.o.SensitiveScopes) == 0 {
+		return false
+	}
+	for _, g := range granted {
+		if slices.Contains(s.o.SensitiveScopes, g) {
+			return true
+		}
+	}
+	sc, _ := smart.ParseScopes(strings.Join(granted, " "))
+	for _, r := range sc.Resources {
+		if slices.Contains(s.o.SensitiveScopes, r.Type) || (r.Type == "*" && len(s.o.SensitiveScopes) > 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// addSMARTResponse adds the launch context (SMART 2.2 "Launch context
+// arrives with your access_token") and, when openid with fhirUser or
+// profile was granted, the id_token.
+func (s *Server) addSMARTResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
+	sess := ar.GetSession().(*Session)
+	granted := ar.GetGrantedScopes()
+	resp.SetTokenType("Bearer")
+	resp.SetScopes(granted)
+	if sess.Patient != "" {
+		resp.SetExtra("patient", sess.Patient)
+	}
+	if sess.Encounter != "" {
+		resp.SetExtra("encounter", sess.Encounter)
+	}
+	if len(sess.FHIRContext) > 0 {
+		resp.SetExtra("fhirContext", sess.FHIRContext)
+	}
+	if sess.Patient != "" || sess.NeedPatientBanner {
+		resp.SetExtra("need_patient_banner", sess.NeedPatientBanner)
+	}
+	if granted.Has("openid") && (granted.Has("fhirUser") || granted.Has("profile")) && sess.FHIRUser != "" {
+		idc := tokens.IDClaims{
+			Subject:  sess.Subject,
+			ClientID: ar.GetClient().GetID(),
+			Nonce:    sess.Nonce,
+			ACR:      sess.ACR,
+			AMR:      sess.AMR,
+			AuthTime: sess.AuthTime,
+		}
+		if granted.Has("fhirUser") {
+			idc.FHIRUser = s.o.Issuer + "/" + sess.FHIRUser
+		}
+		if granted.Has("profile") {
+			idc.Name = sess.Name
+		}
+		idt, err := s.o.Tokens.MintID(ctx, idc)
+		if err != nil {
+			return err
+		}
+		resp.SetExtra("id_token", idt)
+	}
+	return nil
+}
+
+// tokenPreflight answers a CORS preflight for the token endpoint: only
+// origins some client registered are allowed.
+func (s *Server) tokenPreflight(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !s.originRegistered(r.Context(), origin, "") {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Methods", "POST")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// allowTokenCORS lets a browser app read the token response only from the
+// origins its client registered (SMART 2.2 CORS requirements).
+func (s *Server) allowTokenCORS(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	w.Header().Add("Vary", "Origin")
+	if origin == "" {
+		return
+	}
+	id := r.PostForm.Get("client_id")
+	if id == "" {
+		if u, _, ok := r.BasicAuth(); ok {
+			id = u
+		}
+	}
+	if id == "" && r.PostForm.Get("grant_type") == "refresh_token" {
+		if rec, err := s.o.Records.GetRecord(ctx, recordKindRefresh, s.refreshSignature(ctx, r.PostForm.Get("refresh_token"))); err == nil {
+			var sr storedRequest
+			if json.Unmarshal(rec.Value, &sr) == nil {
+				id = sr.ClientID
+			}
+		}
+	}
+	if id != "" && s.originRegistered(ctx, origin, id) {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
+}
+
+// originRegistered reports whether origin is registered for the client id,
+// or for any enabled client when id is "".
+func (s *Server) originRegistered(ctx context.Context, origin, id string) bool {
+	if id != "" {
+		c, err := s.registry.Get(ctx, id)
+		return err == nil && !c.Disabled && slices.Contains(c.Origins, origin)
+	}
+	cs, err := s.registry.List(ctx)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(cs, func(c Client) bool { return !c.Disabled && slices.Contains(c.Origins, origin) })
+}
+
+func (s *Server) coreStrategy() *coreStrategy { return s.strategy }

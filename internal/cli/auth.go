@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/authserver"
+	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/fhirapi"
+	"github.com/wardenfhir/warden/internal/identity"
+	"github.com/wardenfhir/warden/internal/keyring"
+	"github.com/wardenfhir/warden/internal/policy"
+	"github.com/wardenfhir/warden/internal/store"
+	"github.com/wardenfhir/warden/internal/tokens"
+	"github.com/wardenfhir/warden/internal/web"
+)
+
+// database is what the configured store offers: resources and records.
+type database interface {
+	store.Store
+	store.Records
+}
+
+// authCore is what both the server and the admin commands need: the
+// master keyring, the token service and the directories of users and
+// clients.
+type authCore struct {
+	keys    *keyring.Keyring
+	tokens  *tokens.Service
+	users   *identity.Directory
+	clients *authserver.Registry
+}
+
+// openAuthCore opens the keyring in DATA_DIR/keys and the token service
+// over db. issuer is the FHIR base URL.
+func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer string) (*authCore, error) {
+	keys, err := keyring.Open(filepath.Join(cfg.DataDir, "keys"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the keyring: %w", err)
+	}
+	ts, err := tokens.New(ctx, tokens.Options{
+		Issuer:      issuer,
+		Audience:    issuer,
+		Records:     db,
+		Sealer:      keys,
+		RotateEvery: cfg.Auth.SigningKeyRotation,
+		MaxLifetime: max(cfg.Auth.AccessTokenLifetime, time.Hour),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the token service: %w", err)
+	}
+	return &authCore{
+		keys:    keys,
+		tokens:  ts,
+		users:   identity.NewDirectory(db, keys, identity.Options{Issuer: "Warden"}),
+		clients: authserver.NewRegistry(db, ts, time.Now),
+	}, nil
+}
+
+// policyOptions turns the step-up settings into the policy's terms.
+func policyOptions(cfg config.Config) policy.Options {
+	o := policy.Options{MaxAuthAge: cfg.Auth.StepUpMaxAge}
+	for _, s := range cfg.Auth.StepUp {
+		switch s {
+		case "delete":
+			o.StepUp = append(o.StepUp, policy.ActDelete)
+		case "everything":
+			o.StepUp = append(o.StepUp, policy.ActEverything)
+		case "create":
+			o.StepUp = append(o.StepUp, policy.ActCreate)
+		case "update":
+			o.StepUp = append(o.StepUp, policy.ActUpdate)
+		}
+	}
+	return o
+}
+
+// newAuthServer builds the SMART authorization server.
+func newAuthServer(ctx context.Context, cfg config.Config, db database, core *authCore, api *fhirapi.API, issuer string) (*authserver.Server, error) {
+	cookieKey, err := secretFile(cfg.DataDir, "cookie.key", 32)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := web.NewPages()
+	if err != nil {
+		return nil, err
+	}
+	return authserver.New(ctx, authserver.Options{
+		Issuer:               issuer,
+		Records:              db,
+		Tokens:               core.tokens,
+		Users:                core.users,
+		Pages:                pages,
+		Patients:             patientDirectory{api},
+		CookieKey:            cookieKey[:32],
+		AccessTokenLifetime:  cfg.Auth.AccessTokenLifetime,
+		SensitiveScopes:      cfg.Auth.SensitiveScopes,
+		SensitiveLifetime:    cfg.Auth.SensitiveTokenLifetime,
+		RefreshTokenLifetime: cfg.Auth.RefreshTokenLifetime,
+		OnlineLifetime:       cfg.Auth.OnlineRefreshLifetime,
+	})
+}
+
+// patientDirectory answers the patient picker from the FHIR store.
+type patientDirectory struct{ api *fhirapi.API }
+
+func (d patientDirectory) Label(ctx context.Context, id string) (string, error) {
+	return d.api.PatientLabel(ctx, id)
+}
+
+func (d patientDirectory) Search(ctx context.Context, name string, limit int) ([]authserver.PatientChoice, error) {
+	found, err := d.api.SearchPatients(ctx, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authserver.PatientChoice, len(found))
+	for i, p := range found {
+		out[i] = authserver.PatientChoice{ID: p.ID, Label: p.Label}
+	}
+	return out, nil
+}

@@ -1,0 +1,6 @@
+package web
+
+import "time"
+
+// SetNow sets the clock Open and Seal use.
+func (s *Sealed) SetNow(now func() time.Time) { s.now = now }
