@@ -59,6 +59,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, redirectURI, state, aerr)
 		return
 	}
+	if cands := candidateScopes(r.Form.Get("scope"), c); len(cands.Resources) == 0 && len(cands.Other) == 0 {
+		s.redirectError(w, r, redirectURI, state, &authorizeError{code: "invalid_scope", description: "None of the requested scopes is allowed for this application."})
+		return
+	}
 	st := &interaction{Form: authorizeParams(r.Form), ClientID: c.ID, Stage: stageLogin}
 	if acr := r.Form.Get("acr_values"); slices.Contains(strings.Fields(acr), policy.ACRMultiFactor) {
 		st.MFA = true
@@ -114,6 +118,9 @@ func (s *Server) checkSMARTRequest(form url.Values) *authorizeError {
 	if slices.Contains(strings.Fields(form.Get("prompt")), "none") {
 		// No single sign-on session exists: every authorization signs in.
 		return &authorizeError{code: "login_required", description: "Sign-in is required."}
+	}
+	if rm := form.Get("response_mode"); rm != "" && rm != "query" {
+		return errInvalidRequest("Only response_mode query is supported.")
 	}
 	if form.Get("request") != "" || form.Get("request_uri") != "" {
 		return &authorizeError{code: "request_not_supported", description: "Request objects are not supported."}

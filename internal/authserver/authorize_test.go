@@ -50,6 +50,8 @@ func TestAuthorizeRequestAdversarial(t *testing.T) {
 		{name: "aud of another path", mod: func(q url.Values) { q.Set("aud", e.ts.URL+"/other") }, wantError: "invalid_request"},
 		{name: "state missing", mod: func(q url.Values) { q.Del("state") }, wantError: "invalid_state"},
 		{name: "response_type token", mod: func(q url.Values) { q.Set("response_type", "token") }, wantError: "unsupported_response_type"},
+		{name: "response_mode form_post", mod: func(q url.Values) { q.Set("response_mode", "form_post") }, wantError: "unsupported_response_mode"},
+		{name: "scope entirely outside the ceiling", mod: func(q url.Values) { q.Set("scope", "system/*.cruds user/Observation.c") }, wantError: "invalid_scope"},
 		{name: "prompt none", mod: func(q url.Values) { q.Set("prompt", "none") }, wantError: "login_required"},
 		{name: "unknown launch", mod: func(q url.Values) { q.Set("launch", "forged") }, wantError: "invalid_request"},
 	}
@@ -271,8 +273,17 @@ func TestInteractionCSRF(t *testing.T) {
 		if got.status != http.StatusForbidden || got.location != nil {
 			t.Fatalf("got %d %v", got.status, got.location)
 		}
-		// The victim can still finish.
+		// The victim can still finish, once: replaying the approval with
+		// the same interaction cookie gets no second code.
+		base, _ := url.Parse(e.ts.URL)
+		cookies := victim.client.Jar.Cookies(base)
 		redirectParams(t, victim.approve(t, pg, nil), c)
+		replay := e.browser(t)
+		replay.client.Jar.SetCookies(base, cookies)
+		replayed := replay.approve(t, pg, nil)
+		if len(cookies) == 0 || replayed.status != http.StatusForbidden || replayed.location != nil || !strings.Contains(replayed.body, "already completed") {
+			t.Fatalf("replayed approval: %d %v (%d cookies)", replayed.status, replayed.location, len(cookies))
+		}
 	})
 }
 
@@ -286,6 +297,19 @@ func TestDenyReturnsAccessDenied(t *testing.T) {
 	got := b.post(t, "/auth/approve", url.Values{"csrf_token": {pg.csrf(t)}, "scope": pg.inputs("scope"), "decision": {"deny"}})
 	params := redirectParams(t, got, c)
 	if params.Get("error") != "access_denied" || params.Get("state") != q.Get("state") || params.Get("iss") != e.issuer || params.Get("code") != "" {
+		t.Fatalf("%v", params)
+	}
+}
+
+func TestNothingApprovedIsDenied(t *testing.T) {
+	e := newEnv(t)
+	c, _ := e.appClient(t, ClientPublic, appScopes)
+	u := e.addUser(t, "alice", "Patient/p1", []string{"p1"}, false)
+	b := e.browser(t)
+	authURL, _ := e.authorizeURL(c, "launch/patient patient/*.rs", newPKCE(), nil)
+	pg := b.login(t, b.get(t, authURL), u, "")
+	params := redirectParams(t, b.approve(t, pg, []string{}), c)
+	if params.Get("error") != "access_denied" || params.Get("code") != "" {
 		t.Fatalf("%v", params)
 	}
 }
@@ -613,6 +637,17 @@ func TestEHRLaunch(t *testing.T) {
 	authURL, _ = e.authorizeURL(c, "launch patient/*.rs", newPKCE(), func(q url.Values) { q.Set("launch", other) })
 	if params := redirectParams(t, b.login(t, b.get(t, authURL), someoneElse, ""), c); params.Get("error") != "access_denied" {
 		t.Fatalf("launch of another user: %v", params)
+	}
+	// A patient user cannot take over a launch for another patient.
+	patientUser := e.addUser(t, "alice", "Patient/p1", []string{"p1"}, false)
+	forP2, err := e.srv.MintLaunch(e.ctx, LaunchContext{Patient: "p2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = e.browser(t)
+	authURL, _ = e.authorizeURL(c, "launch patient/*.rs", newPKCE(), func(q url.Values) { q.Set("launch", forP2) })
+	if params := redirectParams(t, b.login(t, b.get(t, authURL), patientUser, ""), c); params.Get("error") != "access_denied" {
+		t.Fatalf("launch for another patient: %v", params)
 	}
 	if _, err := e.records.GetRecord(e.ctx, recordKindLaunch, launchKey(other)); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("launch record still there: %v", err)

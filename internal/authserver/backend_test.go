@@ -333,3 +333,76 @@ func TestBackendJWKSURL(t *testing.T) {
 		t.Fatalf("unregistered JWKS host: %d %v, fetches %d→%d (host %s)", code, body, before, fetches.Load(), host)
 	}
 }
+
+func TestAccessTokenLifetimes(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.SensitiveScopes = []string{"Observation"}; o.SensitiveLifetime = 2 * time.Minute })
+	keys := newBackendKeys(t)
+	c, _, err := e.srv.Clients().Add(e.ctx, NewClient{Name: "b", Type: ClientBackend, Scopes: "system/Patient.rs system/Observation.rs",
+		JWKS: keys.jwks(t), TokenLifetime: 4 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long, _, err := e.srv.Clients().Add(e.ctx, NewClient{Name: "b", Type: ClientBackend, Scopes: "system/Patient.rs",
+		JWKS: keys.jwks(t), TokenLifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		client Client
+		scope  string
+		want   float64
+	}{
+		{c, "system/Patient.rs", 240},                       // the client's own lifetime
+		{c, "system/Patient.rs system/Observation.rs", 120}, // a sensitive scope shortens it
+		{long, "system/Patient.rs", 300},                    // backend tokens live 300 s at most
+	} {
+		code, body, _ := e.postForm(t, "/auth/token", backendForm(keys.sign(t, jose.ES384, "ec", assertionClaims(e, tc.client.ID)), tc.scope), "", "")
+		if code != http.StatusOK {
+			t.Fatalf("%d %v", code, body)
+		}
+		if got := body["expires_in"].(float64); got < tc.want-2 || got > tc.want {
+			t.Fatalf("%s: expires_in %v, want %v", tc.scope, got, tc.want)
+		}
+		p, err := e.tokens.Verify(e.ctx, body["access_token"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := p.Expires.Sub(p.IssuedAt).Seconds(); d < tc.want-2 || d > tc.want {
+			t.Fatalf("%s: token lifetime %vs, want %v", tc.scope, d, tc.want)
+		}
+	}
+}
+
+// TestAsymmetricConfidentialApp: an interactive app authenticating with
+// private_key_jwt (SMART client-confidential-asymmetric) and another with
+// client_secret_post.
+func TestAsymmetricConfidentialApp(t *testing.T) {
+	e := newEnv(t)
+	keys := newBackendKeys(t)
+	c, secret, err := e.srv.Clients().Add(e.ctx, NewClient{Name: "asym", Type: ClientConfidential, Scopes: appScopes,
+		RedirectURIs: []string{"https://app.example/callback"}, JWKS: keys.jwks(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := e.addUser(t, "alice", "Patient/p1", []string{"p1"}, false)
+	p := newPKCE()
+	code := e.standaloneCode(t, c, u, "launch/patient patient/*.rs", "", p)
+	f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.RedirectURIs[0]}, "code_verifier": {p.verifier},
+		"client_assertion_type": {assertionType}, "client_assertion": {keys.sign(t, jose.RS384, "rs", assertionClaims(e, c.ID))}}
+	if st, body, _ := e.postForm(t, "/auth/token", f, "", ""); st != http.StatusOK || body["patient"] != "p1" {
+		t.Fatalf("private_key_jwt exchange: %d %v", st, body)
+	}
+	p = newPKCE()
+	code = e.standaloneCode(t, c, u, "launch/patient patient/*.rs", "", p)
+	f = url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.RedirectURIs[0]}, "code_verifier": {p.verifier},
+		"client_id": {c.ID}, "client_secret": {secret}}
+	if st, body, _ := e.postForm(t, "/auth/token", f, "", ""); st != http.StatusOK {
+		t.Fatalf("client_secret_post exchange: %d %v", st, body)
+	}
+	// Two methods at once are refused (RFC 6749 §2.3).
+	f.Set("client_assertion_type", assertionType)
+	f.Set("client_assertion", keys.sign(t, jose.RS384, "rs", assertionClaims(e, c.ID)))
+	if st, _, _ := e.postForm(t, "/auth/token", f, "", ""); st != http.StatusUnauthorized {
+		t.Fatalf("two client authentication methods: %d", st)
+	}
+}

@@ -69,8 +69,13 @@ type cachedJWKS struct {
 	fetched time.Time
 }
 
-// jwksCacheFor is how long a fetched JWK Set is reused.
-const jwksCacheFor = 5 * time.Minute
+// jwksCacheFor is how long a fetched JWK Set is reused; jwksRefetchAfter
+// is the least time between two fetches of one set, so that assertions
+// naming unknown keys cannot make Warden hammer a client's server.
+const (
+	jwksCacheFor     = 5 * time.Minute
+	jwksRefetchAfter = 30 * time.Second
+)
 
 // authenticate returns the authenticated client. The error matches
 // ErrUnknownClient, ErrClientDisabled or one of the ErrAssertion…/
@@ -157,27 +162,18 @@ func (a *clientAuthenticator) assertion(ctx context.Context, raw, formClientID s
 	if c.JWKS == "" && c.JWKSURL == "" {
 		return Client{}, ErrClientAuthMethod
 	}
-	keys, err := a.keysFor(ctx, c)
+	keys, err := a.keysFor(ctx, c, false)
 	if err != nil {
 		return Client{}, err
 	}
-	h := tok.Headers[0]
 	var claims josejwt.Claims
-	verified := false
-	for _, k := range keys.Keys {
-		if h.KeyID != "" && k.KeyID != h.KeyID {
-			continue
+	verified := verifyWith(tok, keys, &claims)
+	if !verified && c.JWKS == "" {
+		// The client may have rotated its keys since the set was cached.
+		if keys, err = a.keysFor(ctx, c, true); err != nil {
+			return Client{}, err
 		}
-		if k.Use != "" && k.Use != "sig" {
-			continue
-		}
-		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
-			continue
-		}
-		if err := tok.Claims(k.Key, &claims); err == nil {
-			verified = true
-			break
-		}
+		verified = verifyWith(tok, keys, &claims)
 	}
 	if !verified {
 		return Client{}, ErrAssertionKey
@@ -220,9 +216,33 @@ func (a *clientAuthenticator) assertion(ctx context.Context, raw, formClientID s
 	return c, nil
 }
 
+// verifyWith verifies tok under the key its kid names (every key when it
+// names none) among those whose use and alg allow it, and decodes the
+// claims into claims.
+func verifyWith(tok *josejwt.JSONWebToken, keys jose.JSONWebKeySet, claims *josejwt.Claims) bool {
+	h := tok.Headers[0]
+	for _, k := range keys.Keys {
+		if h.KeyID != "" && k.KeyID != h.KeyID {
+			continue
+		}
+		if k.Use != "" && k.Use != "sig" {
+			continue
+		}
+		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+			continue
+		}
+		if err := tok.Claims(k.Key, claims); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // keysFor returns the client's registered public keys: the inline JWKS, or
 // the JWKS URL fetched only when its host is registered for the client.
-func (a *clientAuthenticator) keysFor(ctx context.Context, c Client) (jose.JSONWebKeySet, error) {
+// A fetched set is reused for jwksCacheFor; refresh asks for a new fetch,
+// which happens at most once per jwksRefetchAfter.
+func (a *clientAuthenticator) keysFor(ctx context.Context, c Client, refresh bool) (jose.JSONWebKeySet, error) {
 	var set jose.JSONWebKeySet
 	if c.JWKS != "" {
 		if err := json.Unmarshal([]byte(c.JWKS), &set); err != nil {
@@ -237,8 +257,11 @@ func (a *clientAuthenticator) keysFor(ctx context.Context, c Client) (jose.JSONW
 	a.mu.Lock()
 	cached, ok := a.cache[c.JWKSURL]
 	a.mu.Unlock()
-	if ok && a.now().Sub(cached.fetched) < jwksCacheFor {
-		return cached.set, nil
+	if ok {
+		age := a.now().Sub(cached.fetched)
+		if age < jwksRefetchAfter || (!refresh && age < jwksCacheFor) {
+			return cached.set, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

@@ -47,6 +47,7 @@ type env struct {
 	ctx     context.Context
 	srv     *Server
 	ts      *httptest.Server
+	mux     *http.ServeMux
 	records store.Records
 	tokens  *tokens.Service
 	users   *identity.Directory
@@ -122,7 +123,7 @@ func newEnv(t testing.TB, mutate ...func(*Options)) *env {
 	ts.Config.Handler = mux
 	hc := ts.Client()
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &env{t: tt, ctx: ctx, srv: srv, ts: ts, records: db, tokens: tok, users: users, clock: clock, issuer: issuer, http: hc}
+	return &env{t: tt, ctx: ctx, srv: srv, ts: ts, mux: mux, records: db, tokens: tok, users: users, clock: clock, issuer: issuer, http: hc}
 }
 
 // postForm posts form to path (relative to the server) with optional

@@ -15,6 +15,7 @@ import (
 	"github.com/wardenfhir/warden/internal/identity"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/smart"
+	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/web"
 )
 
@@ -161,11 +162,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			&authorizeError{code: "unmet_authentication_requirements", description: "A second factor is required and none is set up."})
 		return
 	}
-	if st.Launch != nil && st.Launch.FHIRUser != "" && st.Launch.FHIRUser != u.FHIRUser {
-		// An EHR launch is for the user who launched the app.
-		s.redirectError(w, r, st.Form.Get("redirect_uri"), st.Form.Get("state"),
-			&authorizeError{code: "access_denied", description: "This launch belongs to another user."})
-		return
+	if l := st.Launch; l != nil {
+		// An EHR launch is for the user who launched the app, and its
+		// patient must be one that user may choose.
+		if (l.FHIRUser != "" && l.FHIRUser != u.FHIRUser) ||
+			(l.Patient != "" && !isPractitioner(u) && !slices.Contains(u.Patients, l.Patient)) {
+			s.redirectError(w, r, st.Form.Get("redirect_uri"), st.Form.Get("state"),
+				&authorizeError{code: "access_denied", description: "This launch belongs to another user."})
+			return
+		}
 	}
 	st.UserID, st.AuthTime, st.ACR, st.AMR = u.ID, authn.Time, authn.ACR, authn.AMR
 	if st.AuthTime.IsZero() {
@@ -320,6 +325,17 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectURI, state := st.Form.Get("redirect_uri"), st.Form.Get("state")
+	// An interaction is answered once: a replayed approval (the back
+	// button, a copied cookie) gets no second code.
+	err = s.o.Records.InsertRecord(ctx, store.Record{Kind: recordKindDone, Key: st.ID, Value: []byte("1"), Expires: st.Expires})
+	if errors.Is(err, store.ErrConflict) {
+		s.errorPage(w, http.StatusForbidden, "This sign-in was already completed. Return to the application.")
+		return
+	}
+	if err != nil {
+		s.errorPage(w, http.StatusServiceUnavailable, "The authorization could not be completed.")
+		return
+	}
 	if r.PostForm.Get("decision") != "allow" {
 		s.redirectError(w, r, redirectURI, state, &authorizeError{code: "access_denied", description: "The user denied the request."})
 		return
@@ -338,6 +354,10 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	granted := scopeTokens(cands.Without(deselected))
+	if len(granted) == 0 {
+		s.redirectError(w, r, redirectURI, state, &authorizeError{code: "access_denied", description: "The user approved no access."})
+		return
+	}
 
 	// Re-validate the stored request through fosite, exactly as if the
 	// app had sent it now.

@@ -176,11 +176,7 @@ func (s *Server) revoke(ctx context.Context, caller Client, token string) error 
 		if err != nil || p.ClientID != caller.ID {
 			return nil
 		}
-		if err := s.o.Tokens.RevokeToken(ctx, p.TokenID, p.Expires); err != nil {
-			return err
-		}
-		_, err = s.o.Records.DeleteRecord(ctx, recordKindAccess, s.strategy.AccessTokenSignature(ctx, token))
-		return err
+		return s.o.Tokens.RevokeToken(ctx, p.TokenID, p.Expires)
 	}
 	req, _, ok := s.liveRefresh(ctx, token)
 	if !ok || req.GetClient().GetID() != caller.ID {

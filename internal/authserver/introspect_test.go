@@ -179,4 +179,31 @@ func TestIntrospectDisabledClientToken(t *testing.T) {
 	if pg := e.browser(t).get(t, authURL); pg.status != http.StatusBadRequest || pg.location != nil {
 		t.Fatalf("authorize by a disabled client: %d", pg.status)
 	}
+	// Enabling the client again does not bring its refresh tokens back.
+	if err := e.srv.Clients().Enable(e.ctx, app.ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, body, _ := e.postForm(t, "/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}, app.ID, secret); st != http.StatusBadRequest {
+		t.Fatalf("refresh after re-enabling: %d %v", st, body)
+	}
+	if _, err := e.tokens.Verify(e.ctx, tok["access_token"].(string)); err == nil {
+		t.Fatal("an access token of a revoked grant verifies after re-enabling")
+	}
+	tok = e.launched(t, app, secret, u, "launch/patient offline_access patient/*.rs")
+	if _, err := e.tokens.Verify(e.ctx, tok["access_token"].(string)); err != nil {
+		t.Fatalf("new token after re-enabling: %v", err)
+	}
+}
+
+func TestDisabledUserCannotRefresh(t *testing.T) {
+	e := newEnv(t)
+	app, secret := e.appClient(t, ClientConfidential, appScopes)
+	u := e.addUser(t, "alice", "Patient/p1", []string{"p1"}, false)
+	tok := e.launched(t, app, secret, u, "launch/patient offline_access patient/*.rs")
+	if err := e.users.SetDisabled(e.ctx, u.Username, true); err != nil {
+		t.Fatal(err)
+	}
+	if st, body, _ := e.postForm(t, "/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}, app.ID, secret); st != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("refresh for a disabled user: %d %v", st, body)
+	}
 }

@@ -83,23 +83,24 @@ type NewClient struct {
 	JWKSHosts     []string // empty with JWKSURL set: the JWKSURL's own host
 }
 
-// TokenDisabler kills the tokens of a disabled client at once and lets a
+// ClientTokens kills the tokens of a disabled client at once and lets a
 // re-enabled client's new tokens through; *tokens.Service implements it.
-type TokenDisabler interface {
+type ClientTokens interface {
 	DisableClient(ctx context.Context, clientID string) error
 	EnableClient(ctx context.Context, clientID string) error
+	RevokeGrant(ctx context.Context, grantID string) error
 }
 
 // Registry holds the registered clients in store.Records kind "client".
 type Registry struct {
 	records store.Records
-	tokens  TokenDisabler
+	tokens  ClientTokens
 	now     func() time.Time
 }
 
-// NewRegistry returns a Registry over records; disabling a client also
-// calls tokens.DisableClient.
-func NewRegistry(records store.Records, tokens TokenDisabler, now func() time.Time) *Registry {
+// NewRegistry returns a Registry over records. tokens (required) is told
+// when a client is disabled or enabled.
+func NewRegistry(records store.Records, tokens ClientTokens, now func() time.Time) *Registry {
 	if now == nil {
 		now = time.Now
 	}
@@ -184,23 +185,53 @@ func (r *Registry) List(ctx context.Context) ([]Client, error) {
 }
 
 // Disable marks the client disabled: it can no longer authenticate, start
-// an authorization or refresh, and every token it holds dies at once.
+// an authorization or refresh, and every token it holds dies at once. Its
+// refresh tokens are deleted and their grants revoked for good, so that
+// Enable does not bring them back.
 func (r *Registry) Disable(ctx context.Context, id string) error {
 	c, err := r.Get(ctx, id)
 	if err != nil {
 		return err
 	}
-	if r.tokens != nil {
-		if err := r.tokens.DisableClient(ctx, id); err != nil {
+	if err := r.tokens.DisableClient(ctx, id); err != nil {
+		return err
+	}
+	c.Disabled = true
+	if err := r.put(ctx, c, false); err != nil {
+		return err
+	}
+	return r.revokeGrantsOf(ctx, id)
+}
+
+// revokeGrantsOf revokes every grant of the client that still has a
+// refresh token.
+func (r *Registry) revokeGrantsOf(ctx context.Context, clientID string) error {
+	recs, err := r.records.ListRecords(ctx, recordKindRefresh)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		var sr struct {
+			ClientID string `json:"client_id"`
+		}
+		if json.Unmarshal(rec.Value, &sr) != nil || sr.ClientID != clientID || rec.Group == "" {
+			continue
+		}
+		if err := r.tokens.RevokeGrant(ctx, rec.Group); err != nil {
+			return err
+		}
+		if _, err := r.records.DeleteGroup(ctx, recordKindRefresh, rec.Group); err != nil {
 			return err
 		}
 	}
-	c.Disabled = true
-	return r.put(ctx, c, false)
+	return nil
 }
 
-// Enable lifts Disable. Tokens issued before the client was disabled stay
-// dead only if the token service keeps them so; new ones are accepted.
+// Enable lifts Disable for new tokens. Refresh tokens and their grants
+// were revoked by Disable and stay dead; access tokens minted before
+// Disable without a refresh token (client_credentials tokens, at most
+// 5 minutes; others at most the client's lifetime) verify again until
+// they expire.
 func (r *Registry) Enable(ctx context.Context, id string) error {
 	c, err := r.Get(ctx, id)
 	if err != nil {
@@ -210,10 +241,7 @@ func (r *Registry) Enable(ctx context.Context, id string) error {
 	if err := r.put(ctx, c, false); err != nil {
 		return err
 	}
-	if r.tokens != nil {
-		return r.tokens.EnableClient(ctx, id)
-	}
-	return nil
+	return r.tokens.EnableClient(ctx, id)
 }
 
 func (r *Registry) put(ctx context.Context, c Client, insert bool) error {

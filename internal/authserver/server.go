@@ -162,7 +162,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		},
 	}
 	s.registry = NewRegistry(o.Records, o.Tokens, o.Now)
-	s.store = &fositeStorage{records: o.Records, registry: s.registry, issuer: o.Issuer, revoker: o.Tokens}
+	s.store = &fositeStorage{records: o.Records, registry: s.registry, revoker: o.Tokens}
 	s.auth = &clientAuthenticator{
 		registry: s.registry, records: o.Records, httpClient: o.HTTPClient, now: o.Now,
 		audiences: []string{s.urls.token, o.Issuer},

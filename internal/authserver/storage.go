@@ -17,14 +17,15 @@ import (
 // Record kinds of the fosite storage adapter. Token records are keyed by
 // the token's signature (never the token itself) and grouped by the grant
 // id, which is fosite's request id: every code, access and refresh token of
-// one authorization shares it.
+// one authorization shares it. Access tokens are not stored (see
+// CreateAccessTokenSession).
 const (
 	recordKindCode    = "authcode"
 	recordKindPKCE    = "pkce"
-	recordKindAccess  = "access"
 	recordKindRefresh = "refresh"
 	recordKindJTI     = "assertion-jti"
 	recordKindLaunch  = "launch"
+	recordKindDone    = "interaction-done" // approvals already answered: one code per interaction
 )
 
 // usedCodeRetention is how long a redeemed or expired authorization code is
@@ -51,7 +52,6 @@ type storedRequest struct {
 type fositeStorage struct {
 	records  store.Records
 	registry *Registry
-	issuer   string
 	revoker  grantRevoker
 }
 
@@ -246,21 +246,25 @@ func (s *fositeStorage) DeletePKCERequestSession(ctx context.Context, signature 
 	return err
 }
 
-// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
-func (s *fositeStorage) CreateAccessTokenSession(ctx context.Context, signature string, req fosite.Requester) error {
-	return s.put(ctx, recordKindAccess, signature, req, req.GetSession().GetExpiresAt(fosite.AccessToken))
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage. Access
+// tokens are self-contained RFC 9068 JWTs; their revocation state (by jti,
+// by grant, by client) lives in the token service, which every check
+// consults. Nothing reads a stored copy, so none is written: the database
+// holds no per-token launch context it would have to protect.
+func (s *fositeStorage) CreateAccessTokenSession(context.Context, string, fosite.Requester) error {
+	return nil
 }
 
-// GetAccessTokenSession implements oauth2.AccessTokenStorage.
-func (s *fositeStorage) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	req, _, _, err := s.get(ctx, recordKindAccess, signature, session)
-	return req, err
+// GetAccessTokenSession implements oauth2.AccessTokenStorage; see
+// CreateAccessTokenSession. Tokens are checked with tokens.Service.Verify.
+func (s *fositeStorage) GetAccessTokenSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
+	return nil, fosite.ErrNotFound
 }
 
-// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
-func (s *fositeStorage) DeleteAccessTokenSession(ctx context.Context, signature string) error {
-	_, err := s.records.DeleteRecord(ctx, recordKindAccess, signature)
-	return err
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage; see
+// CreateAccessTokenSession. Revocation goes through tokens.RevokeToken.
+func (s *fositeStorage) DeleteAccessTokenSession(context.Context, string) error {
+	return nil
 }
 
 // CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
@@ -323,12 +327,8 @@ func (s *fositeStorage) revokeGrant(ctx context.Context, grantID string) error {
 			return err
 		}
 	}
-	for _, kind := range []string{recordKindRefresh, recordKindAccess} {
-		if _, err := s.records.DeleteGroup(ctx, kind, grantID); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := s.records.DeleteGroup(ctx, recordKindRefresh, grantID)
+	return err
 }
 
 // fositeClient adapts a Client to fosite.Client.

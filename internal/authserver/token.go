@@ -128,6 +128,13 @@ func (s *Server) shapeAccessRequest(ctx context.Context, ar fosite.AccessRequest
 		if !sess.OnlineUntil.IsZero() && !now.Before(sess.OnlineUntil) {
 			return fosite.ErrInvalidGrant.WithHint("The online access of this grant has ended; sign in again.")
 		}
+		if sess.Username != "" {
+			// A disabled account's grants end with it.
+			u, err := s.o.Users.Get(ctx, sess.Subject)
+			if err != nil || u.Disabled {
+				return fosite.ErrInvalidGrant.WithHint("The user of this grant can no longer sign in.")
+			}
+		}
 		if scope := req.GetRequestForm().Get("scope"); scope != "" {
 			// SMART 2.2 / RFC 6749 §6: a refresh may only narrow.
 			narrowed := strings.Fields(scope)
@@ -197,6 +204,8 @@ func (s *Server) addSMARTResponse(ctx context.Context, ar fosite.AccessRequester
 	granted := ar.GetGrantedScopes()
 	resp.SetTokenType("Bearer")
 	resp.SetScopes(granted)
+	// The token service's clock, not fosite's, set the expiry.
+	resp.SetExpiresIn(sess.GetExpiresAt(fosite.AccessToken).Sub(s.o.Now()).Round(time.Second))
 	if sess.Patient != "" {
 		resp.SetExtra("patient", sess.Patient)
 	}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/adminapi"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
@@ -94,35 +95,6 @@ func writeJSONTo(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// clientView is what the commands print of a client: never the hash.
-type clientView struct {
-	ID            string    `json:"client_id"`
-	Name          string    `json:"name"`
-	Type          string    `json:"type"`
-	RedirectURIs  []string  `json:"redirect_uris,omitempty"`
-	Scopes        string    `json:"scopes"`
-	GrantTypes    []string  `json:"grant_types"`
-	TokenLifetime string    `json:"token_lifetime,omitempty"`
-	Owner         string    `json:"owner,omitempty"`
-	Contact       string    `json:"contact,omitempty"`
-	Origins       []string  `json:"origins,omitempty"`
-	JWKSURL       string    `json:"jwks_url,omitempty"`
-	HasJWKS       bool      `json:"has_jwks,omitempty"`
-	Disabled      bool      `json:"disabled,omitempty"`
-	Created       time.Time `json:"created"`
-	Secret        string    `json:"client_secret,omitempty"`
-}
-
-func viewClient(c authserver.Client, secret string) clientView {
-	v := clientView{ID: c.ID, Name: c.Name, Type: c.Type, RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, GrantTypes: c.GrantTypes,
-		Owner: c.Owner, Contact: c.Contact, Origins: c.Origins, JWKSURL: c.JWKSURL, HasJWKS: c.JWKS != "", Disabled: c.Disabled,
-		Created: c.Created, Secret: secret}
-	if c.TokenLifetime > 0 {
-		v.TokenLifetime = c.TokenLifetime.String()
-	}
-	return v
-}
-
 func clientsCommand() *command {
 	var (
 		configFile                                  string
@@ -193,7 +165,7 @@ func clientsCommand() *command {
 				if err != nil {
 					return err
 				}
-				return writeJSONTo(e.stdout, viewClient(c, secret))
+				return writeJSONTo(e.stdout, adminapi.View(c, secret))
 			case "list":
 				list, err := reg.List(e.ctx)
 				if err != nil {
@@ -214,7 +186,7 @@ func clientsCommand() *command {
 				if err != nil {
 					return err
 				}
-				return writeJSONTo(e.stdout, viewClient(c, ""))
+				return writeJSONTo(e.stdout, adminapi.View(c, ""))
 			case "disable":
 				if err := reg.Disable(e.ctx, rest[0]); err != nil {
 					return err

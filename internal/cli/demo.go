@@ -20,12 +20,16 @@ type demoInfo struct {
 	FHIRBase string `json:"fhir_base"`
 	// Issuer is the authorization server's issuer (the FHIR base); its
 	// SMART configuration is at ISSUER/.well-known/smart-configuration.
-	Issuer   string       `json:"issuer"`
-	CAFile   string       `json:"ca_file,omitempty"`
-	Health   string       `json:"health"`
-	Patients []string     `json:"patients"`
-	Clients  []demoClient `json:"clients"`
-	Users    []demoUser   `json:"users"`
+	Issuer string `json:"issuer"`
+	CAFile string `json:"ca_file,omitempty"`
+	Health string `json:"health"`
+	// Admin is the admin API (/admin/clients, /admin/launch); it takes
+	// the token in AdminTokenFile as a Bearer token.
+	Admin          string       `json:"admin,omitempty"`
+	AdminTokenFile string       `json:"admin_token_file,omitempty"`
+	Patients       []string     `json:"patients"`
+	Clients        []demoClient `json:"clients"`
+	Users          []demoUser   `json:"users"`
 }
 
 func demoCommand() *command {
@@ -75,6 +79,10 @@ configuration. Stop it with Ctrl-C.`,
 			}
 			info := demoInfo{FHIRBase: in.api.Base(), Issuer: in.api.Base(), Health: "https://" + in.server.Addr().String() + "/healthz",
 				Patients: ids, Clients: da.Clients, Users: da.Users}
+			if a := in.server.AdminAddr(); a != nil {
+				info.Admin = "http://" + a.String() + "/admin/"
+				info.AdminTokenFile, _ = filepath.Abs(filepath.Join(dataDir, "keys", "admin.token"))
+			}
 			if in.caFile != "" {
 				info.CAFile, _ = filepath.Abs(in.caFile)
 			}

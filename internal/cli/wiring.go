@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/adminapi"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
@@ -83,6 +85,25 @@ func secretFile(dir, name string, n int) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// adminTokenFile returns the admin API's token, DATA_DIR/keys/admin.token
+// (64 hex characters, created on first use, mode 0600): whoever can read
+// the data directory can administer the instance anyway.
+func adminTokenFile(dir string) ([]byte, error) {
+	raw, err := secretFile(dir, "admin.key", 32)
+	if err != nil {
+		return nil, err
+	}
+	tok := []byte(hex.EncodeToString(raw[:32]))
+	path := filepath.Join(dir, "keys", "admin.token")
+	if b, err := os.ReadFile(path); err == nil && string(b) == string(tok)+"\n" {
+		return tok, nil
+	}
+	if err := os.WriteFile(path, append(tok, '\n'), 0o600); err != nil {
+		return nil, err
+	}
+	return tok, nil
 }
 
 // instance is a wired Warden: store, API, authorization server and
@@ -201,6 +222,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	if in.auth, err = newAuthServer(ctx, cfg, st, core, api, base); err != nil {
 		return fail(err)
 	}
+	adminToken, err := adminTokenFile(cfg.DataDir)
+	if err != nil {
+		return fail(err)
+	}
+	admin, err := adminapi.New(core.clients, in.auth, adminToken, log)
+	if err != nil {
+		return fail(err)
+	}
+	probe.SetAdminAPI(admin)
 	probe.Handle(api.Prefix(), api)
 	in.auth.Register(probe.Mux())
 	in.server = probe

@@ -6,11 +6,14 @@
 // counters as store.Records, so every replica over one database shares
 // them and they survive restarts.
 //
-// It never speaks HTTP, never logs, never returns or stores a password or
-// TOTP secret in clear (the one exception: [Directory.Create] returns a new
-// TOTP secret once, for enrolment), and never tells a caller which part of a
-// failed sign-in was wrong: every credential failure is
-// [ErrInvalidCredentials].
+// It also signs users in through an upstream OpenID Connect provider
+// ([Upstream]), mapping the provider's subject to a linked local account.
+//
+// It never serves HTTP (it is an HTTP client of the upstream provider
+// only), never logs, never returns or stores a password or TOTP secret in
+// clear (the one exception: [Directory.Create] returns a new TOTP secret
+// once, for enrolment), and never tells a caller which part of a failed
+// sign-in was wrong: every credential failure is [ErrInvalidCredentials].
 //
 // # Usernames
 //
@@ -20,6 +23,19 @@
 // "ALICE" and "ＡＬＩＣＥ" are the same account; a name with spaces or
 // control characters is refused. The mapped form is what User.Username
 // holds.
+//
+// # Brute force
+//
+// [Directory.Authenticate] counts failures in the store. Five failures for
+// one username within 15 minutes lock it for 15 minutes, and each further
+// lock doubles, up to a day (the level is forgotten a day after the last
+// lock); unknown usernames are counted alike, so a lock says nothing about
+// whether an account exists. Fifty failures from one address (an IPv6
+// /64) within 15 minutes block that address for 15 minutes. A locked
+// attempt is refused with ErrLocked before any password check, even when
+// the password is right. Each attempt is counted before its password is
+// checked, so concurrent guesses cannot outrun the lock; a success clears
+// the username's count.
 package identity
 
 import (
@@ -29,6 +45,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -58,6 +76,11 @@ type User struct {
 	TOTPSealed []byte
 	Disabled   bool
 	Created    time.Time
+	// UpstreamIssuer and UpstreamSubject link the account to a user of an
+	// upstream OpenID Connect provider (iss and sub of its id_tokens);
+	// empty when not linked. See Directory.LinkUpstream.
+	UpstreamIssuer  string `json:",omitempty"`
+	UpstreamSubject string `json:",omitempty"`
 }
 
 // HasTOTP reports whether the user has a second factor.
@@ -307,7 +330,7 @@ func (d *Directory) byUsername(ctx context.Context, username string) (*User, []b
 	return d.getUser(ctx, string(r.Value))
 }
 
-// List returns every user, ordered by id.
+// List returns every user, ordered by username.
 func (d *Directory) List(ctx context.Context) ([]User, error) {
 	rs, err := d.records.ListRecords(ctx, kindUser)
 	if err != nil {
@@ -321,6 +344,7 @@ func (d *Directory) List(ctx context.Context) ([]User, error) {
 		}
 		out = append(out, u)
 	}
+	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.Username, b.Username) })
 	return out, nil
 }
 

@@ -157,7 +157,7 @@ func TestCreateAndLookup(t *testing.T) {
 		t.Errorf("PasswordHash = %q", u.PasswordHash)
 	}
 	// Usernames are mapped by RFC 8265 UsernameCaseMapped on lookup too.
-	for _, name := range []string{"alice", "Alice", "ALICE", "ａｌｉｃｅ"} {
+	for _, name := range []string{"alice", "Alice", "ALICE", "ａｌｉｃｅ", "AlIcE"} {
 		got, err := f.dir.ByUsername(ctx, name)
 		if err != nil || got.ID != u.ID {
 			t.Errorf("ByUsername(%q) = %v, %v", name, got, err)
@@ -166,7 +166,7 @@ func TestCreateAndLookup(t *testing.T) {
 	if got, err := f.dir.Get(ctx, u.ID); err != nil || got.Username != "alice" || len(got.Patients) != 1 {
 		t.Errorf("Get = %+v, %v", got, err)
 	}
-	for _, name := range []string{"alic", "alice ", "", "bob"} {
+	for _, name := range []string{"alic", "alice ", " alice", "alice\x00", "al\u200bice", "", "bob"} {
 		if _, err := f.dir.ByUsername(ctx, name); !errors.Is(err, identity.ErrNotFound) {
 			t.Errorf("ByUsername(%q) = %v, want ErrNotFound", name, err)
 		}
@@ -522,5 +522,41 @@ func putJSON(t *testing.T, r store.Records, kind, key string, v any, old *store.
 	}
 	if err := r.SwapRecord(context.Background(), store.Record{Kind: kind, Key: key, Value: b}, old.Value); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSetTOTP(t *testing.T) {
+	f := newFixture(t)
+	oldSecret := f.users(t)
+	ctx := context.Background()
+	secret, err := f.dir.SetTOTP(ctx, "alice", true)
+	if err != nil || secret == "" {
+		t.Fatalf("SetTOTP(enable) = %q, %v", secret, err)
+	}
+	if _, _, err := f.auth("alice", alicePassword, ""); !errors.Is(err, identity.ErrOTPRequired) {
+		t.Errorf("after enrolment, no OTP = %v", err)
+	}
+	if _, authn, err := f.auth("alice", alicePassword, f.code(t, secret, 0)); err != nil || authn.ACR != policy.ACRMultiFactor {
+		t.Errorf("after enrolment: %+v, %v", authn, err)
+	}
+	// Re-enrolling bob: the old device's codes stop working.
+	next, err := f.dir.SetTOTP(ctx, "bob", true)
+	if err != nil || next == oldSecret {
+		t.Fatalf("SetTOTP(bob) = %q, %v", next, err)
+	}
+	if _, _, err := f.auth("bob", bobPassword, f.code(t, oldSecret, 0)); !errors.Is(err, identity.ErrInvalidCredentials) {
+		t.Errorf("old device's code = %v", err)
+	}
+	if _, _, err := f.auth("bob", bobPassword, f.code(t, next, 0)); err != nil {
+		t.Errorf("new device's code = %v", err)
+	}
+	if s, err := f.dir.SetTOTP(ctx, "bob", false); err != nil || s != "" {
+		t.Fatalf("SetTOTP(disable) = %q, %v", s, err)
+	}
+	if _, authn, err := f.auth("bob", bobPassword, ""); err != nil || authn.ACR != policy.ACRPassword {
+		t.Errorf("after removal: %+v, %v", authn, err)
+	}
+	if _, err := f.dir.SetTOTP(ctx, "nobody", true); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("SetTOTP(unknown) = %v", err)
 	}
 }

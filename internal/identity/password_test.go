@@ -32,6 +32,7 @@ func TestParsePHCRefuses(t *testing.T) {
 		"non-canonical salt":  strings.Replace(good, "c2FsdHNhbHRzYWx0c2FsdA", "c2FsdHNhbHRzYWx0c2FsdB", 1),
 		"short salt":          strings.Replace(good, "c2FsdHNhbHRzYWx0c2FsdA", "c2FsdA", 1),
 		"short key":           good[:strings.LastIndex(good, "$")+1] + "c2FsdHNhbHRzYWx0",
+		"newline in salt":     strings.Replace(good, "c2FsdHNh", "c2Fs\ndHNh", 1),
 		"url base64":          strings.Replace(good, "c2FsdHNhbHRzYWx0c2FsdA", "c2FsdHNh-HRzYWx0c2FsdA", 1),
 		"trailing dollar":     good + "$",
 		"missing leading $":   good[1:],
@@ -63,6 +64,48 @@ func FuzzParsePHC(f *testing.F) {
 		if h.params.Memory > maxMemory || h.params.Time > maxTime || h.params.Threads < 1 ||
 			len(h.salt) < minSaltLen || len(h.key) < minKeyLen {
 			t.Fatalf("parsePHC(%q) accepted out-of-bounds %+v", s, h.params)
+		}
+	})
+}
+
+func TestCanonicalUsername(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice":       "alice",
+		"ALICE":       "alice",
+		"ａｌｉｃｅ":       "alice",
+		"\u212Aelvin": "kelvin", // KELVIN SIGN is K by compatibility
+		"Dr.Who-2":    "dr.who-2",
+		"josé":        "josé",
+		"jose\u0301":  "josé", // NFC
+	} {
+		if got, err := CanonicalUsername(in); err != nil || got != want {
+			t.Errorf("CanonicalUsername(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", " ", "a b", "alice ", "tab\there", "nul\x00", "\xff", strings.Repeat("a", 129)} {
+		if got, err := CanonicalUsername(in); !errors.Is(err, ErrInvalidUsername) {
+			t.Errorf("CanonicalUsername(%q) = %q, %v; want ErrInvalidUsername", in, got, err)
+		}
+	}
+}
+
+// FuzzCanonicalUsername checks that the mapping is idempotent and bounded:
+// a stored name maps to itself, so lookup by the stored form finds it.
+func FuzzCanonicalUsername(f *testing.F) {
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := CanonicalUsername(in)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidUsername) {
+				t.Fatalf("CanonicalUsername(%q) error %v", in, err)
+			}
+			return
+		}
+		if out == "" || len(out) > maxUsernameBytes {
+			t.Fatalf("CanonicalUsername(%q) = %q", in, out)
+		}
+		again, err := CanonicalUsername(out)
+		if err != nil || again != out {
+			t.Fatalf("CanonicalUsername(%q) = %q, but that maps to %q, %v", in, out, again, err)
 		}
 	})
 }

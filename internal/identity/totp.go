@@ -143,3 +143,33 @@ func (d *Directory) consumeStep(ctx context.Context, id string, step int64) erro
 	}
 	return nil
 }
+
+// SetTOTP enrols the account in a new TOTP second factor (enable) and
+// returns its base32 secret, once; or removes the second factor (returns
+// ""). Enrolling again replaces the old secret, so codes of a lost device
+// stop working.
+func (d *Directory) SetTOTP(ctx context.Context, username string, enable bool) (string, error) {
+	u, err := d.ByUsername(ctx, username)
+	if err != nil {
+		return "", err
+	}
+	var secret string
+	var sealed []byte
+	if enable {
+		if secret, sealed, err = d.newTOTP(u.ID); err != nil {
+			return "", err
+		}
+	}
+	err = d.update(ctx, username, func(u *User) error {
+		u.TOTPSealed = sealed
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	// Steps used with the old secret say nothing about the new one.
+	if _, err := d.records.DeleteRecord(ctx, kindTOTPStep, u.ID); err != nil {
+		return "", fmt.Errorf("identity: reset TOTP step: %w", err)
+	}
+	return secret, nil
+}

@@ -53,6 +53,7 @@ type Server struct {
 	mux           *http.ServeMux
 	public, admin *http.Server
 	publicLn      net.Listener
+	adminAPI      atomic.Pointer[http.Handler]
 	adminLn       net.Listener
 }
 
@@ -77,6 +78,10 @@ func (s *Server) Handle(prefix string, h http.Handler) {
 	s.mux.Handle(prefix+"/", h)
 	s.mux.Handle(prefix, h)
 }
+
+// SetAdminAPI serves h under /admin/ on the admin listener (set after
+// Start, when the components behind it are wired).
+func (s *Server) SetAdminAPI(h http.Handler) { s.adminAPI.Store(&h) }
 
 // Mux is the public listener's router, for components that mount several
 // routes of their own (the authorization server).
@@ -126,6 +131,13 @@ func (s *Server) Start() error {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", s.healthz)
+		mux.Handle("/admin/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if h := s.adminAPI.Load(); h != nil {
+				(*h).ServeHTTP(w, r)
+				return
+			}
+			http.NotFound(w, r)
+		}))
 		if s.opts.AdminPprof {
 			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

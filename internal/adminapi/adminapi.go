@@ -1,0 +1,266 @@
+// Package adminapi is Warden's administration API: registering and
+// disabling OAuth clients and minting EHR launch contexts over HTTP, for
+// the tools that provision SMART apps. It is served on the admin listener
+// only (loopback by default), and every request must carry the admin
+// token (DATA_DIR/keys/admin.token) as a Bearer token. It never prints a
+// client's secret except once, in the answer to the registration.
+package adminapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/authserver"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// Clients is the client registry (authserver.Registry).
+type Clients interface {
+	Add(ctx context.Context, n authserver.NewClient) (authserver.Client, string, error)
+	Get(ctx context.Context, id string) (authserver.Client, error)
+	List(ctx context.Context) ([]authserver.Client, error)
+	Disable(ctx context.Context, id string) error
+	Enable(ctx context.Context, id string) error
+}
+
+// Launcher mints EHR launch contexts (authserver.Server).
+type Launcher interface {
+	MintLaunch(ctx context.Context, l authserver.LaunchContext) (string, error)
+}
+
+// API is the administration API.
+type API struct {
+	clients  Clients
+	launcher Launcher
+	token    []byte
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// New returns the API; token is the admin token callers must present
+// (at least 32 bytes).
+func New(clients Clients, launcher Launcher, token []byte, log *slog.Logger) (*API, error) {
+	if len(token) < 32 {
+		return nil, errors.New("adminapi: the admin token must be at least 32 bytes")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{clients: clients, launcher: launcher, token: token, log: log, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /admin/clients", a.listClients)
+	a.mux.HandleFunc("POST /admin/clients", a.addClient)
+	a.mux.HandleFunc("GET /admin/clients/{id}", a.showClient)
+	a.mux.HandleFunc("POST /admin/clients/{id}/disable", a.setDisabled(true))
+	a.mux.HandleFunc("POST /admin/clients/{id}/enable", a.setDisabled(false))
+	a.mux.HandleFunc("POST /admin/launch", a.launch)
+	return a, nil
+}
+
+// ServeHTTP authenticates the caller, then routes.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(tok), a.token) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="warden-admin"`)
+		writeError(w, http.StatusUnauthorized, "the admin token is required")
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// ClientView is a client as the API shows it: never the secret's hash.
+type ClientView struct {
+	ID            string    `json:"client_id"`
+	Name          string    `json:"name"`
+	Type          string    `json:"type"`
+	RedirectURIs  []string  `json:"redirect_uris,omitempty"`
+	Scopes        string    `json:"scopes"`
+	GrantTypes    []string  `json:"grant_types"`
+	TokenLifetime string    `json:"token_lifetime,omitempty"`
+	Owner         string    `json:"owner,omitempty"`
+	Contact       string    `json:"contact,omitempty"`
+	Origins       []string  `json:"origins,omitempty"`
+	JWKSURL       string    `json:"jwks_url,omitempty"`
+	HasJWKS       bool      `json:"has_jwks,omitempty"`
+	Disabled      bool      `json:"disabled"`
+	Created       time.Time `json:"created"`
+	Secret        string    `json:"client_secret,omitempty"`
+}
+
+// View turns a client into its public view; secret is set only when the
+// client was just registered.
+func View(c authserver.Client, secret string) ClientView {
+	v := ClientView{ID: c.ID, Name: c.Name, Type: c.Type, RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, GrantTypes: c.GrantTypes,
+		Owner: c.Owner, Contact: c.Contact, Origins: c.Origins, JWKSURL: c.JWKSURL, HasJWKS: c.JWKS != "", Disabled: c.Disabled,
+		Created: c.Created, Secret: secret}
+	if c.TokenLifetime > 0 {
+		v.TokenLifetime = c.TokenLifetime.String()
+	}
+	return v
+}
+
+// clientRequest is the body of POST /admin/clients.
+type clientRequest struct {
+	Name          string          `json:"name"`
+	Type          string          `json:"type"`
+	RedirectURIs  []string        `json:"redirect_uris"`
+	Scopes        string          `json:"scopes"`
+	GrantTypes    []string        `json:"grant_types"`
+	TokenLifetime string          `json:"token_lifetime"`
+	Owner         string          `json:"owner"`
+	Contact       string          `json:"contact"`
+	Origins       []string        `json:"origins"`
+	JWKS          json.RawMessage `json:"jwks"`
+	JWKSURL       string          `json:"jwks_url"`
+	JWKSHosts     []string        `json:"jwks_hosts"`
+}
+
+func (a *API) addClient(w http.ResponseWriter, r *http.Request) {
+	var req clientRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	nc := authserver.NewClient{Name: req.Name, Type: req.Type, RedirectURIs: req.RedirectURIs, Scopes: req.Scopes, GrantTypes: req.GrantTypes,
+		Owner: req.Owner, Contact: req.Contact, Origins: req.Origins, JWKSURL: req.JWKSURL, JWKSHosts: req.JWKSHosts}
+	if len(req.JWKS) > 0 {
+		nc.JWKS = string(req.JWKS)
+	}
+	if req.TokenLifetime != "" {
+		d, err := time.ParseDuration(req.TokenLifetime)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "token_lifetime is not a duration (e.g. 5m)")
+			return
+		}
+		nc.TokenLifetime = d
+	}
+	c, secret, err := a.clients.Add(r.Context(), nc)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("client registered", "client_id", c.ID, "type", c.Type)
+	writeJSON(w, http.StatusCreated, View(c, secret))
+}
+
+func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
+	list, err := a.clients.List(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]ClientView, len(list))
+	for i, c := range list {
+		out[i] = View(c, "")
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) showClient(w http.ResponseWriter, r *http.Request) {
+	c, err := a.clients.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, View(c, ""))
+}
+
+func (a *API) setDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var err error
+		if disabled {
+			err = a.clients.Disable(r.Context(), id)
+		} else {
+			err = a.clients.Enable(r.Context(), id)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		a.log.Info("client status changed", "client_id", id, "disabled", disabled)
+		c, err := a.clients.Get(r.Context(), id)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, View(c, ""))
+	}
+}
+
+// launchRequest is the body of POST /admin/launch.
+type launchRequest struct {
+	Patient   string `json:"patient"`
+	Encounter string `json:"encounter"`
+	FHIRUser  string `json:"fhir_user"`
+	TTL       string `json:"ttl"`
+}
+
+func (a *API) launch(w http.ResponseWriter, r *http.Request) {
+	var req launchRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Patient == "" {
+		writeError(w, http.StatusBadRequest, "patient is required")
+		return
+	}
+	ttl := 5 * time.Minute
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 || d > time.Hour {
+			writeError(w, http.StatusBadRequest, "ttl must be a duration up to 1h")
+			return
+		}
+		ttl = d
+	}
+	exp := time.Now().Add(ttl)
+	id, err := a.launcher.MintLaunch(r.Context(), authserver.LaunchContext{Patient: req.Patient, Encounter: req.Encounter, FHIRUser: req.FHIRUser, Expires: exp})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"launch": id, "expires": exp.UTC().Format(time.RFC3339)})
+}
+
+// fail maps an error to a status: unknown ids 404, refused input 400,
+// anything else 500 without detail.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, authserver.ErrUnknownClient), errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no such client")
+	case errors.Is(err, authserver.ErrInvalidClient):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, "the database is unavailable; retry later")
+	default:
+		a.log.Error("admin request failed", "path", r.URL.Path, "error", err.Error())
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "the body must be a JSON object with known fields only")
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
