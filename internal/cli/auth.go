@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/wardenfhir/warden/internal/authserver"
@@ -120,4 +122,53 @@ func (d patientDirectory) Search(ctx context.Context, name string, limit int) ([
 		out[i] = authserver.PatientChoice{ID: p.ID, Label: p.Label}
 	}
 	return out, nil
+}
+
+// clientOrigins answers the FHIR API's CORS questions from the client
+// registry, re-read at most every originsTTL.
+type clientOrigins struct {
+	reg *authserver.Registry
+	log *slog.Logger
+
+	mu      sync.Mutex
+	loaded  time.Time
+	byID    map[string][]string
+	all map[string]bool
+}
+
+const originsTTL = 5 * time.Second
+
+func (o *clientOrigins) snapshot(ctx context.Context) (map[string][]string, map[string]bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if time.Since(o.loaded) < originsTTL && o.byID != nil {
+		return o.byID, o.all
+	}
+	list, err := o.reg.List(ctx)
+	if err != nil {
+		o.log.Warn("reading client origins failed", "error", err.Error())
+		return o.byID, o.all // keep the last good view; nil allows nothing
+	}
+	byID, all := map[string][]string{}, map[string]bool{}
+	for _, c := range list {
+		if c.Disabled {
+			continue
+		}
+		byID[c.ID] = c.Origins
+		for _, origin := range c.Origins {
+			all[origin] = true
+		}
+	}
+	o.byID, o.all, o.loaded = byID, all, time.Now()
+	return byID, all
+}
+
+func (o *clientOrigins) ClientOrigins(ctx context.Context, clientID string) []string {
+	byID, _ := o.snapshot(ctx)
+	return byID[clientID]
+}
+
+func (o *clientOrigins) Registered(ctx context.Context, origin string) bool {
+	_, all := o.snapshot(ctx)
+	return all[origin]
 }

@@ -213,6 +213,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		Version:              Version,
 		Logger:               log,
 		Verifier:             core.tokens,
+		Origins:              &clientOrigins{reg: core.clients, log: log},
 		Policy:               policyOptions(cfg),
 	})
 	if err != nil {

@@ -46,6 +46,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Verifier checks the access token of every request but /metadata.
 	Verifier Verifier
+	// Origins are the browser origins allowed to call the API (CORS);
+	// nil allows none.
+	Origins Origins
 	// Policy configures the authorization decisions.
 	Policy policy.Options
 	// Unauthenticated serves every request without a token, with the

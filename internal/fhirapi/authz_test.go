@@ -405,3 +405,52 @@ func TestStepUp(t *testing.T) {
 	f.mustStatus(f.as("p1-all", "GET", "/Observation/o1vital", nil), 200)
 	f.mustStatus(f.as("p1-mfa", "DELETE", "/Observation/o1vital", nil), 204)
 }
+
+// originTable is the registered origins of the fixture's clients.
+type originTable map[string][]string
+
+func (o originTable) ClientOrigins(_ context.Context, client string) []string { return o[client] }
+
+func (o originTable) Registered(_ context.Context, origin string) bool {
+	for _, list := range o {
+		if slices.Contains(list, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCORS(t *testing.T) {
+	f := newAuthzFixture(t, func(o *fhirapi.Options) {
+		o.Origins = originTable{"app": {"https://app.example"}, "other": {"https://other.example"}}
+	})
+	preflight := func(origin string) response {
+		return f.do("OPTIONS", "/Observation", nil, "Origin", origin, "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "authorization")
+	}
+	r := preflight("https://app.example")
+	if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(r.header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Errorf("preflight from a registered origin: %d %v", r.status, r.header)
+	}
+	for _, origin := range []string{"https://evil.example", "null", "https://app.example.evil.example", "http://app.example"} {
+		if r := preflight(origin); r.header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight from %s allowed: %v", origin, r.header)
+		}
+	}
+	// The real request: only the caller's own client's origins.
+	r = f.as("p1-all", "GET", "/Observation/o1lab", nil, "Origin", "https://app.example")
+	f.mustStatus(r, 200)
+	if r.header.Get("Access-Control-Allow-Origin") != "https://app.example" || !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "ETag") {
+		t.Errorf("own origin: %v", r.header)
+	}
+	if r := f.as("p1-all", "GET", "/Observation/o1lab", nil, "Origin", "https://other.example"); r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("another client's origin allowed with this client's token: %v", r.header)
+	}
+	// A 401 is readable by registered origins, so the app sees the challenge.
+	if r := f.do("GET", "/Observation", nil, "Origin", "https://app.example"); r.status != 401 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Errorf("401 to a registered origin: %d %v", r.status, r.header)
+	}
+	// The capability statement is public.
+	if r := f.do("GET", "/metadata", nil, "Origin", "https://anyone.example"); r.header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("metadata: %v", r.header)
+	}
+}

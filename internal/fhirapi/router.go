@@ -33,13 +33,22 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if !(len(seg) == 1 && seg[0] == "metadata") && !a.opts.Unauthenticated {
+	public := len(seg) == 1 && seg[0] == "metadata"
+	if r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
+		a.preflight(w, r, public)
+		return
+	}
+	if !public && !a.opts.Unauthenticated {
 		p, err := a.authenticate(r)
 		if err != nil {
+			a.allowOrigin(w, r, false, "")
 			a.writeError(w, r, err)
 			return
 		}
 		r = r.WithContext(withPrincipal(r.Context(), p))
+		a.allowOrigin(w, r, false, p.ClientID)
+	} else {
+		a.allowOrigin(w, r, public, "")
 	}
 	h := a.route(r.Method, seg)
 	if h == nil {
