@@ -293,11 +293,14 @@ func TestBackendServicesSuccess(t *testing.T) {
 
 func TestBackendJWKSURL(t *testing.T) {
 	keys := newBackendKeys(t)
+	var served atomic.Pointer[string]
+	set := keys.jwks(t)
+	served.Store(&set)
 	var fetches atomic.Int32
 	jwksServer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(keys.jwks(t)))
+		_, _ = w.Write([]byte(*served.Load()))
 	}))
 	defer jwksServer.Close()
 	e := newEnv(t)
@@ -317,6 +320,19 @@ func TestBackendJWKSURL(t *testing.T) {
 	}
 	if fetches.Load() != 1 {
 		t.Fatalf("fetches = %d", fetches.Load())
+	}
+	// The client rotates its keys: an assertion under the new key fails
+	// while the cached set is fresh (no refetch storm), then succeeds once
+	// a refetch is allowed.
+	rotated := newBackendKeys(t)
+	newSet := rotated.jwks(t)
+	served.Store(&newSet)
+	if code, _, _ := e.postForm(t, "/auth/token", backendForm(rotated.sign(t, jose.RS384, "rs", assertionClaims(e, c.ID)), "system/Patient.rs"), "", ""); code != http.StatusUnauthorized || fetches.Load() != 1 {
+		t.Fatalf("new key within the refetch interval: %d, fetches %d", code, fetches.Load())
+	}
+	e.clock.Advance(jwksRefetchAfter + time.Second)
+	if code, body, _ := e.postForm(t, "/auth/token", backendForm(rotated.sign(t, jose.RS384, "rs", assertionClaims(e, c.ID)), "system/Patient.rs"), "", ""); code != http.StatusOK || fetches.Load() != 2 {
+		t.Fatalf("rotated key: %d %v, fetches %d", code, body, fetches.Load())
 	}
 
 	// A record whose jwks_url host is not registered (edited behind the

@@ -84,8 +84,9 @@ type Options struct {
 	// client's TokenLifetime overrides it.
 	AccessTokenLifetime time.Duration
 	// SensitiveScopes lists scopes (matched exactly) or resource types
-	// (matching every scope on that type) whose grant shortens the access
-	// token to SensitiveLifetime (default 2m).
+	// (matching every scope on that type, and the wildcard type "*")
+	// whose grant shortens the access token to SensitiveLifetime
+	// (default 2m).
 	SensitiveScopes   []string
 	SensitiveLifetime time.Duration
 	// RefreshTokenLifetime is the offline_access refresh-token lifetime

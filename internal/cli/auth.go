@@ -130,10 +130,10 @@ type clientOrigins struct {
 	reg *authserver.Registry
 	log *slog.Logger
 
-	mu      sync.Mutex
-	loaded  time.Time
-	byID    map[string][]string
-	all map[string]bool
+	mu     sync.Mutex
+	loaded time.Time
+	byID   map[string][]string
+	all    map[string]bool
 }
 
 const originsTTL = 5 * time.Second
