@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -171,4 +172,29 @@ func (o *clientOrigins) ClientOrigins(ctx context.Context, clientID string) []st
 func (o *clientOrigins) Registered(ctx context.Context, origin string) bool {
 	_, all := o.snapshot(ctx)
 	return all[origin]
+}
+
+// loadSitePolicy reads the *.cedar files of cfg.Auth.SitePolicyDir, or
+// the built-in default policy when it is empty.
+func loadSitePolicy(cfg config.Config) (*policy.Site, error) {
+	dir := cfg.Auth.SitePolicyDir
+	if dir == "" {
+		return policy.DefaultSite()
+	}
+	paths, err := filepath.Glob(filepath.Join(dir, "*.cedar"))
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("auth.site_policy_dir %s holds no .cedar files", dir)
+	}
+	files := map[string][]byte{}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		files[filepath.Base(p)] = b
+	}
+	return policy.NewSite(files)
 }

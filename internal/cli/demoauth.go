@@ -91,12 +91,13 @@ func seedAuth(ctx context.Context, in *instance, dir string, patients []string) 
 	}
 	da.Clients = append(da.Clients, demoClient{ClientID: got.ID, Name: got.Name, Type: got.Type, Scopes: got.Scopes, PrivateKeyFile: backend.file, KeyID: backend.kid})
 
-	practitioner, err := demoPractitioner(ctx, in.api)
+	cared := patients[:min(3, len(patients))]
+	practitioner, err := demoPractitioner(ctx, in.api, cared)
 	if err != nil {
 		return nil, err
 	}
 	logins := []identity.NewUser{{Username: "practitioner", Name: "Dr. Demo Practitioner", FHIRUser: "Practitioner/" + practitioner, TOTP: true}}
-	for i, id := range patients[:min(3, len(patients))] {
+	for i, id := range cared {
 		logins = append(logins, identity.NewUser{Username: fmt.Sprintf("patient%d", i+1), FHIRUser: "Patient/" + id, Patients: []string{id}, TOTP: true})
 	}
 	for _, nu := range logins {
@@ -154,13 +155,31 @@ func demoBackendKey(dir string) (backendKey, error) {
 	return backendKey{file: file, kid: jwk.KeyID, jwks: string(set)}, nil
 }
 
-// demoPractitioner makes sure the demo's practitioner exists and returns
-// its id.
-func demoPractitioner(ctx context.Context, api *fhirapi.API) (string, error) {
+// demoPractitioner makes sure the demo's practitioner exists, with a
+// CareTeam for each of the patients it cares for (so that the default site
+// policy lets it reach their records, and no one else's), and returns its
+// id.
+func demoPractitioner(ctx context.Context, api *fhirapi.API, patients []string) (string, error) {
 	const id = "demo-practitioner"
-	bundle := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Practitioner","id":"` + id +
-		`","active":true,"name":[{"family":"Practitioner","given":["Demo"],"prefix":["Dr."]}]},"request":{"method":"PUT","url":"Practitioner/` + id + `"}}]}`
-	if _, err := api.ProcessBundle(fhirapi.Trusted(ctx), []byte(bundle), fhirapi.BundleOptions{}); err != nil {
+	entries := []any{map[string]any{
+		"resource": map[string]any{"resourceType": "Practitioner", "id": id, "active": true,
+			"name": []any{map[string]any{"family": "Practitioner", "given": []any{"Demo"}, "prefix": []any{"Dr."}}}},
+		"request": map[string]any{"method": "PUT", "url": "Practitioner/" + id},
+	}}
+	for _, p := range patients {
+		team := "demo-careteam-" + p
+		entries = append(entries, map[string]any{
+			"resource": map[string]any{"resourceType": "CareTeam", "id": team, "status": "active",
+				"subject":     map[string]any{"reference": "Patient/" + p},
+				"participant": []any{map[string]any{"member": map[string]any{"reference": "Practitioner/" + id}}}},
+			"request": map[string]any{"method": "PUT", "url": "CareTeam/" + team},
+		})
+	}
+	bundle, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": entries})
+	if err != nil {
+		return "", err
+	}
+	if _, err := api.ProcessBundle(fhirapi.Trusted(ctx), bundle, fhirapi.BundleOptions{}); err != nil {
 		return "", fmt.Errorf("creating the demo practitioner: %w", err)
 	}
 	return id, nil

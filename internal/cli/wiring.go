@@ -201,6 +201,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	in.core = core
+	site, err := loadSitePolicy(cfg)
+	if err != nil {
+		return fail(fmt.Errorf("loading the site policy: %w", err))
+	}
 	api, err := fhirapi.New(st, fhirapi.Options{
 		BaseURL:              base,
 		CursorKey:            cursorKey,
@@ -215,6 +219,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		Verifier:             core.tokens,
 		Origins:              &clientOrigins{reg: core.clients, log: log},
 		Policy:               policyOptions(cfg),
+		Site:                 site,
 	})
 	if err != nil {
 		return fail(err)

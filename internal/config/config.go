@@ -95,6 +95,7 @@ type Auth struct {
 	SigningKeyRotation     time.Duration `yaml:"signer_rotation" doc:"age at which the token-signing keys are replaced (old keys stay published until their tokens expire)"`
 	StepUp                 []string      `yaml:"step_up" doc:"actions that need a recent multi-factor login (RFC 9470): delete, everything, create, update"`
 	StepUpMaxAge           time.Duration `yaml:"step_up_max_age" doc:"how recent the multi-factor login behind a step-up action must be"`
+	SitePolicyDir          string        `yaml:"site_policy_dir" doc:"directory of Cedar (.cedar) site policy files deciding whose records practitioners and related persons reach; empty uses the built-in default (care relationship, related person, break-the-glass)"`
 }
 
 // Log configures the operational log (never PHI).

@@ -63,6 +63,7 @@ func TestDefaults(t *testing.T) {
 		"auth.signer_rotation":         "720h0m0s",
 		"auth.step_up":                 "delete,everything",
 		"auth.step_up_max_age":         "15m0s",
+		"auth.site_policy_dir":         "",
 		"log.level":                    "info",
 		"log.format":                   "json",
 	}

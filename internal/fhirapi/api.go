@@ -49,6 +49,9 @@ type Options struct {
 	// Origins are the browser origins allowed to call the API (CORS);
 	// nil allows none.
 	Origins Origins
+	// Site is the site policy consulted whenever a user reaches a record
+	// that is not their own (policy.Decision.Site); nil allows none.
+	Site *policy.Site
 	// Policy configures the authorization decisions.
 	Policy policy.Options
 	// Unauthenticated serves every request without a token, with the
@@ -72,6 +75,8 @@ type API struct {
 	prefix string // path of BaseURL ("/fhir")
 	now    func() time.Time
 	limits validate.Limits
+
+	facts siteFacts // site-policy facts, cached
 
 	capOnce sync.Once
 	capBody []byte

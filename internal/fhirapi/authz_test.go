@@ -57,8 +57,13 @@ const labCategory = "http://terminology.hl7.org/CodeSystem/observation-category|
 func newAuthzFixture(t *testing.T, opts ...func(*fhirapi.Options)) *authzFixture {
 	t.Helper()
 	tokens := tokenTable{}
+	site, err := policy.DefaultSite()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := newTestServerWith(t, func(o *fhirapi.Options) {
 		o.Verifier = tokens
+		o.Site = site
 		for _, f := range opts {
 			f(o)
 		}
@@ -107,6 +112,12 @@ func newAuthzFixture(t *testing.T, opts ...func(*fhirapi.Options)) *authzFixture
 	stale := principal("app", "Patient/p1", "p1", "patient/*.cruds")
 	stale.ACR, stale.AuthTime = policy.ACRMultiFactor, time.Now().Add(-time.Hour)
 	tokens["p1-mfa-stale"] = stale
+	tokens["prac-p1"] = principal("ehr-app", "Practitioner/pr1", "p1", "launch openid fhirUser user/*.cruds")
+	tokens["prac-p2"] = principal("ehr-app", "Practitioner/pr1", "p2", "launch openid fhirUser user/*.cruds")
+	tokens["prac-p2-patient-scope"] = principal("ehr-app", "Practitioner/pr1", "p2", "launch/patient patient/*.rs")
+	glass := principal("ehr-app", "Practitioner/pr1", "p2", "launch openid fhirUser user/*.cruds")
+	glass.BreakGlassReason = "unconscious in the emergency department"
+	tokens["prac-p2-glass"] = glass
 	tokens["sched"] = principal("sched", "Patient/p1", "p1", "patient/Appointment.cruds patient/Slot.rs")
 	return f
 }
@@ -452,5 +463,42 @@ func TestCORS(t *testing.T) {
 	// The capability statement is public.
 	if r := f.do("GET", "/metadata", nil, "Origin", "https://anyone.example"); r.header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Errorf("metadata: %v", r.header)
+	}
+}
+
+// TestSitePolicy: a practitioner reaches a patient's record only where
+// the site policy (the default Cedar policy) agrees: a care relationship,
+// or break-the-glass with a reason (read only).
+func TestSitePolicy(t *testing.T) {
+	f := newAuthzFixture(t)
+	newObs := func(p string) map[string]any { return observation(p, "http://loinc.org", "5", "2024-03-03", 3) }
+	for _, c := range []struct {
+		name, token, method, path string
+		body                      any
+		status                    int
+	}{
+		// No care relationship with p2 (pr1's Encounter is with p1).
+		{"no relationship: read", "prac-p2", "GET", "/Observation/o2", nil, 403},
+		{"no relationship: search", "prac-p2", "GET", "/Observation", nil, 403},
+		{"no relationship: patient/ scopes too", "prac-p2-patient-scope", "GET", "/Observation/o2", nil, 403},
+		{"no relationship: write", "prac-p2", "POST", "/Observation", newObs("p2"), 403},
+		{"break-the-glass does not write", "prac-p2-glass", "POST", "/Observation", newObs("p2"), 403},
+		{"care relationship still narrows to the patient in context", "prac-p1", "GET", "/Observation/o2", nil, 404},
+		// Allowed.
+		{"care relationship: read", "prac-p1", "GET", "/Observation/o1lab", nil, 200},
+		{"care relationship: write", "prac-p1", "POST", "/Observation", newObs("p1"), 201},
+		{"break-the-glass: read", "prac-p2-glass", "GET", "/Observation/o2", nil, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if r := f.as(c.token, c.method, c.path, c.body); r.status != c.status {
+				t.Errorf("status %d, want %d: %s", r.status, c.status, r.body)
+			}
+		})
+	}
+	r := f.as("prac-p1", "GET", "/Observation", nil)
+	f.mustStatus(r, 200)
+	// p1's two, and the one the practitioner just wrote; never p2's o2.
+	if got := entryIDs(t, r.json(t), "match"); len(got) != 3 || slices.Contains(got, "Observation/o2") {
+		t.Errorf("practitioner search in p1's context: %v", got)
 	}
 }

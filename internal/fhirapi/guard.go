@@ -74,6 +74,11 @@ func (g *guard) decide(act policy.Action, typ string) (policy.Decision, error) {
 	d := policy.Decide(g.p, policy.Request{Action: act, Type: typ}, g.a.opts.Policy, g.now)
 	switch d.Effect {
 	case policy.Allow:
+		if d.Site {
+			if err := g.site(d, act); err != nil {
+				return d, err
+			}
+		}
 		return d, nil
 	case policy.DenyHidden:
 		return d, fmt.Errorf("%w: hidden by policy", store.ErrNotFound)
@@ -275,6 +280,9 @@ func (g *guard) filter(ctx context.Context,
 		d, seen := decisions[r.Type]
 		if !seen {
 			d = policy.Decide(g.p, policy.Request{Action: policy.ActRead, Type: r.Type}, g.a.opts.Policy, g.now)
+			if d.Effect == policy.Allow && d.Site && g.site(d, policy.ActRead) != nil {
+				d.Effect = policy.Deny
+			}
 			decisions[r.Type] = d
 		}
 		if d.Effect != policy.Allow || !d.Discloses(r.Type, r.ID, r.Patients) {
@@ -308,7 +316,25 @@ func (g *guard) filter(ctx context.Context,
 // may reports whether the caller may act on some resources of typ
 // ($everything skips the types it may not search).
 func (g *guard) may(act policy.Action, typ string) bool {
-	return policy.Decide(g.p, policy.Request{Action: act, Type: typ}, g.a.opts.Policy, g.now).Effect == policy.Allow
+	d := policy.Decide(g.p, policy.Request{Action: act, Type: typ}, g.a.opts.Policy, g.now)
+	return d.Effect == policy.Allow && (!d.Site || g.site(d, act) == nil)
+}
+
+// site asks the site policy whether the user may reach the record of the
+// patient d narrows to, with the facts about the two gathered from the
+// store. No site policy configured allows nothing (default deny).
+func (g *guard) site(d policy.Decision, act policy.Action) error {
+	write := act == policy.ActCreate || act == policy.ActUpdate || act == policy.ActDelete
+	sd := g.a.opts.Site.Decide(g.p, d.Patient, write, g.a.facts.get(g.a, g.p.FHIRUser, d.Patient, g.now))
+	if !sd.Allow {
+		return errorf(http.StatusForbidden, "forbidden", "The site policy does not let this user reach this patient's record")
+	}
+	if sd.Review != "" {
+		// Flagged for review: issue 4's audit trail records it; until
+		// then the operational log does (no PHI: ids only).
+		g.a.log.Warn("access flagged for review", "review", sd.Review, "client_id", g.p.ClientID, "user", g.p.FHIRUser, "policies", strings.Join(sd.Policies, ","))
+	}
+	return nil
 }
 
 // matching reports which of ids (current resources of typ) match at

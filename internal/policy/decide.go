@@ -97,6 +97,11 @@ type Decision struct {
 	Constraints []url.Values
 	// Reason says in a few words why, for logs and audit (no PHI).
 	Reason string
+	// Site, when set, means the site policy must also allow the user to
+	// reach Patient's record (Site.Decide): the user is not that patient
+	// (a practitioner, a related person), so the scopes alone cannot say
+	// whose records they may see.
+	Site bool
 }
 
 // Options configure Decide.
@@ -114,8 +119,9 @@ func (p *Principal) IsBackend() bool { return p.FHIRUser == "" && p.Subject == p
 
 // Decide decides r for p. It never errs on the side of allowing: an
 // action no granted scope covers is denied, a patient-level scope without
-// a patient context allows nothing, and user-level scopes reach only a
-// Patient user's own compartment until a site policy says more.
+// a patient context allows nothing, and whenever the user is not the
+// patient whose record is reached the Decision asks for the site policy
+// too (Decision.Site).
 func Decide(p *Principal, r Request, o Options, now time.Time) Decision {
 	if p == nil {
 		return Decision{Reason: "no principal"}
@@ -151,7 +157,12 @@ func Decide(p *Principal, r Request, o Options, now time.Time) Decision {
 		case smart.ContextPatient:
 			patient = p.Patient
 		case smart.ContextUser:
+			// A Patient user's own record; anyone else's user/ scopes
+			// reach the patient in context, if the site policy agrees.
 			patient = userPatient(p)
+			if patient == "" {
+				patient = p.Patient
+			}
 		}
 		if patient == "" || (compartment != "" && compartment != patient) {
 			continue
@@ -173,7 +184,7 @@ func Decide(p *Principal, r Request, o Options, now time.Time) Decision {
 	case unrestricted && compartment == "":
 		d = Decision{Effect: Allow, Constraints: openCons, Reason: reason}
 	case compartment != "":
-		d = Decision{Effect: Allow, Patient: compartment, Reason: reason}
+		d = Decision{Effect: Allow, Patient: compartment, Reason: reason, Site: p.FHIRUser != "Patient/"+compartment}
 		if !anyOpen {
 			d.Constraints = constraints
 		}
@@ -203,9 +214,8 @@ func (d Decision) Discloses(typ, id string, patients []string) bool {
 	return slices.Contains(patients, d.Patient)
 }
 
-// userPatient is the compartment a user/ scope reaches: a Patient user's
-// own. Other users (practitioners, related persons) need the site policy,
-// which is not consulted here: their user/ scopes allow nothing yet.
+// userPatient is the compartment a user/ scope reaches by itself: a
+// Patient user's own.
 func userPatient(p *Principal) string {
 	if id, ok := strings.CutPrefix(p.FHIRUser, "Patient/"); ok && id != "" {
 		return id

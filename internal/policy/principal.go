@@ -26,6 +26,9 @@ type Principal struct {
 	ACR       string    // authentication context class; see ACRMultiFactor
 	IssuedAt  time.Time
 	Expires   time.Time
+	// BreakGlassReason is the reason the user stated when invoking
+	// break-the-glass at login ("" when they did not).
+	BreakGlassReason string
 	// Confirmation binds the token to a key (RFC 8705 x5t#S256, RFC 9449
 	// jkt); empty for bearer tokens.
 	CertThumbprint string

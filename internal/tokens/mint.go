@@ -33,6 +33,9 @@ type AccessClaims struct {
 	JKT            string
 	// FHIRContext is SMART's fhirContext launch context.
 	FHIRContext []map[string]any
+	// BreakGlassReason is the reason a user stated when invoking
+	// break-the-glass ("" when they did not); the site policy reads it.
+	BreakGlassReason string
 }
 
 // accessClaims is the JSON payload of an access token.
@@ -48,6 +51,7 @@ type accessClaims struct {
 	GrantID     string           `json:"wgid,omitempty"`
 	Cnf         *confirmation    `json:"cnf,omitempty"`
 	FHIRContext []map[string]any `json:"fhirContext,omitempty"`
+	BreakGlass  string           `json:"break_glass,omitempty"`
 }
 
 // confirmation is the cnf claim (RFC 7800 §3.1).
@@ -94,6 +98,7 @@ func (s *Service) MintAccess(ctx context.Context, c AccessClaims) (token, jti st
 		FHIRUser:    c.FHIRUser,
 		GrantID:     c.GrantID,
 		FHIRContext: c.FHIRContext,
+		BreakGlass:  c.BreakGlassReason,
 	}
 	if c.CertThumbprint != "" || c.JKT != "" {
 		claims.Cnf = &confirmation{X5tS256: c.CertThumbprint, JKT: c.JKT}

@@ -149,10 +149,14 @@ func TestMintAccessClaims(t *testing.T) {
 		Subject: "u1", ClientID: "app", Scope: "patient/Patient.rs openid", Patient: "p1", Encounter: "e1",
 		FHIRUser: "Practitioner/9", GrantID: "g1", ACR: "urn:warden:acr:mfa", AuthTime: auth,
 		Lifetime: 2 * time.Minute, CertThumbprint: "x5t", JKT: "jkt",
-		FHIRContext: []map[string]any{{"reference": "Appointment/a1"}},
+		FHIRContext:      []map[string]any{{"reference": "Appointment/a1"}},
+		BreakGlassReason: "emergency",
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p, err := e.svc.Verify(context.Background(), token); err != nil || p.BreakGlassReason != "emergency" {
+		t.Errorf("Verify: %+v, %v; want the break-the-glass reason", p, err)
 	}
 	h := segment(t, token, 0)
 	if h["typ"] != "at+jwt" || h["alg"] != "ES256" || h["kid"] != e.svc.keys.Load().access.kid {
@@ -163,7 +167,7 @@ func TestMintAccessClaims(t *testing.T) {
 	want := map[string]any{
 		"iss": testIssuer, "sub": "u1", "aud": testAudience, "client_id": "app", "scope": "patient/Patient.rs openid",
 		"patient": "p1", "encounter": "e1", "fhirUser": "Practitioner/9", "wgid": "g1", "acr": "urn:warden:acr:mfa",
-		"jti": jti, "iat": now, "exp": now + 120, "auth_time": float64(auth.Unix()),
+		"jti": jti, "iat": now, "exp": now + 120, "auth_time": float64(auth.Unix()), "break_glass": "emergency",
 	}
 	for k, v := range want {
 		if c[k] != v {
@@ -187,7 +191,7 @@ func TestMintAccessClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = segment(t, token, 1)
-	for _, k := range []string{"patient", "encounter", "fhirUser", "wgid", "acr", "auth_time", "cnf", "fhirContext", "nbf"} {
+	for _, k := range []string{"patient", "encounter", "fhirUser", "wgid", "acr", "auth_time", "cnf", "fhirContext", "nbf", "break_glass"} {
 		if _, ok := c[k]; ok {
 			t.Errorf("bare token has claim %s", k)
 		}

@@ -184,18 +184,19 @@ func (s *Service) verifyCold(ctx context.Context, raw string, now time.Time) (*p
 		return nil, "", invalid(ErrMissingClaim)
 	}
 	p := &policy.Principal{
-		TokenID:   c.ID,
-		GrantID:   c.GrantID,
-		ClientID:  c.ClientID,
-		Subject:   c.Subject,
-		FHIRUser:  c.FHIRUser,
-		Patient:   c.Patient,
-		Encounter: c.Encounter,
-		Scope:     c.Scope,
-		AuthTime:  c.AuthTime.Time(),
-		ACR:       c.ACR,
-		IssuedAt:  iat,
-		Expires:   exp,
+		TokenID:          c.ID,
+		GrantID:          c.GrantID,
+		ClientID:         c.ClientID,
+		Subject:          c.Subject,
+		FHIRUser:         c.FHIRUser,
+		Patient:          c.Patient,
+		Encounter:        c.Encounter,
+		Scope:            c.Scope,
+		AuthTime:         c.AuthTime.Time(),
+		ACR:              c.ACR,
+		IssuedAt:         iat,
+		BreakGlassReason: c.BreakGlass,
+		Expires:          exp,
 	}
 	p.Scopes, _ = smart.ParseScopes(c.Scope)
 	if c.Cnf != nil {
