@@ -93,7 +93,7 @@ configuration. Stop it with Ctrl-C.`,
 			}
 			fmt.Fprintf(e.stdout, "Warden demo serving FHIR R4 at %s\n", info.FHIRBase)
 			if info.CAFile != "" {
-				fmt.Fprintf(e.stdout, "Trust the development CA to call it:\n  curl --cacert %s %s/Patient\n", info.CAFile, info.FHIRBase)
+				fmt.Fprintf(e.stdout, "Trust the development CA to call it:\n  curl --cacert %s %s/metadata\n", info.CAFile, info.FHIRBase)
 			}
 			fmt.Fprintf(e.stdout, "SMART on FHIR: %s/.well-known/smart-configuration\n", info.Issuer)
 			fmt.Fprintf(e.stdout, "Clients, logins and keys are described in %s. Stop with Ctrl-C.\n", filepath.Join(dataDir, "demo.json"))
