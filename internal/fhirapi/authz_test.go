@@ -99,6 +99,8 @@ func newAuthzFixture(t *testing.T, opts ...func(*fhirapi.Options)) *authzFixture
 	tokens["p1-read"] = principal("app", "Patient/p1", "p1", "patient/*.rs")
 	tokens["p1-obs-r"] = principal("app", "Patient/p1", "p1", "patient/Observation.r")
 	tokens["p1-obs-c"] = principal("app", "Patient/p1", "p1", "patient/Observation.c")
+	tokens["p1-obs-u"] = principal("app", "Patient/p1", "p1", "patient/Observation.u")
+	tokens["p1-obs-d"] = principal("app", "Patient/p1", "p1", "patient/Observation.d")
 	tokens["p1-v1"] = principal("app", "Patient/p1", "p1", "patient/*.read")
 	tokens["p1-lab"] = principal("app", "Patient/p1", "p1", "patient/Observation.rs?category="+labCategory+" patient/Patient.rs")
 	tokens["p1-user"] = principal("app", "Patient/p1", "", "user/*.rs")
@@ -316,6 +318,26 @@ func TestScopeRefusals(t *testing.T) {
 	moved["id"] = "o1vital"
 	if r := f.as("p1-all", "PUT", "/Observation/o1vital", moved); r.status != 403 {
 		t.Errorf("moving to p2: status %d, want 403: %s", r.status, r.body)
+	}
+	// .u and .d mean update and delete, without read: they reach only the
+	// caller's compartment, and a hidden resource stays hidden.
+	upd := observation("p1", "http://loinc.org", "77", "2024-01-01", 1)
+	upd["id"] = "o1vital"
+	if r := f.as("p1-obs-u", "PUT", "/Observation/o1vital", upd); r.status != 200 {
+		t.Errorf(".u update: %d %s", r.status, r.body)
+	}
+	upd["id"] = "o2"
+	if r := f.as("p1-obs-u", "PUT", "/Observation/o2", upd); r.status != 404 {
+		t.Errorf(".u update of another patient's: %d %s", r.status, r.body)
+	}
+	if r := f.as("p1-obs-u", "GET", "/Observation/o1lab", nil); r.status != 403 {
+		t.Errorf(".u read: %d", r.status)
+	}
+	if r := f.as("p1-obs-d", "DELETE", "/Observation/o2", nil); r.status != 204 {
+		t.Errorf(".d delete of another patient's (answered as missing): %d", r.status)
+	}
+	if r := f.as("p2-all", "GET", "/Observation/o2", nil); r.status != 200 || !strings.Contains(string(r.body), `"versionId":"1"`) {
+		t.Errorf("o2 after p1's attempts: %d %s", r.status, r.body)
 	}
 	// Success cases: the same tokens within their grant.
 	f.mustStatus(f.as("p1-obs-c", "POST", "/Observation", newObs), 201)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
+	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -307,7 +308,8 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, seg []string) error
 }
 
 func (a *API) updateIn(ctx context.Context, tx store.Tx, typ, id string, res map[string]any, ifMatch string) (*store.Resource, int, error) {
-	prev, err := tx.Read(ctx, typ, id)
+	ctx = asUpsert(ctx)
+	prev, err := readForWrite(ctx, tx, policy.ActUpdate, typ, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		prev, err = nil, nil
@@ -397,7 +399,7 @@ func (a *API) delete(w http.ResponseWriter, r *http.Request, seg []string) error
 }
 
 func (a *API) deleteIn(ctx context.Context, tx store.Tx, typ, id string) error {
-	prev, err := tx.Read(ctx, typ, id)
+	prev, err := readForWrite(ctx, tx, policy.ActDelete, typ, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeleted):
 		return nil

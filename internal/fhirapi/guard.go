@@ -107,14 +107,16 @@ func hidden(typ, id string) error {
 
 // Read implements store.Store.
 func (g *guard) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
-	return g.read(ctx, g.s.Read, g.s.Search, typ, id)
+	return g.read(ctx, policy.ActRead, g.s.Read, g.s.Search, typ, id)
 }
 
-func (g *guard) read(ctx context.Context,
+// read reads the current version of typ/id for act: ActRead to disclose
+// it, or the write (update, delete) about to replace it.
+func (g *guard) read(ctx context.Context, act policy.Action,
 	read func(context.Context, string, string) (*store.Resource, error),
 	find func(context.Context, *search.Query, store.PageRequest) (*store.SearchResult, error),
 	typ, id string) (*store.Resource, error) {
-	d, err := g.decide(policy.ActRead, typ)
+	d, err := g.decide(act, typ)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +164,7 @@ func (g *guard) VRead(ctx context.Context, typ, id string, version int64) (*stor
 		return nil, hidden(typ, id)
 	}
 	if d.Constraints != nil {
-		cur, err := g.read(ctx, g.s.Read, g.s.Search, typ, id)
+		cur, err := g.read(ctx, policy.ActRead, g.s.Read, g.s.Search, typ, id)
 		if err != nil || cur.Version != version {
 			return nil, hidden(typ, id)
 		}
@@ -192,7 +194,7 @@ func (g *guard) History(ctx context.Context, hq store.HistoryQuery) (*store.Hist
 		return nil, errorf(http.StatusForbidden, "forbidden", "History across resources is not available with patient-level or granular access; read each resource's history instead")
 	}
 	if d.Constraints != nil {
-		if _, err := g.read(ctx, g.s.Read, g.s.Search, hq.Type, hq.ID); err != nil {
+		if _, err := g.read(ctx, policy.ActRead, g.s.Read, g.s.Search, hq.Type, hq.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -431,7 +433,26 @@ type guardTx struct {
 }
 
 func (t guardTx) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
-	return t.g.read(ctx, t.tx.Read, t.tx.Search, typ, id)
+	return t.g.read(ctx, policy.ActRead, t.tx.Read, t.tx.Search, typ, id)
+}
+
+type upsertKey struct{}
+
+// asUpsert marks ctx as an update, which SMART lets create a missing
+// resource under the update scope (update-as-create).
+func asUpsert(ctx context.Context) context.Context { return context.WithValue(ctx, upsertKey{}, true) }
+
+func isUpsert(ctx context.Context) bool { v, _ := ctx.Value(upsertKey{}).(bool); return v }
+
+// readForWrite reads the version a write (act: update or delete) will
+// replace. Through a guard it is decided as that write, not as a read, so
+// a token with .u or .d but no .r may still change what it may reach; the
+// compartment and constraint checks are the same.
+func readForWrite(ctx context.Context, tx store.Tx, act policy.Action, typ, id string) (*store.Resource, error) {
+	if t, ok := tx.(guardTx); ok {
+		return t.g.read(ctx, act, t.tx.Read, t.tx.Search, typ, id)
+	}
+	return tx.Read(ctx, typ, id)
 }
 
 func (t guardTx) Search(ctx context.Context, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
@@ -450,7 +471,7 @@ func (t guardTx) Put(ctx context.Context, w store.Write) error {
 	switch {
 	case r.Deleted:
 		act = policy.ActDelete
-	case r.Version == 1:
+	case r.Version == 1 && !isUpsert(ctx):
 		act = policy.ActCreate
 	}
 	d, err := t.g.decide(act, r.Type)
