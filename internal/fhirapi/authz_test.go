@@ -256,13 +256,17 @@ func TestSearchNarrowing(t *testing.T) {
 		{"own compartment search", "p1-all", "/Patient/p1/Observation", []string{"Observation/o1lab", "Observation/o1vital"}, nil, 2},
 		{"granular: lab only", "p1-lab", "/Observation", []string{"Observation/o1lab"}, nil, 1},
 		{"granular: lab only, asking for vitals", "p1-lab", "/Observation?category=vital-signs", nil, nil, 0},
+		{"absolute reference to the other patient", "p1-all", "/Observation?subject=" + "$BASE/Patient/p2", nil, nil, 0},
+		{"comma list with the other patient", "p1-all", "/Observation?subject=Patient/p2,Patient/p1", []string{"Observation/o1lab", "Observation/o1vital"}, nil, 2},
+		{"non-compartment parameter", "p1-all", "/Observation?focus=Patient/p2", nil, nil, 0},
+		{"include wildcard and iterate", "p1-all", "/Encounter?_include=Encounter:*&_revinclude:iterate=Observation:subject", []string{"Encounter/e1"}, []string{"Observation/o1lab", "Observation/o1vital", "Patient/p1"}, 1},
 		{"v1 read scope", "p1-v1", "/Observation", []string{"Observation/o1lab", "Observation/o1vital"}, nil, 2},
 		{"user scope of a patient user", "p1-user", "/Observation", []string{"Observation/o1lab", "Observation/o1vital"}, nil, 2},
 		{"backend system scope", "backend-obs", "/Observation", []string{"Observation/o1lab", "Observation/o1vital", "Observation/o2"}, nil, 3},
 		{"backend includes only what it may read", "backend-obs", "/Observation?_include=Observation:subject", []string{"Observation/o1lab", "Observation/o1vital", "Observation/o2"}, nil, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := f.as(c.token, "GET", c.path, nil)
+			r := f.as(c.token, "GET", strings.ReplaceAll(c.path, "$BASE", f.url), nil)
 			f.mustStatus(r, 200)
 			b := r.json(t)
 			got, inc := entryIDs(t, b, "match"), entryIDs(t, b, "include")
@@ -346,6 +350,34 @@ func TestScopeRefusals(t *testing.T) {
 	f.mustStatus(f.as("backend-obs", "GET", "/Observation/o2", nil), 200)
 	f.mustStatus(f.as("p1-all", "GET", "/Observation/o1lab/_history", nil), 200)
 	f.mustStatus(f.as("p1-all", "DELETE", "/Observation/o1vital", nil), 204)
+}
+
+// TestConditionalOracles: conditional operations search like searches do,
+// so they cannot tell whether another patient's resource exists.
+func TestConditionalOracles(t *testing.T) {
+	f := newAuthzFixture(t)
+	// o2 (p2's) matches _id=o2; narrowed, the condition matches nothing,
+	// so the create goes ahead for p1 instead of answering 200 "exists".
+	r := f.as("p1-all", "POST", "/Observation", observation("p1", "http://loinc.org", "8", "2024-01-01", 1), "If-None-Exist", "_id=o2")
+	if r.status != 201 {
+		t.Errorf("If-None-Exist naming another patient's resource: %d %s", r.status, r.body)
+	}
+	// A conditional delete naming it deletes nothing.
+	if r := f.as("p1-all", "DELETE", "/Observation?_id=o2", nil); r.status >= 300 {
+		t.Errorf("conditional delete: %d %s", r.status, r.body)
+	}
+	if r := f.as("p2-all", "GET", "/Observation/o2", nil); r.status != 200 {
+		t.Errorf("o2 after p1's conditional delete: %d", r.status)
+	}
+	// A conditional update naming it creates a new resource in p1's
+	// compartment rather than overwriting o2.
+	upd := observation("p1", "http://loinc.org", "9", "2024-01-01", 1)
+	if r := f.as("p1-all", "PUT", "/Observation?_id=o2", upd); r.status != 201 {
+		t.Errorf("conditional update naming o2: %d %s", r.status, r.body)
+	}
+	if r := f.as("p2-all", "GET", "/Observation/o2", nil); !strings.Contains(string(r.body), `"versionId":"1"`) {
+		t.Errorf("o2 changed: %s", r.body)
+	}
 }
 
 func TestTransactionEntriesAreGuarded(t *testing.T) {
