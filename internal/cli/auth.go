@@ -16,6 +16,7 @@ import (
 	"github.com/wardenfhir/warden/internal/keyring"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/store"
+	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/tokens"
 	"github.com/wardenfhir/warden/internal/web"
 )
@@ -30,6 +31,7 @@ type database interface {
 // master keyring, the token service and the directories of users and
 // clients.
 type authCore struct {
+	bus     *postgres.Bus // revocation notices between replicas; nil on SQLite
 	keys    *keyring.Keyring
 	tokens  *tokens.Service
 	users   *identity.Directory
@@ -39,6 +41,17 @@ type authCore struct {
 // openAuthCore opens the keyring in DATA_DIR/keys and the token service
 // over db. issuer is the FHIR base URL.
 func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer string) (*authCore, error) {
+	var bus *postgres.Bus
+	var changed func(context.Context)
+	if isPostgres(cfg.Store.URL) {
+		bus = postgres.NewBus(cfg.Store.URL)
+		changed = func(ctx context.Context) {
+			// Best effort: other replicas reload within reloadEvery anyway.
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			bus.Publish(pctx, revocationChannel)
+		}
+	}
 	keys, err := keyring.Open(filepath.Join(cfg.DataDir, "keys"))
 	if err != nil {
 		return nil, fmt.Errorf("opening the keyring: %w", err)
@@ -50,17 +63,22 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 		Sealer:      keys,
 		RotateEvery: cfg.Auth.SigningKeyRotation,
 		MaxLifetime: max(cfg.Auth.AccessTokenLifetime, time.Hour),
+		Changed:     changed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the token service: %w", err)
 	}
 	return &authCore{
+		bus:     bus,
 		keys:    keys,
 		tokens:  ts,
 		users:   identity.NewDirectory(db, keys, identity.Options{Issuer: "Warden"}),
 		clients: authserver.NewRegistry(db, ts, time.Now),
 	}, nil
 }
+
+// revocationChannel is the LISTEN/NOTIFY channel of revocation notices.
+const revocationChannel = "warden_revocations"
 
 // policyOptions turns the step-up settings into the policy's terms.
 func policyOptions(cfg config.Config) policy.Options {

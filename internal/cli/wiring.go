@@ -49,7 +49,7 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 func openStore(ctx context.Context, cfg config.Config) (database, error) {
 	u := cfg.Store.URL
 	switch {
-	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+	case isPostgres(u):
 		return postgres.Open(ctx, u, postgres.Options{MaxConns: cfg.Store.MaxConns})
 	case u == "" || strings.HasPrefix(u, "sqlite:"):
 		path := strings.TrimPrefix(u, "sqlite:")
@@ -62,6 +62,10 @@ func openStore(ctx context.Context, cfg config.Config) (database, error) {
 		return sqlite.Open(ctx, path, sqlite.Options{Synchronous: cfg.Store.SQLiteSynchronous})
 	}
 	return nil, fmt.Errorf("unsupported store URL scheme (want sqlite:PATH or postgres://…)")
+}
+
+func isPostgres(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
 }
 
 // secretFile returns the contents of a key file in the data directory,
@@ -253,6 +257,14 @@ const reloadEvery = 2 * time.Second
 func (in *instance) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if bus := in.core.bus; bus != nil {
+		// Another replica revoked something: reload now, not at the tick.
+		go bus.Listen(ctx, revocationChannel, nil, func() {
+			if err := in.core.tokens.Reload(ctx); err != nil && ctx.Err() == nil {
+				in.log.Warn("reloading revocations failed", "error", err.Error())
+			}
+		})
+	}
 	go func() {
 		t := time.NewTicker(reloadEvery)
 		defer t.Stop()

@@ -101,6 +101,7 @@ func (s *Service) RevokeToken(ctx context.Context, jti string, exp time.Time) er
 	if err := s.o.Records.PutRecord(ctx, store.Record{Kind: kindRevokedToken, Key: jti, Expires: until}); err != nil {
 		return fmt.Errorf("tokens: revoke token: %w", err)
 	}
+	s.changed(ctx)
 	return nil
 }
 
@@ -121,6 +122,7 @@ func (s *Service) RevokeGrant(ctx context.Context, grantID string) error {
 	if err := s.o.Records.PutRecord(ctx, store.Record{Kind: kindRevokedGrant, Key: grantID, Expires: until}); err != nil {
 		return fmt.Errorf("tokens: revoke grant: %w", err)
 	}
+	s.changed(ctx)
 	return nil
 }
 
@@ -139,6 +141,7 @@ func (s *Service) DisableClient(ctx context.Context, clientID string) error {
 	if err := s.o.Records.PutRecord(ctx, store.Record{Kind: kindDisabledClient, Key: clientID}); err != nil {
 		return fmt.Errorf("tokens: disable client: %w", err)
 	}
+	s.changed(ctx)
 	return nil
 }
 
@@ -155,6 +158,7 @@ func (s *Service) EnableClient(ctx context.Context, clientID string) error {
 	r.mu.Lock()
 	delete(r.clients, clientID)
 	r.mu.Unlock()
+	s.changed(ctx)
 	return nil
 }
 
@@ -202,4 +206,12 @@ func (s *Service) loadRevocations(ctx context.Context) error {
 	r.pruneAt = max(minPruneAt, 2*len(r.tokens))
 	r.mu.Unlock()
 	return nil
+}
+
+// changed tells the other replicas (Options.Changed) that revocations
+// changed, so that they reload at once instead of at their next tick.
+func (s *Service) changed(ctx context.Context) {
+	if s.o.Changed != nil {
+		s.o.Changed(ctx)
+	}
 }

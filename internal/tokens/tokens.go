@@ -76,6 +76,10 @@ type Options struct {
 	// CacheEntries bounds the verified-token cache (default 100 000);
 	// a negative value disables the cache.
 	CacheEntries int
+	// Changed, when set, is called after a revocation (token, grant,
+	// client) has been stored, to tell other replicas to Reload now
+	// (PostgreSQL NOTIFY). It must not block for long.
+	Changed func(ctx context.Context)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/store/postgres"
+	"github.com/wardenfhir/warden/internal/tokens"
+)
+
+// TestRevocationAcrossReplicas: two replicas over one PostgreSQL database;
+// a client disabled on one is refused by the other on its next request
+// (LISTEN/NOTIFY), well before the periodic reload.
+func TestRevocationAcrossReplicas(t *testing.T) {
+	url := os.Getenv("WARDEN_TEST_POSTGRES")
+	if url == "" {
+		t.Skip("WARDEN_TEST_POSTGRES not set (./scripts/test sets it)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A schema of its own: the replicas share it and nothing else.
+	schema := fmt.Sprintf("replicas_%d", time.Now().UnixNano())
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	url += sep + "search_path=" + schema
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Store.URL = url
+	const issuer = "https://replicas.invalid/fhir"
+	open := func() *authCore {
+		db, err := postgres.Open(ctx, url, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		core, err := openAuthCore(ctx, cfg, db, issuer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return core
+	}
+	a, b := open(), open()
+	ready := make(chan struct{})
+	reloaded := make(chan struct{}, 10)
+	go b.bus.Listen(ctx, revocationChannel, func() { close(ready) }, func() {
+		if err := b.tokens.Reload(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("reload: %v", err)
+		}
+		reloaded <- struct{}{}
+	})
+	<-ready
+	client := "replica-client-" + time.Now().Format("150405.000000")
+	tok, _, _, err := a.tokens.MintAccess(ctx, tokens.AccessClaims{Subject: client, ClientID: client, Scope: "system/*.rs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.tokens.Verify(ctx, tok); err != nil {
+		t.Fatalf("replica b refuses a good token: %v", err)
+	}
+	start := time.Now()
+	if err := a.tokens.DisableClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reloaded:
+	case <-time.After(reloadEvery):
+		t.Fatal("replica b was not notified")
+	}
+	if _, err := b.tokens.Verify(ctx, tok); !errors.Is(err, tokens.ErrClientDisabled) {
+		t.Errorf("replica b still accepts the disabled client's token: %v", err)
+	}
+	t.Logf("revocation reached the other replica in %v", time.Since(start))
+	if err := a.tokens.EnableClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	<-reloaded
+	cancel()
+}
