@@ -3,12 +3,15 @@ package authserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 
@@ -55,7 +58,10 @@ type interaction struct {
 	ACR      string         `json:"acr,omitempty"`
 	AMR      []string       `json:"amr,omitempty"`
 	Patient  string         `json:"patient,omitempty"`
-	Expires  time.Time      `json:"expires"`
+	// BreakGlassReason is the reason a practitioner stated at the picker
+	// for an emergency (break-the-glass) access; "" for none.
+	BreakGlassReason string    `json:"break_glass,omitempty"`
+	Expires          time.Time `json:"expires"`
 }
 
 // startInteraction gives st a fresh id and expiry and sets its cookie.
@@ -201,7 +207,7 @@ func (s *Server) nextStage(w http.ResponseWriter, r *http.Request, st *interacti
 				s.errorPage(w, http.StatusInternalServerError, "The sign-in could not continue.")
 				return
 			}
-			s.renderPicker(w, st, c, u, choices, "", "")
+			s.renderPicker(w, st, c, u, choices, "", "", "")
 			return
 		}
 	}
@@ -233,15 +239,46 @@ func (s *Server) patientChoices(ctx context.Context, u *identity.User, query str
 	return nil, nil
 }
 
-func (s *Server) renderPicker(w http.ResponseWriter, st *interaction, c Client, u *identity.User, choices []PatientChoice, query, msg string) {
+// renderPicker shows the picker; a practitioner's has the patient search
+// and the break-the-glass reason field (prefilled with reason).
+func (s *Server) renderPicker(w http.ResponseWriter, st *interaction, c Client, u *identity.User, choices []PatientChoice, query, reason, msg string) {
 	opts := make([]web.PatientOption, len(choices))
 	for i, ch := range choices {
 		opts[i] = web.PatientOption{ID: ch.ID, Label: ch.Label}
 	}
+	pr := isPractitioner(u)
+	if !pr {
+		reason = ""
+	}
 	s.o.Pages.Picker(w, web.PickerPage{
 		Action: "/auth/picker", CSRF: s.csrf.Token(st.ID), ClientName: c.Name, Patients: opts,
-		Search: isPractitioner(u), Query: query, Error: msg,
+		Search: pr, Query: query, Error: msg,
+		OfferBreakGlass: pr, BreakGlassReason: reason,
 	})
+}
+
+// breakGlassReason checks a break_glass_reason as posted: spaces around it
+// trimmed, at most web.BreakGlassReasonMax characters, printable text only
+// (no control, format or bidirectional-override characters, no line
+// breaks: the reason is shown to reviewers as is). "" means no emergency
+// access; ok is false when the reason is unusable.
+func breakGlassReason(values []string) (reason string, ok bool) {
+	if len(values) == 0 {
+		return "", true
+	}
+	if len(values) > 1 {
+		return "", false
+	}
+	reason = strings.TrimSpace(values[0])
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > web.BreakGlassReasonMax {
+		return "", false
+	}
+	for _, r := range reason {
+		if !unicode.IsPrint(r) {
+			return "", false
+		}
+	}
+	return reason, true
 }
 
 // isPractitioner reports whether the user's picker searches the patient
@@ -251,7 +288,8 @@ func isPractitioner(u *identity.User) bool {
 }
 
 // handlePicker records the chosen patient: one of the user's own, or for a
-// practitioner one the directory knows.
+// practitioner one the directory knows, with the break-the-glass reason the
+// practitioner may state (see breakGlassReason and offeredScopes).
 func (s *Server) handlePicker(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !readPost(w, r) {
@@ -275,8 +313,20 @@ func (s *Server) handlePicker(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, http.StatusServiceUnavailable, "The patient search is unavailable right now.")
 			return
 		}
-		s.renderPicker(w, st, c, u, choices, q, "")
+		s.renderPicker(w, st, c, u, choices, q, "", "")
 		return
+	}
+	// Break the glass: only a practitioner is offered it; anyone else's
+	// break_glass_reason is ignored.
+	reason := ""
+	if isPractitioner(u) {
+		var ok bool
+		if reason, ok = breakGlassReason(r.PostForm["break_glass_reason"]); !ok {
+			choices, _ := s.patientChoices(ctx, u, "")
+			s.renderPicker(w, st, c, u, choices, "", "",
+				fmt.Sprintf("State the emergency access reason in at most %d characters of plain text, on one line.", web.BreakGlassReasonMax))
+			return
+		}
 	}
 	pick := r.PostForm.Get("patient")
 	allowed := pick != "" && slices.Contains(u.Patients, pick)
@@ -286,15 +336,32 @@ func (s *Server) handlePicker(w http.ResponseWriter, r *http.Request) {
 	}
 	if !allowed {
 		choices, _ := s.patientChoices(ctx, u, "")
-		s.renderPicker(w, st, c, u, choices, "", "Choose one of the patients listed.")
+		s.renderPicker(w, st, c, u, choices, "", reason, "Choose one of the patients listed.")
 		return
 	}
 	st.Patient = pick
+	st.BreakGlassReason = reason
 	s.nextStage(w, r, st, c, u)
 }
 
+// refreshScopes are the scopes that ask for a refresh token.
+var refreshScopes = []string{"offline_access", "online_access"}
+
+// offeredScopes is what the approval page offers and may grant: the
+// candidate scopes, less offline_access and online_access for a
+// break-the-glass grant. An emergency access gets no refresh token at all:
+// it lasts one short-lived access token (SensitiveLifetime at most), and
+// any further access means signing in and stating a reason again.
+func offeredScopes(st *interaction, c Client) smart.Scopes {
+	cands := candidateScopes(st.Form.Get("scope"), c)
+	if st.BreakGlassReason != "" {
+		cands = cands.Without(refreshScopes)
+	}
+	return cands
+}
+
 func (s *Server) renderApprove(w http.ResponseWriter, st *interaction, c Client) {
-	cands := scopeTokens(candidateScopes(st.Form.Get("scope"), c))
+	cands := scopeTokens(offeredScopes(st, c))
 	opts := make([]web.ScopeOption, len(cands))
 	for i, sc := range cands {
 		opts[i] = web.ScopeOption{Value: sc, Description: smart.Describe(sc), Checked: true}
@@ -305,7 +372,7 @@ func (s *Server) renderApprove(w http.ResponseWriter, st *interaction, c Client)
 	}
 	s.o.Pages.Approve(w, web.ApprovePage{
 		Action: "/auth/approve", CSRF: s.csrf.Token(st.ID), ClientName: c.Name, ClientOwner: c.Owner,
-		Scopes: opts, RedirectOrigin: redirectOrigin,
+		Scopes: opts, RedirectOrigin: redirectOrigin, BreakGlass: st.BreakGlassReason != "",
 	})
 }
 
@@ -345,7 +412,7 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusForbidden, "This account cannot sign in.")
 		return
 	}
-	cands := candidateScopes(st.Form.Get("scope"), c)
+	cands := offeredScopes(st, c)
 	checked := r.PostForm["scope"]
 	var deselected []string
 	for _, sc := range scopeTokens(cands) {
@@ -378,6 +445,9 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 		Subject: u.ID, Username: u.Username, Name: u.Name, FHIRUser: u.FHIRUser,
 		Patient: st.Patient, AuthTime: st.AuthTime, ACR: st.ACR, AMR: st.AMR,
 		Nonce: st.Form.Get("nonce"), NeedPatientBanner: true,
+	}
+	if isPractitioner(u) {
+		sess.BreakGlassReason = st.BreakGlassReason
 	}
 	if l := st.Launch; l != nil {
 		sess.Encounter, sess.FHIRContext, sess.NeedPatientBanner = l.Encounter, l.FHIRContext, l.NeedPatientBanner

@@ -29,6 +29,10 @@ type Session struct {
 	// AccessTokenID is the jti of the last access token minted, set by
 	// the access-token strategy.
 	AccessTokenID string `json:"access_jti,omitempty"`
+	// BreakGlassReason is the reason a practitioner stated for an
+	// emergency (break-the-glass) access: every access token of the grant
+	// carries it, and the grant gets no refresh token.
+	BreakGlassReason string `json:"break_glass,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)

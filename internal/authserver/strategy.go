@@ -60,6 +60,8 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, req fosit
 		AuthTime:    sess.AuthTime,
 		Lifetime:    lifetime,
 		FHIRContext: sess.FHIRContext,
+		// The site policy lets a break-the-glass token read, flagged.
+		BreakGlassReason: sess.BreakGlassReason,
 	})
 	if err != nil {
 		return "", "", err

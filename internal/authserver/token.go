@@ -125,6 +125,11 @@ func (s *Server) shapeAccessRequest(ctx context.Context, ar fosite.AccessRequest
 		req.GrantedScope = fosite.Arguments(strings.Fields(granted.String()))
 		sess.Subject = c.ID
 	case req.GetGrantTypes().ExactOne(GrantRefreshToken):
+		if sess.BreakGlassReason != "" {
+			// A break-the-glass grant is never given a refresh token
+			// (offeredScopes); should one exist, it does not work.
+			return fosite.ErrInvalidGrant.WithHint("An emergency access cannot be refreshed; sign in again.")
+		}
 		if !sess.OnlineUntil.IsZero() && !now.Before(sess.OnlineUntil) {
 			return fosite.ErrInvalidGrant.WithHint("The online access of this grant has ended; sign in again.")
 		}
@@ -147,9 +152,16 @@ func (s *Server) shapeAccessRequest(ctx context.Context, ar fosite.AccessRequest
 			req.GrantedScope = fosite.Arguments(slices.Compact(narrowed))
 		}
 	}
-	sess.SetExpiresAt(fosite.AccessToken, now.Add(s.accessLifetime(c, req.GetGrantedScopes(), req.GetGrantTypes().ExactOne(GrantClientCredentials))))
+	lifetime := s.accessLifetime(c, req.GetGrantedScopes(), req.GetGrantTypes().ExactOne(GrantClientCredentials))
+	if sess.BreakGlassReason != "" && lifetime > s.o.SensitiveLifetime {
+		// An emergency access is as short-lived as sensitive data.
+		lifetime = s.o.SensitiveLifetime
+	}
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(lifetime))
 	granted := req.GetGrantedScopes()
 	switch {
+	case sess.BreakGlassReason != "":
+		// No refresh token (see offeredScopes).
 	case granted.Has("offline_access"):
 		sess.SetExpiresAt(fosite.RefreshToken, now.Add(s.o.RefreshTokenLifetime))
 	case granted.Has("online_access"):

@@ -7,7 +7,8 @@
 // The pages are plain HTML forms that work without JavaScript, rendered
 // with html/template from embedded templates and one embedded stylesheet.
 // Their field names are a stable interface that scripts and tests drive:
-// sign-in username, password, otp; picker radio patient; approval
+// sign-in username, password, otp; picker radio patient and, when
+// offered, text break_glass_reason; approval
 // checkboxes scope and a submit button decision (allow or deny); every form
 // carries a hidden csrf_token.
 //
@@ -58,15 +59,26 @@ type LoginPage struct {
 }
 
 // PickerPage is the patient picker. It posts patient (one of Patients' IDs)
-// and csrf_token to Action; with Search, a second form posts q and
-// csrf_token (and search=1) to Action.
+// and csrf_token to Action, and with OfferBreakGlass break_glass_reason;
+// with Search, a second form posts q and csrf_token (and search=1) to
+// Action.
 type PickerPage struct {
 	Action, CSRF, ClientName string
 	Patients                 []PatientOption
 	Search                   bool   // show a search form (a practitioner's picker)
 	Query                    string // the search text shown in it
 	Error                    string
+	// OfferBreakGlass adds to the patient form an optional text field
+	// break_glass_reason (at most BreakGlassReasonMax characters) where
+	// a practitioner states why they need a record outside their care.
+	OfferBreakGlass bool
+	// BreakGlassReason prefills that field (after an error).
+	BreakGlassReason string
 }
+
+// BreakGlassReasonMax is the maxlength of the picker's break_glass_reason
+// field; the server must enforce it too.
+const BreakGlassReasonMax = 200
 
 // PatientOption is one choice of the picker.
 type PatientOption struct {
@@ -85,6 +97,9 @@ type ApprovePage struct {
 	// allows it, because browsers apply form-action to the redirect that
 	// follows the form's POST.
 	RedirectOrigin string
+	// BreakGlass shows a notice that this is an emergency
+	// (break-the-glass) access, recorded and reviewed.
+	BreakGlass bool
 }
 
 // ScopeOption is one scope checkbox.

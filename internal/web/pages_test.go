@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -29,6 +30,7 @@ func newPages(t *testing.T) *web.Pages {
 // field is one form control of a parsed page.
 type field struct {
 	tag, typ, name, value string
+	maxlength             string
 	checked, required     bool
 }
 
@@ -82,6 +84,7 @@ func parseForms(t *testing.T, body string) []form {
 				f.typ, _ = attr("type")
 				f.name, _ = attr("name")
 				f.value, _ = attr("value")
+				f.maxlength, _ = attr("maxlength")
 				_, f.checked = attr("checked")
 				_, f.required = attr("required")
 				cur.fields = append(cur.fields, f)
@@ -212,6 +215,72 @@ func TestPickerPage(t *testing.T) {
 	}
 }
 
+const breakGlassLabel = "Emergency access (break the glass): state why you need this record; the access is recorded and reviewed"
+
+// TestPickerBreakGlass: the break_glass_reason field is on the patient
+// form only when offered, bounded, optional, and its prefilled value comes
+// back as text.
+func TestPickerBreakGlass(t *testing.T) {
+	p := newPages(t)
+	patients := []web.PatientOption{{ID: "p1", Label: "Amy Shaw (2012-04-01)"}}
+	for name, pg := range map[string]web.PickerPage{
+		"not offered":           {Action: "/authorize/patient", CSRF: token, Search: true, Patients: patients},
+		"not offered, reason":   {Action: "/authorize/patient", CSRF: token, Patients: patients, BreakGlassReason: "x"},
+		"offered, no patient":   {Action: "/authorize/patient", CSRF: token, Search: true, OfferBreakGlass: true},
+		"not offered, patients": {Action: "/authorize/patient", CSRF: token, Patients: patients},
+	} {
+		body := render(t, func(w http.ResponseWriter) { p.Picker(w, pg) }).Body.String()
+		if strings.Contains(body, "break_glass_reason") || strings.Contains(body, "break the glass") {
+			t.Errorf("%s: break-the-glass field shown:\n%s", name, body)
+		}
+	}
+
+	rec := render(t, func(w http.ResponseWriter) {
+		p.Picker(w, web.PickerPage{Action: "/authorize/patient", CSRF: token, ClientName: "Growth Chart", Search: true, Query: "shaw",
+			Patients: patients, OfferBreakGlass: true, BreakGlassReason: "Unconscious in the ED, no care team yet"})
+	})
+	golden(t, "picker-breakglass.html", rec.Body.String())
+	forms := parseForms(t, rec.Body.String())
+	checkCSRF(t, forms, token)
+	if len(forms) != 2 {
+		t.Fatalf("forms %+v", forms)
+	}
+	if x := forms[0].named("break_glass_reason"); len(x) != 0 {
+		t.Errorf("search form carries the reason: %+v", x)
+	}
+	x := forms[1].named("break_glass_reason")
+	if len(x) != 1 || x[0].tag != "input" || x[0].typ != "text" || x[0].required ||
+		x[0].value != "Unconscious in the ED, no care team yet" || x[0].maxlength != strconv.Itoa(web.BreakGlassReasonMax) {
+		t.Errorf("break_glass_reason field %+v", x)
+	}
+	if web.BreakGlassReasonMax != 200 {
+		t.Errorf("BreakGlassReasonMax %d", web.BreakGlassReasonMax)
+	}
+	if !strings.Contains(rec.Body.String(), `<label for="break_glass_reason">`+breakGlassLabel+`</label>`) {
+		t.Error("label missing")
+	}
+	if len(forms[1].named("patient")) != 1 {
+		t.Errorf("patient form %+v", forms[1])
+	}
+
+	// A hostile reason (the page echoes what was typed) stays a value.
+	const evil = `"><script>alert(1)</script><input name="patient" value="p9`
+	rec = render(t, func(w http.ResponseWriter) {
+		p.Picker(w, web.PickerPage{Action: "/p", CSRF: token, Patients: patients, OfferBreakGlass: true, BreakGlassReason: evil})
+	})
+	body := rec.Body.String()
+	if strings.Contains(body, "<script") || !strings.Contains(body, "&lt;script&gt;") {
+		t.Errorf("reason not escaped:\n%s", body)
+	}
+	forms = parseForms(t, body)
+	if x := forms[0].named("break_glass_reason"); len(x) != 1 || x[0].value != evil {
+		t.Errorf("reason round trip %+v", x)
+	}
+	if r := forms[0].named("patient"); len(r) != 1 || r[0].value != "p1" {
+		t.Errorf("hostile reason added a patient control: %+v", r)
+	}
+}
+
 func TestApprovePage(t *testing.T) {
 	p := newPages(t)
 	pg := web.ApprovePage{Action: "/authorize/approve", CSRF: token, ClientName: "Growth Chart", ClientOwner: "Example Health",
@@ -251,6 +320,21 @@ func TestApprovePage(t *testing.T) {
 	csp := rec.Header().Get("Content-Security-Policy")
 	if !strings.Contains(csp, "form-action 'self' https://app.example:8443;") {
 		t.Errorf("CSP %q does not allow the redirect origin", csp)
+	}
+	if strings.Contains(rec.Body.String(), "break the glass") {
+		t.Error("break-the-glass notice on an ordinary approval")
+	}
+
+	pg.BreakGlass = true
+	pg.Scopes = pg.Scopes[:2]
+	rec = render(t, func(w http.ResponseWriter) { p.Approve(w, pg) })
+	golden(t, "approve-breakglass.html", rec.Body.String())
+	if !strings.Contains(rec.Body.String(), `<p class="notice" role="note"><strong>Emergency access (break the glass).</strong>`) ||
+		!strings.Contains(rec.Body.String(), "recorded and will be reviewed") {
+		t.Errorf("break-the-glass notice missing:\n%s", rec.Body)
+	}
+	if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://app.example:8443;") {
+		t.Errorf("CSP %q", csp)
 	}
 }
 
@@ -364,7 +448,8 @@ func TestHostileText(t *testing.T) {
 		},
 		"picker": func(w http.ResponseWriter) {
 			p.Picker(w, web.PickerPage{Action: "/p", CSRF: token, ClientName: evil, Search: true, Query: evil,
-				Patients: []web.PatientOption{{ID: evil, Label: evil}}, Error: evil})
+				Patients: []web.PatientOption{{ID: evil, Label: evil}}, Error: evil,
+				OfferBreakGlass: true, BreakGlassReason: evil})
 		},
 		"approve": func(w http.ResponseWriter) {
 			p.Approve(w, web.ApprovePage{Action: "/a", CSRF: token, ClientName: evil, ClientOwner: evil, RedirectOrigin: "https://a.example",
