@@ -4,10 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/importer"
+	"github.com/wardenfhir/warden/internal/store/sqlite"
 )
 
 func importCommand() *command {
@@ -46,11 +48,23 @@ the exit status is 1 if any file failed.`,
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
+			// SQLite: commit without a flush each, and flush the files
+			// once at the end, before success is reported (SyncFiles).
+			sqlitePath := sqliteFile(cfg)
+			if sqlitePath != "" {
+				cfg.Store.SQLiteSynchronous = "normal"
+			}
+			start := time.Now()
 			st, err := openStore(e.ctx, cfg)
 			if err != nil {
 				return fmt.Errorf("opening store: %w", err)
 			}
-			defer st.Close()
+			closed := false
+			defer func() {
+				if !closed {
+					st.Close()
+				}
+			}()
 			key, err := secretFile(cfg.DataDir, "cursor.key", 32)
 			if err != nil {
 				return err
@@ -64,7 +78,17 @@ the exit status is 1 if any file failed.`,
 				opts.Progress = e.stderr
 			}
 			rep, err := importer.Import(e.ctx, api, args, opts)
+			closed = true
+			if cerr := st.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+			if sqlitePath != "" && err == nil {
+				if serr := sqlite.SyncFiles(sqlitePath); serr != nil {
+					err = fmt.Errorf("flushing the database to disk: %w", serr)
+				}
+			}
 			if rep != nil {
+				rep.Elapsed = time.Since(start) // opening, loading, closing and flushing
 				for _, f := range rep.Failed {
 					fmt.Fprintf(e.stderr, "FAILED %s: %v\n", f.Path, f.Err)
 				}

@@ -52,16 +52,26 @@ func openStore(ctx context.Context, cfg config.Config) (database, error) {
 	case isPostgres(u):
 		return postgres.Open(ctx, u, postgres.Options{MaxConns: cfg.Store.MaxConns})
 	case u == "" || strings.HasPrefix(u, "sqlite:"):
-		path := strings.TrimPrefix(u, "sqlite:")
-		if path == "" {
-			path = filepath.Join(cfg.DataDir, "warden.db")
-		}
+		path := sqliteFile(cfg)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
 		return sqlite.Open(ctx, path, sqlite.Options{Synchronous: cfg.Store.SQLiteSynchronous})
 	}
 	return nil, fmt.Errorf("unsupported store URL scheme (want sqlite:PATH or postgres://…)")
+}
+
+// sqliteFile is the SQLite database file of cfg, or "" when the store is
+// not SQLite.
+func sqliteFile(cfg config.Config) string {
+	u := cfg.Store.URL
+	if u != "" && !strings.HasPrefix(u, "sqlite:") {
+		return ""
+	}
+	if path := strings.TrimPrefix(u, "sqlite:"); path != "" {
+		return path
+	}
+	return filepath.Join(cfg.DataDir, "warden.db")
 }
 
 func isPostgres(u string) bool {
