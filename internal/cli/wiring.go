@@ -61,6 +61,19 @@ func openStore(ctx context.Context, cfg config.Config) (database, error) {
 	return nil, fmt.Errorf("unsupported store URL scheme (want sqlite:PATH or postgres://…)")
 }
 
+// oauthURIs are the authorization server's endpoints for base (the
+// authserver mounts them under /auth/ on the FHIR base's origin).
+func oauthURIs(base string) fhirapi.OAuthURIs {
+	origin := base
+	if i := strings.Index(base, "://"); i >= 0 {
+		if j := strings.IndexByte(base[i+3:], '/'); j >= 0 {
+			origin = base[:i+3+j]
+		}
+	}
+	return fhirapi.OAuthURIs{Authorize: origin + "/auth/authorize", Token: origin + "/auth/token",
+		Introspect: origin + "/auth/introspect", Revoke: origin + "/auth/revoke"}
+}
+
 // sqliteFile is the SQLite database file of cfg, or "" when the store is
 // not SQLite.
 func sqliteFile(cfg config.Config) string {
@@ -234,6 +247,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		Origins:              &clientOrigins{reg: core.clients, log: log},
 		Policy:               policyOptions(cfg),
 		Site:                 site,
+		OAuth:                oauthURIs(base),
 	})
 	if err != nil {
 		return fail(err)

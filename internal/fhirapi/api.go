@@ -52,6 +52,9 @@ type Options struct {
 	// Site is the site policy consulted whenever a user reaches a record
 	// that is not their own (policy.Decision.Site); nil allows none.
 	Site *policy.Site
+	// OAuth are the authorization server's endpoints, announced in the
+	// CapabilityStatement.
+	OAuth OAuthURIs
 	// Policy configures the authorization decisions.
 	Policy policy.Options
 	// Unauthenticated serves every request without a token, with the
@@ -61,6 +64,11 @@ type Options struct {
 	Unauthenticated bool
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
+}
+
+// OAuthURIs are the endpoints of the SMART authorization server.
+type OAuthURIs struct {
+	Authorize, Token, Introspect, Revoke string
 }
 
 // API is the FHIR REST API. It is an http.Handler for requests under

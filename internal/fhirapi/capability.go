@@ -65,6 +65,7 @@ func (a *API) capabilityStatement() map[string]any {
 		"format":      []any{"application/fhir+json", "json"},
 		"rest": []any{map[string]any{
 			"mode":     "server",
+			"security": a.security(),
 			"resource": resources,
 			"interaction": []any{
 				map[string]any{"code": "transaction"},
@@ -73,4 +74,30 @@ func (a *API) capabilityStatement() map[string]any {
 			},
 		}},
 	}
+}
+
+// security is rest.security: SMART on FHIR (SMART App Launch 2.2
+// conformance: the restful-security-service code and the oauth-uris
+// extension, for clients that discover through the CapabilityStatement).
+func (a *API) security() map[string]any {
+	sec := map[string]any{
+		"cors": a.opts.Origins != nil,
+		"service": []any{map[string]any{"coding": []any{map[string]any{
+			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
+		}}}},
+		"description": "Every request but this statement needs a SMART on FHIR access token (Bearer); discovery at .well-known/smart-configuration",
+	}
+	var uris []any
+	for _, u := range []struct{ name, url string }{
+		{"authorize", a.opts.OAuth.Authorize}, {"token", a.opts.OAuth.Token},
+		{"introspect", a.opts.OAuth.Introspect}, {"revoke", a.opts.OAuth.Revoke},
+	} {
+		if u.url != "" {
+			uris = append(uris, map[string]any{"url": u.name, "valueUri": u.url})
+		}
+	}
+	if uris != nil {
+		sec["extension"] = []any{map[string]any{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", "extension": uris}}
+	}
+	return sec
 }
