@@ -91,6 +91,21 @@ func (s *Server) clearInteraction(w http.ResponseWriter) {
 // loadInteraction opens the interaction cookie of a form POST at stage and
 // checks the form's CSRF token against it. Any failure is errInteraction.
 func (s *Server) loadInteraction(r *http.Request, stage string) (*interaction, Client, error) {
+	st, c, err := s.openInteraction(r, stage)
+	if err != nil {
+		return nil, Client{}, err
+	}
+	if !s.csrf.Valid(st.ID, r.PostForm.Get("csrf_token")) {
+		return nil, Client{}, errInteraction
+	}
+	return st, c, nil
+}
+
+// openInteraction opens the interaction cookie of r, which must be at
+// stage, unexpired, and for a client still allowed its redirect URI. It
+// checks no CSRF token: the caller does, or (the upstream callback)
+// checks another binding. Any failure is errInteraction.
+func (s *Server) openInteraction(r *http.Request, stage string) (*interaction, Client, error) {
 	raw, ok := web.ReadCookie(r, interactionCookie)
 	if !ok || raw == "" {
 		return nil, Client{}, errInteraction
@@ -100,9 +115,6 @@ func (s *Server) loadInteraction(r *http.Request, stage string) (*interaction, C
 		return nil, Client{}, errInteraction
 	}
 	if st.ID == "" || !s.o.Now().Before(st.Expires) || st.Stage != stage {
-		return nil, Client{}, errInteraction
-	}
-	if !s.csrf.Valid(st.ID, r.PostForm.Get("csrf_token")) {
 		return nil, Client{}, errInteraction
 	}
 	c, err := s.registry.Get(r.Context(), st.ClientID)
@@ -120,10 +132,15 @@ func readPost(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, st *interaction, c Client, username, msg string, askOTP bool) {
-	s.o.Pages.Login(w, web.LoginPage{
+	pg := web.LoginPage{
 		Action: "/auth/login", CSRF: s.csrf.Token(st.ID), ClientName: c.Name,
 		Username: username, Error: msg, AskOTP: askOTP || st.MFA,
-	})
+	}
+	if s.o.Upstream != nil {
+		pg.UpstreamURL = upstreamStartPath + "?" + url.Values{"csrf_token": {s.csrf.Token(st.ID)}}.Encode()
+		pg.UpstreamName = s.o.UpstreamName
+	}
+	s.o.Pages.Login(w, pg)
 }
 
 // handleLogin checks the credentials (identity.Directory throttles and
@@ -168,6 +185,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			&authorizeError{code: "unmet_authentication_requirements", description: "A second factor is required and none is set up."})
 		return
 	}
+	s.signedIn(w, r, st, c, u, authn)
+}
+
+// signedIn continues an interaction once u has signed in (with a password
+// or through the upstream provider) as authn says: an EHR launch must be
+// u's, then the interaction records the user and how they signed in (the
+// grant's auth_time, acr and amr) and moves to the picker or the approval.
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, st *interaction, c Client, u *identity.User, authn identity.Authn) {
 	if l := st.Launch; l != nil {
 		// An EHR launch is for the user who launched the app, and its
 		// patient must be one that user may choose.

@@ -5,8 +5,9 @@
 // client_credentials with private_key_jwt), token introspection and
 // revocation, and the discovery documents. The OAuth protocol machinery is
 // ory/fosite's; access and id tokens are minted by internal/tokens, users
-// are authenticated by internal/identity, scopes are narrowed by
-// internal/smart.
+// are authenticated by internal/identity (with a password, or, when
+// Options.Upstream is set, through an upstream OpenID Connect provider),
+// scopes are narrowed by internal/smart.
 //
 // It never decides what a token allows on the FHIR API (internal/policy
 // does), never stores a client secret, token or code in clear (records are
@@ -98,6 +99,13 @@ type Options struct {
 	// the client); default http.DefaultClient.
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Upstream, when set, offers on the sign-in page a sign-in through an
+	// upstream OpenID Connect provider, at /auth/upstream with its
+	// callback at /auth/upstream/callback (its RedirectURL must be
+	// UpstreamRedirectURL(Issuer), registered at the provider).
+	// UpstreamName labels it ("Hospital SSO"; default "single sign-on").
+	Upstream     *identity.Upstream
+	UpstreamName string
 }
 
 // Server is the authorization server.
@@ -112,6 +120,9 @@ type Server struct {
 	strategy *coreStrategy
 	csrf     *web.CSRF
 	sealed   *web.Sealed
+	// upstreamSealed seals the upstream sign-in cookie; nil without
+	// Options.Upstream.
+	upstreamSealed *web.Sealed
 }
 
 type endpointURLs struct {
@@ -187,6 +198,18 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if s.sealed, err = web.NewSealed(sealKey, interactionPurpose); err != nil {
 		return nil, err
 	}
+	if o.Upstream != nil {
+		if s.o.UpstreamName == "" {
+			s.o.UpstreamName = "single sign-on"
+		}
+		upKey, err := hkdf.Key(sha256.New, o.CookieKey, nil, "warden authserver upstream cookie", 32)
+		if err != nil {
+			return nil, err
+		}
+		if s.upstreamSealed, err = web.NewSealed(upKey, upstreamPurpose); err != nil {
+			return nil, err
+		}
+	}
 	cfg := &fosite.Config{
 		AccessTokenLifespan:            o.AccessTokenLifetime,
 		RefreshTokenLifespan:           o.RefreshTokenLifetime,
@@ -234,6 +257,10 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("POST /auth/login", web.Protect(http.HandlerFunc(s.handleLogin)))
 	mux.Handle("POST /auth/picker", web.Protect(http.HandlerFunc(s.handlePicker)))
 	mux.Handle("POST /auth/approve", web.Protect(http.HandlerFunc(s.handleApprove)))
+	if s.o.Upstream != nil {
+		mux.HandleFunc("GET "+upstreamStartPath, s.handleUpstreamStart)
+		mux.HandleFunc("GET "+upstreamCallbackPath, s.handleUpstreamCallback)
+	}
 	mux.Handle("GET /auth/style.css", s.o.Pages.Stylesheet())
 	mux.Handle("GET "+web.StylesheetPath, s.o.Pages.Stylesheet())
 	mux.HandleFunc("/auth/token", s.handleToken)

@@ -26,6 +26,9 @@ const (
 	recordKindJTI     = "assertion-jti"
 	recordKindLaunch  = "launch"
 	recordKindDone    = "interaction-done" // approvals already answered: one code per interaction
+	// recordKindUpstream remembers the upstream sign-ins already answered
+	// (keyed by the SHA-256 of their state): one callback per sign-in.
+	recordKindUpstream = "upstream-done"
 )
 
 // usedCodeRetention is how long a redeemed or expired authorization code is

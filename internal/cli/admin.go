@@ -83,10 +83,20 @@ func subcommand(fs *flag.FlagSet, args []string, verbs ...string) (string, []str
 	if !found {
 		return "", nil, fmt.Errorf("%w: unknown subcommand %q (want %s)", errUsage, verb, strings.Join(verbs, ", "))
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return "", nil, fmt.Errorf("%w: %v", errUsage, err)
+	// Flags may come before, between or after the arguments.
+	var positional []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return "", nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
-	return verb, fs.Args(), nil
+	return verb, positional, nil
 }
 
 func writeJSONTo(w io.Writer, v any) error {
@@ -206,13 +216,14 @@ func clientsCommand() *command {
 func usersCommand() *command {
 	var (
 		configFile, username, name, fhirUser, passwordFile string
+		upstreamIssuer, upstreamSubject                    string
 		patients                                           listFlag
 		totp                                               bool
 	)
 	return &command{
 		name:    "users",
 		summary: "create and manage local user accounts",
-		usage:   "add|list|disable|enable [flags] [USERNAME]",
+		usage:   "add|list|link|disable|enable [flags] [USERNAME]",
 		help: `Manages the local user accounts that sign in to authorize SMART apps.
 
   warden users add --username U --fhir-user Patient/123 [--patient ID]... [--totp]
@@ -222,6 +233,10 @@ func usersCommand() *command {
       code too; its secret is printed this once (and as an otpauth:// URL for
       authenticator apps). --patient lists the patients the user may pick
       (a Patient user may always pick themself).
+  warden users link USERNAME --issuer URL --subject SUB
+      lets the user sign in through the upstream OpenID Connect provider
+      (auth.upstream): its id_token for that issuer and subject maps to
+      this account
   warden users list
   warden users disable USERNAME       refuses every further sign-in
   warden users enable USERNAME`,
@@ -233,13 +248,15 @@ func usersCommand() *command {
 			fs.Var(&patients, "patient", "patient id the user may choose in the patient picker (repeatable)")
 			fs.StringVar(&passwordFile, "password-file", "", "`FILE` whose first line is the password (default: standard input)")
 			fs.BoolVar(&totp, "totp", false, "require a TOTP one-time code at sign-in")
+			fs.StringVar(&upstreamIssuer, "issuer", "", "upstream provider's issuer (for link)")
+			fs.StringVar(&upstreamSubject, "subject", "", "the user's subject (sub) at the upstream provider (for link)")
 		},
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			verb, rest, err := subcommand(fs, args, "add", "list", "disable", "enable")
+			verb, rest, err := subcommand(fs, args, "add", "list", "link", "disable", "enable")
 			if err != nil {
 				return err
 			}
-			wantArgs := map[string]int{"add": 0, "list": 0, "disable": 1, "enable": 1}[verb]
+			wantArgs := map[string]int{"add": 0, "list": 0, "link": 1, "disable": 1, "enable": 1}[verb]
 			if len(rest) != wantArgs {
 				return fmt.Errorf("%w: %s takes %d argument(s)", errUsage, verb, wantArgs)
 			}
@@ -290,6 +307,14 @@ func usersCommand() *command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.FHIRUser, status, mfa)
 				}
 				return tw.Flush()
+			case "link":
+				if upstreamIssuer == "" || upstreamSubject == "" {
+					return fmt.Errorf("%w: link needs --issuer and --subject", errUsage)
+				}
+				if err := a.core.users.LinkUpstream(e.ctx, rest[0], upstreamIssuer, upstreamSubject); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "user %s linked to %s at %s\n", rest[0], upstreamSubject, upstreamIssuer)
 			case "disable", "enable":
 				if err := a.core.users.SetDisabled(e.ctx, rest[0], verb == "disable"); err != nil {
 					return err

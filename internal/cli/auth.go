@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +109,10 @@ func newAuthServer(ctx context.Context, cfg config.Config, db database, core *au
 	if err != nil {
 		return nil, err
 	}
+	upstream, err := newUpstream(ctx, cfg, core, issuer)
+	if err != nil {
+		return nil, err
+	}
 	return authserver.New(ctx, authserver.Options{
 		Issuer:               issuer,
 		Records:              db,
@@ -121,7 +126,37 @@ func newAuthServer(ctx context.Context, cfg config.Config, db database, core *au
 		SensitiveLifetime:    cfg.Auth.SensitiveTokenLifetime,
 		RefreshTokenLifetime: cfg.Auth.RefreshTokenLifetime,
 		OnlineLifetime:       cfg.Auth.OnlineRefreshLifetime,
+		Upstream:             upstream,
+		UpstreamName:         cfg.Auth.Upstream.Name,
 	})
+}
+
+// newUpstream connects to the upstream OpenID Connect provider of
+// auth.upstream (its discovery document is fetched now: a provider that
+// is down stops the start), or returns nil when none is configured.
+func newUpstream(ctx context.Context, cfg config.Config, core *authCore, issuer string) (*identity.Upstream, error) {
+	uc := cfg.Auth.Upstream
+	if uc.Issuer == "" {
+		return nil, nil
+	}
+	secret := ""
+	if uc.ClientSecretFile != "" {
+		b, err := os.ReadFile(uc.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.upstream.client_secret_file: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	redirect, err := authserver.UpstreamRedirectURL(issuer)
+	if err != nil {
+		return nil, err
+	}
+	up, err := core.users.NewUpstream(ctx, identity.UpstreamConfig{Issuer: uc.Issuer, ClientID: uc.ClientID,
+		ClientSecret: secret, RedirectURL: redirect, Scopes: uc.Scopes, TrustMFA: uc.TrustMFA})
+	if err != nil {
+		return nil, fmt.Errorf("auth.upstream: %w", err)
+	}
+	return up, nil
 }
 
 // patientDirectory answers the patient picker from the FHIR store.

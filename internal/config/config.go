@@ -95,7 +95,20 @@ type Auth struct {
 	SigningKeyRotation     time.Duration `yaml:"signer_rotation" doc:"age at which the token-signing keys are replaced (old keys stay published until their tokens expire)"`
 	StepUp                 []string      `yaml:"step_up" doc:"actions that need a recent multi-factor login (RFC 9470): delete, everything, create, update"`
 	StepUpMaxAge           time.Duration `yaml:"step_up_max_age" doc:"how recent the multi-factor login behind a step-up action must be"`
+	Upstream               Upstream      `yaml:"upstream"`
 	SitePolicyDir          string        `yaml:"site_policy_dir" doc:"directory of Cedar (.cedar) site policy files deciding whose records practitioners and related persons reach; empty uses the built-in default (care relationship, related person, break-the-glass)"`
+}
+
+// Upstream configures sign-in through an upstream OpenID Connect provider
+// (a hospital's identity provider), offered beside the local password
+// login. Accounts are linked with 'warden users link'.
+type Upstream struct {
+	Issuer           string   `yaml:"issuer" doc:"issuer URL of the OpenID Connect provider; empty turns upstream sign-in off"`
+	ClientID         string   `yaml:"client_id" doc:"Warden's client id at the provider"`
+	ClientSecretFile string   `yaml:"client_secret_file" doc:"file holding Warden's client secret at the provider (empty for a public client with PKCE)"`
+	Name             string   `yaml:"name" doc:"label of the sign-in button, e.g. Hospital SSO"`
+	Scopes           []string `yaml:"scopes" doc:"scopes asked of the provider besides openid"`
+	TrustMFA         bool     `yaml:"trust_mfa" doc:"count the provider's multi-factor login (amr mfa) as Warden's second factor for step-up"`
 }
 
 // Log configures the operational log (never PHI).

@@ -31,41 +31,47 @@ func TestDefaultIsValid(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	want := map[string]string{
-		"data_dir":                     "warden-data",
-		"server.addr":                  "127.0.0.1:8443",
-		"server.base_url":              "",
-		"server.tls.cert_file":         "",
-		"server.tls.key_file":          "",
-		"server.tls.min_version":       "1.3",
-		"server.insecure_allow_http":   "false",
-		"server.read_header_timeout":   "5s",
-		"server.read_timeout":          "30s",
-		"server.write_timeout":         "1m0s",
-		"server.idle_timeout":          "2m0s",
-		"server.shutdown_timeout":      "20s",
-		"server.max_body_bytes":        "10MiB",
-		"server.trusted_proxies":       "",
-		"admin.addr":                   "127.0.0.1:9464",
-		"admin.pprof":                  "false",
-		"store.url":                    "",
-		"store.sqlite_synchronous":     "full",
-		"store.max_conns":              "16",
-		"fhir.default_count":           "20",
-		"fhir.max_count":               "1000",
-		"fhir.max_json_depth":          "64",
-		"fhir.max_bundle_entries":      "1000",
-		"fhir.lenient_search_default":  "false",
-		"auth.access_lifetime":         "5m0s",
-		"auth.sensitive_scopes":        "",
-		"auth.sensitive_lifetime":      "2m0s",
-		"auth.refresh_lifetime":        "2160h0m0s",
-		"auth.online_refresh_lifetime": "12h0m0s",
-		"auth.signer_rotation":         "720h0m0s",
-		"auth.step_up":                 "delete,everything",
-		"auth.step_up_max_age":         "15m0s",
-		"auth.site_policy_dir":         "",
-		"log.level":                    "info",
-		"log.format":                   "json",
+		"data_dir":                         "warden-data",
+		"server.addr":                      "127.0.0.1:8443",
+		"server.base_url":                  "",
+		"server.tls.cert_file":             "",
+		"server.tls.key_file":              "",
+		"server.tls.min_version":           "1.3",
+		"server.insecure_allow_http":       "false",
+		"server.read_header_timeout":       "5s",
+		"server.read_timeout":              "30s",
+		"server.write_timeout":             "1m0s",
+		"server.idle_timeout":              "2m0s",
+		"server.shutdown_timeout":          "20s",
+		"server.max_body_bytes":            "10MiB",
+		"server.trusted_proxies":           "",
+		"admin.addr":                       "127.0.0.1:9464",
+		"admin.pprof":                      "false",
+		"store.url":                        "",
+		"store.sqlite_synchronous":         "full",
+		"store.max_conns":                  "16",
+		"fhir.default_count":               "20",
+		"fhir.max_count":                   "1000",
+		"fhir.max_json_depth":              "64",
+		"fhir.max_bundle_entries":          "1000",
+		"fhir.lenient_search_default":      "false",
+		"auth.access_lifetime":             "5m0s",
+		"auth.sensitive_scopes":            "",
+		"auth.sensitive_lifetime":          "2m0s",
+		"auth.refresh_lifetime":            "2160h0m0s",
+		"auth.online_refresh_lifetime":     "12h0m0s",
+		"auth.signer_rotation":             "720h0m0s",
+		"auth.step_up":                     "delete,everything",
+		"auth.step_up_max_age":             "15m0s",
+		"auth.site_policy_dir":             "",
+		"auth.upstream.issuer":             "",
+		"auth.upstream.client_id":          "",
+		"auth.upstream.client_secret_file": "",
+		"auth.upstream.name":               "",
+		"auth.upstream.scopes":             "",
+		"auth.upstream.trust_mfa":          "false",
+		"log.level":                        "info",
+		"log.format":                       "json",
 	}
 	got := map[string]string{}
 	for _, s := range config.Describe() {
@@ -576,5 +582,22 @@ func TestAuthSettingsRefused(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error about %s", err, c.setting)
 			}
 		})
+	}
+}
+
+func TestUpstreamSettings(t *testing.T) {
+	cfg := config.Default()
+	cfg.Auth.Upstream.ClientID = "warden"
+	var se *config.SettingError
+	if err := cfg.Validate(); !errors.As(err, &se) || se.Setting != "auth.upstream.issuer" {
+		t.Errorf("client id without issuer: %v", err)
+	}
+	cfg.Auth.Upstream = config.Upstream{Issuer: "http://idp.example", ClientID: "warden"}
+	if err := cfg.Validate(); !errors.As(err, &se) || se.Setting != "auth.upstream.issuer" {
+		t.Errorf("plain-HTTP issuer: %v", err)
+	}
+	cfg.Auth.Upstream = config.Upstream{Issuer: "https://idp.example", ClientID: "warden"}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("good upstream: %v", err)
 	}
 }

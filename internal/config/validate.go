@@ -115,6 +115,13 @@ func (c Config) Validate() error {
 		}
 	}
 
+	if u := a.Upstream; u.Issuer != "" {
+		v.baseURL("auth.upstream.issuer", u.Issuer, false)
+		v.nonEmpty("auth.upstream.client_id", u.ClientID)
+	} else if u.ClientID != "" || u.ClientSecretFile != "" {
+		v.fail("auth.upstream.issuer", "must be set when auth.upstream.client_id or client_secret_file is")
+	}
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

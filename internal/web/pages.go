@@ -48,7 +48,8 @@ type Pages struct {
 }
 
 // LoginPage is the sign-in form. It posts username, password, otp and
-// csrf_token to Action.
+// csrf_token to Action; with UpstreamURL it also links to the sign-in
+// through an upstream provider (a plain link, the page's CSP unchanged).
 type LoginPage struct {
 	Action     string // form target (same origin)
 	CSRF       string // token for the csrf_token field
@@ -56,6 +57,11 @@ type LoginPage struct {
 	Username   string // prefilled username (after a failed attempt)
 	Error      string // a public message: "Invalid username or password."
 	AskOTP     bool   // the password was right and a one-time code is needed
+	// UpstreamURL, when set, adds below the form a link "Sign in with
+	// UpstreamName" to this same-origin URL, which starts a sign-in
+	// through an upstream OpenID Connect provider; "" shows none.
+	UpstreamURL  string
+	UpstreamName string // the provider as users know it: "Hospital SSO"
 }
 
 // PickerPage is the patient picker. It posts patient (one of Patients' IDs)

@@ -183,6 +183,32 @@ func TestLoginPage(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `role="alert">Enter the code`) {
 		t.Error("error message missing")
 	}
+	if strings.Contains(rec.Body.String(), "<a ") {
+		t.Error("upstream link without an UpstreamURL")
+	}
+}
+
+// TestLoginPageUpstream: with an upstream provider the sign-in page keeps
+// its form and adds a same-origin link, under the same CSP.
+func TestLoginPageUpstream(t *testing.T) {
+	p := newPages(t)
+	rec := render(t, func(w http.ResponseWriter) {
+		p.Login(w, web.LoginPage{Action: "/auth/login", CSRF: token, ClientName: "Growth Chart",
+			UpstreamURL: "/auth/upstream?csrf_token=" + token + "&x=1", UpstreamName: "Hospital SSO"})
+	})
+	golden(t, "login-upstream.html", rec.Body.String())
+	body := rec.Body.String()
+	if !strings.Contains(body, `<a href="/auth/upstream?csrf_token=`+token+`&amp;x=1">Sign in with Hospital SSO</a>`) {
+		t.Errorf("no upstream link:\n%s", body)
+	}
+	forms := parseForms(t, body)
+	checkCSRF(t, forms, token)
+	if len(forms) != 1 || len(forms[0].named("username")) != 1 || len(forms[0].named("password")) != 1 {
+		t.Errorf("forms %+v", forms)
+	}
+	if csp := rec.Header().Get("Content-Security-Policy"); csp != "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'" {
+		t.Errorf("CSP %q", csp)
+	}
 }
 
 func TestPickerPage(t *testing.T) {
@@ -444,7 +470,8 @@ func TestHostileText(t *testing.T) {
 	const evil = `<script>alert(1)</script>"><img src=x onerror=alert(2)>`
 	for name, f := range map[string]func(http.ResponseWriter){
 		"login": func(w http.ResponseWriter) {
-			p.Login(w, web.LoginPage{Action: "javascript:alert(3)", CSRF: evil, ClientName: evil, Username: evil, Error: evil})
+			p.Login(w, web.LoginPage{Action: "javascript:alert(3)", CSRF: evil, ClientName: evil, Username: evil, Error: evil,
+				UpstreamURL: "javascript:alert(4)", UpstreamName: evil})
 		},
 		"picker": func(w http.ResponseWriter) {
 			p.Picker(w, web.PickerPage{Action: "/p", CSRF: token, ClientName: evil, Search: true, Query: evil,
