@@ -1,0 +1,79 @@
+package audit
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkBuildCommit measures the CPU cost of one event before I/O:
+// Build, id, Canonical, Commit. Target: well under 20 µs.
+func BenchmarkBuildCommit(b *testing.B) {
+	for _, name := range []string{"read", "search many patients"} {
+		r := records()[name]
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ev, err := Build(r, testBase)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev["id"] = newEventID()
+				canon, err := Canonical(ev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Commit(canon); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPipelineAppend is the whole Append over in-memory fakes: the
+// pipeline's own overhead, without the log's and the store's I/O.
+func BenchmarkPipelineAppend(b *testing.B) {
+	p, err := NewPipeline(&fakeLog{}, newFakeStore(), PipelineOptions{Base: testBase, SpoolDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := records()["read"]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Append(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEventStages splits BenchmarkBuildCommit/read by stage, to show
+// where the time goes.
+func BenchmarkEventStages(b *testing.B) {
+	r := records()["read"]
+	ev, err := Build(r, testBase)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev["id"] = newEventID()
+	canon, err := Canonical(ev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Build", func(b *testing.B) {
+		for b.Loop() {
+			Build(r, testBase)
+		}
+	})
+	b.Run("Canonical", func(b *testing.B) {
+		b.SetBytes(int64(len(canon)))
+		for b.Loop() {
+			Canonical(ev)
+		}
+	})
+	b.Run("Commit", func(b *testing.B) {
+		b.SetBytes(int64(len(canon)))
+		for b.Loop() {
+			Commit(canon)
+		}
+	})
+}
