@@ -78,6 +78,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, seg []string) error
 	if res.Prev != "" {
 		b.link("previous", canonical+"&_cursor="+url.QueryEscape(a.sealCursor(bindCursor(r.Context(), canonical), res.Prev)))
 	}
+	b.stream(a.base, res.Matches, res.Included)
 	if len(q.Ignored) > 0 {
 		b.outcome(a.base, "Ignored unknown search parameters: "+strings.Join(q.Ignored, ", "))
 	}
@@ -146,6 +147,9 @@ type bundleWriter struct {
 	n       int
 	tot     int
 	hasTot  bool
+	// streaming: the head, total and links are already in entries
+	// (see stream), which then is the whole Bundle.
+	streaming bool
 }
 
 func newBundle(typ string, now time.Time) *bundleWriter {
@@ -162,13 +166,37 @@ func newBundle(typ string, now time.Time) *bundleWriter {
 
 func (b *bundleWriter) total(n int) { b.tot, b.hasTot = n, true }
 
+// stream writes the Bundle's head, total and links (which MUST be final,
+// and no entry added yet) into one buffer sized for the resources about to be added, so that a
+// large page is copied once rather than grown step by step and copied
+// again by finish.
+func (b *bundleWriter) stream(base string, lists ...[]store.Resource) {
+	n := b.head.Len() + 64
+	for _, l := range b.links {
+		n += len(l[0]) + len(l[1]) + 40
+	}
+	for _, list := range lists {
+		for i := range list {
+			n += len(list[i].JSON) + len(base) + len(list[i].Type) + len(list[i].ID) + 64
+		}
+	}
+	var buf bytes.Buffer
+	buf.Grow(n)
+	b.writeHead(&buf)
+	b.entries = buf
+	b.streaming = true
+}
+
 func (b *bundleWriter) link(rel, u string) { b.links = append(b.links, [2]string{rel, u}) }
 
 // entry adds an entry; extra is a JSON member list (without braces) such
 // as `"search":{"mode":"match"}`, or "".
 func (b *bundleWriter) entry(fullURL string, resource []byte, extra string) {
-	if b.n > 0 {
+	switch {
+	case b.n > 0:
 		b.entries.WriteByte(',')
+	case b.streaming:
+		b.entries.WriteString(`,"entry":[`)
 	}
 	b.n++
 	b.entries.WriteByte('{')
@@ -195,7 +223,33 @@ func (b *bundleWriter) outcome(base, msg string) {
 }
 
 func (b *bundleWriter) finish() []byte {
-	out := b.head
+	if b.streaming {
+		if b.n > 0 {
+			b.entries.WriteByte(']')
+		}
+		b.entries.WriteByte('}')
+		return b.entries.Bytes()
+	}
+	size := b.head.Len() + b.entries.Len() + 64
+	for _, l := range b.links {
+		size += len(l[0]) + len(l[1]) + 40
+	}
+	var out bytes.Buffer
+	out.Grow(size)
+	b.writeHead(&out)
+	if b.n > 0 {
+		out.WriteString(`,"entry":[`)
+		out.Write(b.entries.Bytes())
+		out.WriteByte(']')
+	}
+	out.WriteByte('}')
+	return out.Bytes()
+}
+
+// writeHead writes the Bundle up to its entries: type, id, meta, total,
+// links.
+func (b *bundleWriter) writeHead(out *bytes.Buffer) {
+	out.Write(b.head.Bytes())
 	if b.hasTot {
 		out.WriteString(`,"total":`)
 		out.WriteString(strconv.Itoa(b.tot))
@@ -209,18 +263,11 @@ func (b *bundleWriter) finish() []byte {
 			out.WriteString(`{"relation":"`)
 			out.WriteString(l[0])
 			out.WriteString(`","url":`)
-			writeString(&out, l[1])
+			writeString(out, l[1])
 			out.WriteByte('}')
 		}
 		out.WriteByte(']')
 	}
-	if b.n > 0 {
-		out.WriteString(`,"entry":[`)
-		out.Write(b.entries.Bytes())
-		out.WriteByte(']')
-	}
-	out.WriteByte('}')
-	return out.Bytes()
 }
 
 func writeString(buf *bytes.Buffer, s string) {
