@@ -94,9 +94,11 @@ bare() { # serve FILE on 9443 with warden's certificate
 
 bare "$work/read.json";   r_bare=$(run bare-read https://127.0.0.1:9443/ $bpid);   kill $bpid
 "$work/open" -addr 127.0.0.1:9444 -cert "$work/data/pki/server.pem" -key "$work/data/pki/server-key.pem" \
-  -db "$work/data/warden.db" -cursor-key "$work/data/keys/cursor.key" 2>"$work/open.log" &
+  -db "$work/data/warden.db" -store "${WARDEN_STORE_URL:-}" -cursor-key "$work/data/keys/cursor.key" 2>"$work/open.log" &
 opid=$!; pids+=($opid); sleep 1
 O=https://127.0.0.1:9444/fhir
+# The comparison means something only if both serve the same data.
+cmp <(curl -sf --cacert "$CA" "$O/Patient/$PAT") "$work/read.json" >/dev/null || { echo "openserver does not serve the same data" >&2; exit 1; }
 r_oread=$(run open-read "$O/Patient/$PAT" $opid)
 AUTH="Authorization: Bearer $(token)"
 r_read=$(run read "$B/Patient/$PAT" $wpid -H "$AUTH")

@@ -16,7 +16,9 @@ import (
 
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/server"
+	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
 
 func main() {
@@ -24,11 +26,18 @@ func main() {
 	cert := flag.String("cert", "", "server certificate (PEM)")
 	key := flag.String("key", "", "server key (PEM)")
 	db := flag.String("db", "", "SQLite database of a Warden instance")
+	storeURL := flag.String("store", "", "postgres:// URL of a Warden instance's database (instead of -db)")
 	cursorKey := flag.String("cursor-key", "", "the instance's DATA_DIR/keys/cursor.key")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	st, err := sqlite.Open(ctx, *db, sqlite.Options{Synchronous: "full"})
+	var st *sqlstore.Store
+	var err error
+	if *storeURL != "" {
+		st, err = postgres.Open(ctx, *storeURL, postgres.Options{})
+	} else {
+		st, err = sqlite.Open(ctx, *db, sqlite.Options{Synchronous: "full"})
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
