@@ -247,6 +247,7 @@ func TestSearchNarrowing(t *testing.T) {
 		{"own observations", "p1-all", "/Observation", []string{"Observation/o1lab", "Observation/o1vital"}, nil, 2},
 		{"asking for the other patient", "p1-all", "/Observation?subject=Patient/p2", nil, nil, 0},
 		{"asking by id", "p1-all", "/Observation?_id=o2", nil, nil, 0},
+		{"sorted", "p1-all", "/Observation?_sort=-date", []string{"Observation/o1lab", "Observation/o1vital"}, nil, 2},
 		{"count only", "p1-all", "/Observation?_summary=count", nil, nil, 2},
 		{"patients", "p1-all", "/Patient", []string{"Patient/p1"}, nil, 1},
 		{"include outside the compartment dropped", "p1-all", "/Observation?_include=Observation:performer", []string{"Observation/o1lab", "Observation/o1vital"}, nil, 2},

@@ -383,7 +383,7 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 		order.WriteString("y.pk")
 	}
 	var w sqlBuf
-	w.s("SELECT o.pk, o.type, o.id, o.version, o.last_updated, o.deleted, o.json")
+	w.s("SELECT o.pk, o.type, o.id, o.version, o.last_updated, o.deleted, o.json, ", patientsColumn("o"))
 	for i := range p.keys {
 		w.s(fmt.Sprintf(", y.k%d", i))
 	}
@@ -409,22 +409,24 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 	defer rs.Close()
 	var list []row
 	var keys [][]json.RawMessage
-	dest := make([]any, 7+len(p.keys))
+	dest := make([]any, 8+len(p.keys))
 	kv := make([]any, len(p.keys))
 	for rs.Next() {
 		var r row
 		var lu int64
 		var js []byte
-		dest[0], dest[1], dest[2], dest[3], dest[4], dest[5], dest[6] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js
+		var patients *string
+		dest[0], dest[1], dest[2], dest[3], dest[4], dest[5], dest[6], dest[7] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients
 		for i := range kv {
 			kv[i] = nil
-			dest[7+i] = &kv[i]
+			dest[8+i] = &kv[i]
 		}
 		if err := rs.Scan(dest...); err != nil {
 			return nil, nil, err
 		}
 		r.LastUpdated = timeOf(lu)
 		r.JSON = js
+		r.Patients = splitPatients(patients)
 		enc := make([]json.RawMessage, len(kv))
 		for i, v := range kv {
 			if b, ok := v.([]byte); ok {

@@ -331,8 +331,23 @@ func (t *tx) Lock(ctx context.Context, key string) error {
 // last is the current version's Patient compartments, space-separated
 // (ids never hold spaces), NULL for other versions; string_agg is in both
 // PostgreSQL and SQLite (3.44+).
-const resourceColumns = `r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, r.json, ` +
-	`CASE WHEN r.is_current THEN (SELECT string_agg(c.patient_id, ' ') FROM compartment c WHERE c.pk = r.pk) END`
+var resourceColumns = `r.pk, r.type, r.id, r.version, r.last_updated, r.deleted, r.json, ` + patientsColumn("r")
+
+// patientsColumn is the compartments column of resourceColumns for the
+// resources row aliased alias.
+func patientsColumn(alias string) string {
+	return `CASE WHEN ` + alias + `.is_current THEN (SELECT string_agg(c.patient_id, ' ') FROM compartment c WHERE c.pk = ` + alias + `.pk) END`
+}
+
+// splitPatients reads the compartments column.
+func splitPatients(v *string) []string {
+	if v == nil || *v == "" {
+		return nil
+	}
+	out := strings.Fields(*v)
+	slices.Sort(out)
+	return out
+}
 
 // row is a resources row: a resource version and its pk.
 type row struct {
@@ -352,10 +367,7 @@ func scanResources(rows Rows) ([]row, error) {
 		if err := rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients); err != nil {
 			return nil, err
 		}
-		if patients != nil && *patients != "" {
-			r.Patients = strings.Fields(*patients)
-			slices.Sort(r.Patients)
-		}
+		r.Patients = splitPatients(patients)
 		r.LastUpdated = timeOf(lu)
 		if !r.Deleted {
 			r.JSON = js

@@ -49,6 +49,19 @@ func testPatients(t *testing.T, s store.Store) {
 	for _, r := range res.Matches {
 		check("Search", r)
 	}
+	// Sorted searches read their rows another way: same membership.
+	sorted := query("Observation", cl(pCode, vCode("1")))
+	sorted.Sort = []search.Sort{{Param: pCode}}
+	sres, err := s.Search(ctx, sorted, store.PageRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sres.Matches) != 3 {
+		t.Fatalf("sorted: %d matches, want 3", len(sres.Matches))
+	}
+	for _, r := range sres.Matches {
+		check("sorted Search", r)
+	}
 	if len(res.Included) != 1 {
 		t.Fatalf("included %v, want Patient/p1", ids(res.Included))
 	}
