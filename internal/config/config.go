@@ -64,7 +64,7 @@ type TLS struct {
 
 // Admin configures the operations listener (Prometheus metrics, health).
 type Admin struct {
-	Addr  string `yaml:"addr" doc:"host:port of the metrics and health listener; empty disables it"`
+	Addr  string `yaml:"addr" doc:"host:port of the metrics, health and admin API listener (plain HTTP: loopback addresses only); empty disables it"`
 	Pprof bool   `yaml:"pprof" doc:"serve Go profiling endpoints (/debug/pprof/) on the admin listener; off by default, for performance work"`
 }
 

@@ -601,3 +601,21 @@ func TestUpstreamSettings(t *testing.T) {
 		t.Errorf("good upstream: %v", err)
 	}
 }
+
+func TestAdminListenerStaysOnLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:9464", "[::]:9464", "10.1.2.3:9464", ":9464"} {
+		cfg := config.Default()
+		cfg.Admin.Addr = addr
+		var se *config.SettingError
+		if err := cfg.Validate(); !errors.As(err, &se) || se.Setting != "admin.addr" {
+			t.Errorf("admin.addr %s: %v, want refused", addr, err)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:9464", "[::1]:9464", "localhost:9464", ""} {
+		cfg := config.Default()
+		cfg.Admin.Addr = addr
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("admin.addr %q: %v", addr, err)
+		}
+	}
+}

@@ -76,8 +76,13 @@ func (c Config) Validate() error {
 	}
 
 	if c.Admin.Addr != "" {
-		if _, ok := v.addr("admin.addr", c.Admin.Addr); ok && c.Admin.Addr == s.Addr && !strings.HasSuffix(s.Addr, ":0") {
+		host, ok := v.addr("admin.addr", c.Admin.Addr)
+		switch {
+		case ok && c.Admin.Addr == s.Addr && !strings.HasSuffix(s.Addr, ":0"):
 			v.fail("admin.addr", "%q is also server.addr", c.Admin.Addr)
+		case ok && !isLoopback(host):
+			// Plain HTTP, and it carries the admin API and its token.
+			v.fail("admin.addr", "%q is not a loopback address: the admin listener speaks plain HTTP and serves the admin API; bind it to 127.0.0.1 or ::1 and reach it through SSH or a local proxy", c.Admin.Addr)
 		}
 	}
 
