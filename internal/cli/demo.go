@@ -88,7 +88,13 @@ configuration. Stop it with Ctrl-C.`,
 			}
 			b, _ := json.MarshalIndent(info, "", "  ")
 			// It holds the demo's passwords and secrets: readable by its owner only.
-			if err := os.WriteFile(filepath.Join(dataDir, "demo.json"), append(b, '\n'), 0o600); err != nil {
+			// Written whole or not at all: scripts wait for the file to
+			// appear and read it at once.
+			tmp := filepath.Join(dataDir, ".demo.json.tmp")
+			if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, filepath.Join(dataDir, "demo.json")); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "Warden demo serving FHIR R4 at %s\n", info.FHIRBase)
