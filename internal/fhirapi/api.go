@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/fhir/model"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
@@ -55,6 +56,10 @@ type Options struct {
 	// OAuth are the authorization server's endpoints, announced in the
 	// CapabilityStatement.
 	OAuth OAuthURIs
+	// Audit receives an event for every request; a response is released
+	// only once its event is durable, and is a 503 if it cannot be.
+	// Nil audits nothing (tests of REST semantics, benchmarks).
+	Audit audit.Sink
 	// Policy configures the authorization decisions.
 	Policy policy.Options
 	// Unauthenticated serves every request without a token, with the

@@ -92,6 +92,7 @@ func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions
 		return nil, err
 	}
 	btype, _ := doc["type"].(string)
+	auditFrom(ctx).setAction(btype)
 	if btype != "batch" && btype != "transaction" {
 		return nil, errorf(http.StatusBadRequest, "invalid", "Only batch and transaction Bundles can be posted to the base URL", "Bundle.type")
 	}

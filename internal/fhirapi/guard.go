@@ -26,6 +26,7 @@ type guard struct {
 	a   *API
 	p   *policy.Principal
 	now time.Time
+	au  *requestAudit // what the request disclosed, for its audit event; nil when not audited
 }
 
 var (
@@ -61,12 +62,12 @@ func Trusted(ctx context.Context) context.Context { return context.WithValue(ctx
 // store itself; anything else gets a store that refuses everything.
 func (a *API) db(ctx context.Context) store.Store {
 	if p := PrincipalFrom(ctx); p != nil {
-		return &guard{s: a.store, a: a, p: p, now: a.now()}
+		return &guard{s: a.store, a: a, p: p, now: a.now(), au: auditFrom(ctx)}
 	}
 	if trusted, _ := ctx.Value(trustedKey).(bool); trusted || a.opts.Unauthenticated {
 		return a.store
 	}
-	return &guard{s: a.store, a: a, now: a.now()}
+	return &guard{s: a.store, a: a, now: a.now(), au: auditFrom(ctx)}
 }
 
 // decide asks the policy and turns a denial into the error to answer.
@@ -81,9 +82,16 @@ func (g *guard) decide(act policy.Action, typ string) (policy.Decision, error) {
 		}
 		return d, nil
 	case policy.DenyHidden:
+		g.au.denied("hidden: " + d.Reason)
 		return d, fmt.Errorf("%w: hidden by policy", store.ErrNotFound)
 	case policy.DenyStepUp:
+		g.au.denied("step-up: " + d.Reason)
 		return d, g.a.stepUpError()
+	}
+	if d.Missing != "" {
+		g.au.denied("scope: needs " + d.Missing)
+	} else {
+		g.au.denied("scope: " + d.Reason)
 	}
 	msg := "The access token does not allow this " + act.String()
 	if typ != "" && typ != "*" {
@@ -113,6 +121,17 @@ func (g *guard) Read(ctx context.Context, typ, id string) (*store.Resource, erro
 // read reads the current version of typ/id for act: ActRead to disclose
 // it, or the write (update, delete) about to replace it.
 func (g *guard) read(ctx context.Context, act policy.Action,
+	read func(context.Context, string, string) (*store.Resource, error),
+	find func(context.Context, *search.Query, store.PageRequest) (*store.SearchResult, error),
+	typ, id string) (*store.Resource, error) {
+	res, err := g.readChecked(ctx, act, read, find, typ, id)
+	if err == nil && res != nil {
+		g.au.disclosed(g.a, *res)
+	}
+	return res, err
+}
+
+func (g *guard) readChecked(ctx context.Context, act policy.Action,
 	read func(context.Context, string, string) (*store.Resource, error),
 	find func(context.Context, *search.Query, store.PageRequest) (*store.SearchResult, error),
 	typ, id string) (*store.Resource, error) {
@@ -152,6 +171,14 @@ func (g *guard) read(ctx context.Context, act policy.Action,
 // only); under granular constraints, which can be tested against current
 // versions only, older versions stay hidden.
 func (g *guard) VRead(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
+	res, err := g.vread(ctx, typ, id, version)
+	if err == nil && res != nil {
+		g.au.disclosed(g.a, *res)
+	}
+	return res, err
+}
+
+func (g *guard) vread(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
 	d, err := g.decide(policy.ActRead, typ)
 	if err != nil {
 		return nil, err
@@ -176,6 +203,14 @@ func (g *guard) VRead(ctx context.Context, typ, id string, version int64) (*stor
 // one resource that are in their compartment; history across resources
 // would need a compartment-aware history query and is refused to them.
 func (g *guard) History(ctx context.Context, hq store.HistoryQuery) (*store.HistoryPage, error) {
+	page, err := g.history(ctx, hq)
+	if err == nil && page != nil {
+		g.au.disclosed(g.a, page.Versions...)
+	}
+	return page, err
+}
+
+func (g *guard) history(ctx context.Context, hq store.HistoryQuery) (*store.HistoryPage, error) {
 	act, typ := policy.ActHistoryInstance, hq.Type
 	switch {
 	case hq.Type == "":
@@ -224,6 +259,17 @@ func (g *guard) Search(ctx context.Context, q *search.Query, page store.PageRequ
 }
 
 func (g *guard) search(ctx context.Context,
+	find func(context.Context, *search.Query, store.PageRequest) (*store.SearchResult, error),
+	q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
+	res, err := g.searchChecked(ctx, find, q, page)
+	if err == nil && res != nil {
+		g.au.disclosed(g.a, res.Matches...)
+		g.au.disclosed(g.a, res.Included...)
+	}
+	return res, err
+}
+
+func (g *guard) searchChecked(ctx context.Context,
 	find func(context.Context, *search.Query, store.PageRequest) (*store.SearchResult, error),
 	q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
 	d, err := g.decide(policy.ActSearch, q.Type)
@@ -329,9 +375,11 @@ func (g *guard) site(d policy.Decision, act policy.Action) error {
 	write := act == policy.ActCreate || act == policy.ActUpdate || act == policy.ActDelete
 	sd := g.a.opts.Site.Decide(g.p, d.Patient, write, g.a.facts.get(g.a, g.p.FHIRUser, d.Patient, g.now))
 	if !sd.Allow {
+		g.au.denied("site policy")
 		return errorf(http.StatusForbidden, "forbidden", "The site policy does not let this user reach this patient's record")
 	}
 	if sd.Review != "" {
+		g.au.flagged(sd.Review)
 		// Flagged for review: issue 4's audit trail records it; until
 		// then the operational log does (no PHI: ids only).
 		g.a.log.Warn("access flagged for review", "review", sd.Review, "client_id", g.p.ClientID, "user", g.p.FHIRUser, "policies", strings.Join(sd.Policies, ","))
@@ -479,7 +527,11 @@ func (t guardTx) Put(ctx context.Context, w store.Write) error {
 		return err
 	}
 	if !narrowed(d) {
-		return t.tx.Put(ctx, w)
+		if err := t.tx.Put(ctx, w); err != nil {
+			return err
+		}
+		t.g.au.disclosed(t.g.a, written(w))
+		return nil
 	}
 	prev, err := t.tx.Read(ctx, r.Type, r.ID)
 	switch {
@@ -515,7 +567,16 @@ func (t guardTx) Put(ctx context.Context, w store.Write) error {
 			return errorf(http.StatusForbidden, "forbidden", "The resource would be outside what the granted granular scopes allow")
 		}
 	}
+	t.g.au.disclosed(t.g.a, written(w))
 	return nil
+}
+
+// written is the version a Write records, with the compartments it was
+// written to (a deletion: none known, so only the reference is kept).
+func written(w store.Write) store.Resource {
+	r := w.Resource
+	r.Patients = w.Patients
+	return r
 }
 
 // patientsOf returns the Patient compartments of a resource version from

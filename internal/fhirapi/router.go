@@ -8,7 +8,29 @@ import (
 // ServeHTTP routes a request under the API prefix. There is one routing
 // table and no method override: X-HTTP-Method-Override and friends are
 // refused, paths are matched exactly (no case folding, no empty segments).
+//
+// With an audit sink every request is audited, allowed or refused, and
+// its response is released only once its event is durable.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.opts.Audit != nil {
+		a.serveAudited(w, r, a.segments(r))
+		return
+	}
+	a.serve(w, r, nil)
+}
+
+// segments splits the path under the prefix, for naming the interaction
+// in the audit event ("" segments and foreign paths give nil).
+func (a *API) segments(r *http.Request) []string {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), a.prefix)
+	rest = strings.TrimPrefix(rest, "/")
+	if !ok || rest == "" {
+		return nil
+	}
+	return strings.Split(rest, "/")
+}
+
+func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 	if r.Header.Get("X-HTTP-Method-Override") != "" || r.Header.Get("X-Method-Override") != "" || r.Header.Get("X-HTTP-Method") != "" {
 		a.writeError(w, r, errorf(http.StatusBadRequest, "not-supported", "Method override headers are not accepted"))
 		return
@@ -46,6 +68,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r = r.WithContext(withPrincipal(r.Context(), p))
+		auditFrom(r.Context()).authenticated(p)
 		a.allowOrigin(w, r, false, p.ClientID)
 	} else {
 		a.allowOrigin(w, r, public, "")

@@ -1,0 +1,276 @@
+package fhirapi
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/policy"
+	"github.com/wardenfhir/warden/internal/reqid"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// auditTimeout bounds how long a request waits for its audit entry.
+const auditTimeout = 10 * time.Second
+
+// requestAudit collects, while one request runs, what the audit event
+// must say: what the guard disclosed or changed, and why it refused.
+type requestAudit struct {
+	mu        sync.Mutex
+	action    string // the interaction, when a handler knows better than the route
+	patients  map[string]struct{}
+	resources []string
+	denyRule  string
+	review    string
+	principal *policy.Principal // the caller, once authenticated
+}
+
+type auditKey struct{}
+
+func auditFrom(ctx context.Context) *requestAudit {
+	ra, _ := ctx.Value(auditKey{}).(*requestAudit)
+	return ra
+}
+
+// disclosed records resources the caller received or wrote.
+func (ra *requestAudit) disclosed(_ *API, rs ...store.Resource) {
+	if ra == nil {
+		return
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if ra.patients == nil {
+		ra.patients = map[string]struct{}{}
+	}
+	for i := range rs {
+		r := &rs[i]
+		// Current versions carry their compartments from the store;
+		// older ones (history, vread) are named by reference only, not
+		// decoded again on the request path.
+		for _, p := range r.Patients {
+			ra.patients[p] = struct{}{}
+		}
+		if r.Type == "Patient" {
+			ra.patients[r.ID] = struct{}{}
+		}
+		if len(ra.resources) < audit.MaxResources {
+			ra.resources = append(ra.resources, r.Type+"/"+r.ID+"/_history/"+strconv.FormatInt(r.Version, 10))
+		}
+	}
+}
+
+// denied records the rule that refused (the first one wins).
+func (ra *requestAudit) denied(rule string) {
+	if ra == nil || rule == "" {
+		return
+	}
+	ra.mu.Lock()
+	if ra.denyRule == "" {
+		ra.denyRule = rule
+	}
+	ra.mu.Unlock()
+}
+
+// flagged records that an allowing policy asked for review.
+func (ra *requestAudit) flagged(review string) {
+	if ra == nil {
+		return
+	}
+	ra.mu.Lock()
+	ra.review = review
+	ra.mu.Unlock()
+}
+
+// authenticated records the caller.
+func (ra *requestAudit) authenticated(p *policy.Principal) {
+	if ra == nil {
+		return
+	}
+	ra.mu.Lock()
+	ra.principal = p
+	ra.mu.Unlock()
+}
+
+// setAction names the interaction when the route alone cannot (a Bundle
+// is a batch or a transaction).
+func (ra *requestAudit) setAction(action string) {
+	if ra == nil {
+		return
+	}
+	ra.mu.Lock()
+	ra.action = action
+	ra.mu.Unlock()
+}
+
+// heldResponse keeps a response in memory until its audit entry is
+// durable: nothing reaches the client before that.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return h.body.Write(b)
+}
+
+// serveAudited runs the request with its response held, appends its audit
+// event, and releases the response only once the event is durable; if the
+// audit trail cannot take it, the answer is 503 and nothing is disclosed
+// (ARCHITECTURE: nothing is served unaudited; fail closed).
+func (a *API) serveAudited(w http.ResponseWriter, r *http.Request, seg []string) {
+	start := a.now()
+	ra := &requestAudit{}
+	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, ra))
+	held := &heldResponse{header: http.Header{}}
+	a.serve(held, r, seg)
+	if held.status == 0 {
+		held.status = http.StatusOK
+	}
+	rec := a.auditRecord(r, seg, ra, held.status, start)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+	defer cancel()
+	if _, err := a.opts.Audit.Append(ctx, rec); err != nil {
+		a.log.Error("audit trail refused an event; request answered 503", "request_id", rec.RequestID, "error", err.Error())
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, outcome([]Issue{{Severity: "error", Code: "transient",
+			Diagnostics: "The audit trail is unavailable; nothing was disclosed. Retry later (error id " + rec.RequestID + ")"}}))
+		return
+	}
+	dst := w.Header()
+	for k, v := range held.header {
+		dst[k] = v
+	}
+	w.WriteHeader(held.status)
+	w.Write(held.body.Bytes())
+}
+
+// auditRecord describes the finished request for the audit trail.
+func (a *API) auditRecord(r *http.Request, seg []string, ra *requestAudit, status int, start time.Time) audit.Record {
+	rec := audit.Record{
+		RequestID: reqid.From(r.Context()),
+		Time:      start,
+		Duration:  max(a.now().Sub(start), 0),
+		Surface:   audit.SurfaceFHIR,
+		Action:    interaction(r.Method, seg, a),
+		Method:    r.Method,
+		Path:      validUTF8(r.URL.Path),
+		Query:     auditQuery(r.URL.RawQuery),
+		Status:    status,
+	}
+	if rec.RequestID == "" || rec.RequestID == "-" {
+		rec.RequestID = reqid.New() // no server in front (tests)
+	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		rec.PeerAddr = ap.Addr().Unmap()
+	}
+	ra.mu.Lock()
+	p := ra.principal
+	ra.mu.Unlock()
+	if p != nil {
+		rec.ClientID, rec.TokenID, rec.BreakGlassReason = p.ClientID, p.TokenID, p.BreakGlassReason
+		rec.CertThumbprint = p.CertThumbprint
+		if !p.IsBackend() {
+			rec.Subject, rec.FHIRUser = p.Subject, p.FHIRUser
+		}
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if ra.action != "" {
+		rec.Action = ra.action
+	}
+	rec.DenyRule, rec.Review = ra.denyRule, ra.review
+	for p := range ra.patients {
+		rec.Patients = append(rec.Patients, p)
+	}
+	slices.Sort(rec.Patients)
+	rec.Resources = slices.Clone(ra.resources)
+	return rec
+}
+
+// interaction names the FHIR interaction of a route (AuditEvent subtype,
+// http://hl7.org/fhir/restful-interaction).
+func interaction(method string, seg []string, a *API) string {
+	n := len(seg)
+	isType := func(i int) bool { return i < n && a.model.IsResourceType(seg[i]) }
+	switch {
+	case n == 0 && method == http.MethodPost:
+		return "batch"
+	case n == 1 && seg[0] == "metadata":
+		return "capabilities"
+	case n == 1 && seg[0] == "_history":
+		return "history-system"
+	case n == 1 && isType(0):
+		switch method {
+		case http.MethodPost:
+			return "create"
+		case http.MethodPut:
+			return "update"
+		case http.MethodDelete:
+			return "delete"
+		}
+		return "search-type"
+	case n == 2 && seg[1] == "_search":
+		return "search-type"
+	case n == 2 && seg[1] == "_history":
+		return "history-type"
+	case n == 2:
+		switch method {
+		case http.MethodPut:
+			return "update"
+		case http.MethodDelete:
+			return "delete"
+		}
+		return "read"
+	case n == 3 && seg[2] == "_history":
+		return "history-instance"
+	case n == 3 && isType(2):
+		return "search-type"
+	case n == 4:
+		return "vread"
+	}
+	return "operation"
+}
+
+// auditQuery keeps the request's query for the local event, made valid
+// UTF-8 (the event must be a valid resource whatever the client sent).
+func auditQuery(raw string) url.Values {
+	if raw == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return url.Values{"_unparsed": {validUTF8(raw)}}
+	}
+	out := make(url.Values, len(q))
+	for k, vs := range q {
+		for _, v := range vs {
+			out[validUTF8(k)] = append(out[validUTF8(k)], validUTF8(v))
+		}
+	}
+	return out
+}
+
+func validUTF8(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\f", " ")
+}
