@@ -328,8 +328,14 @@ func (g *guard) filter(ctx context.Context,
 		d, seen := decisions[r.Type]
 		if !seen {
 			d = policy.Decide(g.p, policy.Request{Action: policy.ActRead, Type: r.Type}, g.a.opts.Policy, g.now)
-			if d.Effect == policy.Allow && d.Site && g.site(d, policy.ActRead) != nil {
-				d.Effect = policy.Deny
+			// An include the site policy refuses is dropped, not a
+			// refusal of the request; one it allows under review flags it.
+			if d.Effect == policy.Allow && d.Site {
+				if sd := g.siteDecision(d, policy.ActRead); !sd.Allow {
+					d.Effect = policy.Deny
+				} else if sd.Review != "" {
+					g.au.flagged(sd.Review)
+				}
 			}
 			decisions[r.Type] = d
 		}
@@ -365,15 +371,21 @@ func (g *guard) filter(ctx context.Context,
 // ($everything skips the types it may not search).
 func (g *guard) may(act policy.Action, typ string) bool {
 	d := policy.Decide(g.p, policy.Request{Action: act, Type: typ}, g.a.opts.Policy, g.now)
-	return d.Effect == policy.Allow && (!d.Site || g.site(d, act) == nil)
+	return d.Effect == policy.Allow && (!d.Site || g.siteDecision(d, act).Allow)
+}
+
+// siteDecision evaluates the site policy for d's patient, without
+// recording anything.
+func (g *guard) siteDecision(d policy.Decision, act policy.Action) policy.SiteDecision {
+	write := act == policy.ActCreate || act == policy.ActUpdate || act == policy.ActDelete
+	return g.a.opts.Site.Decide(g.p, d.Patient, write, g.a.facts.get(g.a, g.p.FHIRUser, d.Patient, g.now))
 }
 
 // site asks the site policy whether the user may reach the record of the
 // patient d narrows to, with the facts about the two gathered from the
 // store. No site policy configured allows nothing (default deny).
 func (g *guard) site(d policy.Decision, act policy.Action) error {
-	write := act == policy.ActCreate || act == policy.ActUpdate || act == policy.ActDelete
-	sd := g.a.opts.Site.Decide(g.p, d.Patient, write, g.a.facts.get(g.a, g.p.FHIRUser, d.Patient, g.now))
+	sd := g.siteDecision(d, act)
 	if !sd.Allow {
 		g.au.denied("site policy")
 		return errorf(http.StatusForbidden, "forbidden", "The site policy does not let this user reach this patient's record")
