@@ -1,0 +1,506 @@
+// Package journal owns the local durability point of the audit trail: an
+// append-only file of opaque entries, DIR/journal.log, in which an entry is
+// acknowledged only once it is on stable storage. It must never acknowledge
+// an entry that a crash could take back, and never silently drop an
+// acknowledged one.
+//
+// # Guarantees
+//
+// When [Journal.Append] returns a nil error, the entry has been written and
+// the file fsync'd; after any crash, [Open] returns it again with the same
+// sequence number. Sequence numbers are 0, 1, 2, … in file order, with no
+// gaps. [Journal.Read] and [Journal.Len] see only durable entries. If a
+// write or an fsync fails, the journal fails closed: every Append of the
+// failing batch and every later one returns an error, since after a failed
+// fsync the kernel may have dropped the dirty pages and a retry could
+// acknowledge data that is not on disk. Reopening the journal recovers.
+//
+// # Frame format
+//
+// The file is a sequence of frames, with no file header:
+//
+//	u32 length   payload length in bytes, 1 ≤ length ≤ 16 MiB, little endian
+//	u32 crc      CRC-32C (Castagnoli) of the payload, little endian
+//	payload
+//
+// # Group commit
+//
+// An fsync costs about as much for one entry as for a thousand, and every
+// request waits on one. So Append hands its frame to a single writer
+// goroutine and waits; the writer takes everything queued (up to 4 MiB or
+// 1024 entries), writes it with one write call, fsyncs once, and releases
+// all those waiters. There are no timers: a lone Append is written at once,
+// and under load batches form by themselves while the previous fsync runs.
+//
+// # Torn tails
+//
+// A crash during a write can leave a torn tail: a frame cut short by the end
+// of the file, or an extension filled with zero bytes. Such a tail can only
+// hold entries whose Append never returned, so Open truncates it away. Any
+// other damage — a complete frame whose checksum fails, or an impossible
+// length followed by data — may hide acknowledged entries, so Open refuses
+// the file with [ErrCorrupt] rather than guess. (One case cannot be told
+// apart: a damaged length field in the last frame that points past the end
+// of the file looks exactly like a torn write, and is truncated.)
+package journal
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Errors returned by the journal; compare with errors.Is.
+var (
+	// ErrClosed is returned by Append and Read after Close.
+	ErrClosed = errors.New("journal: closed")
+	// ErrTooLarge is returned by Append for an entry over 16 MiB.
+	ErrTooLarge = errors.New("journal: entry too large")
+	// ErrCorrupt is returned by Open and Read when the file is damaged
+	// somewhere other than a torn tail.
+	ErrCorrupt = errors.New("journal: corrupt")
+)
+
+// errEmpty is returned by Append for an empty entry: a zero-length frame
+// would be indistinguishable from a zero-filled torn tail.
+var errEmpty = errors.New("journal: empty entry")
+
+const (
+	fileName    = "journal.log"
+	headerSize  = 8
+	maxEntry    = 16 << 20 // largest payload
+	batchBytes  = 4 << 20  // a batch stops growing at this many bytes…
+	batchFrames = 1024     // …or this many frames
+	indexEvery  = 1024     // Read's sparse index has the offset of every n-th entry
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// A Journal is an append-only file of entries. Its methods are safe for
+// concurrent use.
+type Journal struct {
+	f    *os.File // write handle; used only by the writer goroutine (and Close)
+	rf   *os.File // read handle, for Read
+	reqs chan *request
+	done chan struct{} // closed when the writer goroutine has exited
+
+	sendMu sync.RWMutex // held shared while sending on reqs; exclusively to close it
+	closed bool         // guarded by sendMu
+
+	mu      sync.Mutex // guards the durable state below
+	durOff  int64      // bytes of the file that are fsync'd and acknowledged
+	durN    uint64     // entries in durOff
+	index   []int64    // index[k] is the offset of entry k*indexEvery
+	failed  error      // sticky write/fsync failure
+	rClosed bool       // Read refuses after Close
+}
+
+type request struct {
+	frame []byte
+	res   chan result // buffered, so the writer never blocks on it
+}
+
+type result struct {
+	seq uint64
+	err error
+}
+
+// Open opens the journal in dir, creating dir (0700) and the file (0600) if
+// they are missing. It scans the whole file, truncating a torn tail (see the
+// package comment); damage elsewhere makes it fail with [ErrCorrupt].
+func Open(dir string) (*Journal, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	name := filepath.Join(dir, fileName)
+	_, statErr := os.Stat(name)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// Make the new file's directory entry durable too.
+		if err := syncDir(dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	j, err := open(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+func open(f *os.File) (*Journal, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	end, n, index, err := scan(f, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	if end < fi.Size() {
+		if err := f.Truncate(end); err != nil {
+			return nil, fmt.Errorf("journal: truncating torn tail: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("journal: truncating torn tail: %w", err)
+		}
+	}
+	rf, err := os.Open(f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j := &Journal{
+		f:      f,
+		rf:     rf,
+		reqs:   make(chan *request, batchFrames),
+		done:   make(chan struct{}),
+		durOff: end,
+		durN:   n,
+		index:  index,
+	}
+	go j.write()
+	return j, nil
+}
+
+// scan reads the frames of a file of the given size and returns the end of
+// the last good frame, the number of good frames and the sparse index. A
+// torn tail is left out of end; other damage is ErrCorrupt.
+func scan(r io.ReaderAt, size int64) (end int64, n uint64, index []int64, err error) {
+	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<20)
+	var hdr [headerSize]byte
+	var payload []byte
+	for end < size {
+		rem := size - end
+		if rem < headerSize {
+			return end, n, index, nil // a header cut short by the end of the file
+		}
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return 0, 0, nil, fmt.Errorf("journal: %w", err)
+		}
+		length := int64(binary.LittleEndian.Uint32(hdr[0:]))
+		sum := binary.LittleEndian.Uint32(hdr[4:])
+		if length == 0 || length > maxEntry {
+			if err := torn(r, end, size); err != nil {
+				return 0, 0, nil, fmt.Errorf("%w: impossible length %d at offset %d", ErrCorrupt, length, end)
+			}
+			return end, n, index, nil
+		}
+		if headerSize+length > rem {
+			return end, n, index, nil // cut short by the end of the file
+		}
+		if int64(cap(payload)) < length {
+			payload = make([]byte, length)
+		}
+		payload = payload[:length]
+		if _, err := io.ReadFull(br, payload); err != nil {
+			return 0, 0, nil, fmt.Errorf("journal: %w", err)
+		}
+		if crc32.Checksum(payload, castagnoli) != sum {
+			if err := torn(r, end, size); err != nil {
+				return 0, 0, nil, fmt.Errorf("%w: checksum mismatch in entry %d at offset %d", ErrCorrupt, n, end)
+			}
+			return end, n, index, nil
+		}
+		if n%indexEvery == 0 {
+			index = append(index, end)
+		}
+		end += headerSize + length
+		n++
+	}
+	return end, n, index, nil
+}
+
+// torn returns nil if the bytes of r from off to size are all zero (a
+// zero-filled extension left by a crash), and ErrCorrupt otherwise.
+func torn(r io.ReaderAt, off, size int64) error {
+	buf := make([]byte, 64<<10)
+	for off < size {
+		k, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		for _, c := range buf[:k] {
+			if c != 0 {
+				return ErrCorrupt
+			}
+		}
+		off += int64(k)
+		if err != nil && off < size {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("journal: syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Append adds entry to the journal and returns its sequence number once it
+// is on stable storage. Entries are at most 16 MiB and not empty. If ctx is
+// done first, Append returns ctx.Err(); the entry may still be written.
+// Append does not retain entry.
+func (j *Journal) Append(ctx context.Context, entry []byte) (uint64, error) {
+	switch {
+	case len(entry) > maxEntry:
+		return 0, ErrTooLarge
+	case len(entry) == 0:
+		return 0, errEmpty
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := j.failure(); err != nil {
+		return 0, err
+	}
+	// Build the frame here, in the caller's goroutine, so checksums are
+	// computed in parallel and the writer only copies.
+	frame := make([]byte, headerSize+len(entry))
+	binary.LittleEndian.PutUint32(frame[0:], uint32(len(entry)))
+	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(entry, castagnoli))
+	copy(frame[headerSize:], entry)
+	req := &request{frame: frame, res: make(chan result, 1)}
+
+	j.sendMu.RLock()
+	if j.closed {
+		j.sendMu.RUnlock()
+		return 0, ErrClosed
+	}
+	select {
+	case j.reqs <- req:
+	case <-ctx.Done():
+		j.sendMu.RUnlock()
+		return 0, ctx.Err()
+	}
+	j.sendMu.RUnlock()
+
+	select {
+	case r := <-req.res:
+		return r.seq, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (j *Journal) failure() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failed
+}
+
+// write is the writer goroutine: it runs until reqs is closed, committing
+// one batch per write call and fsync.
+func (j *Journal) write() {
+	defer close(j.done)
+	var (
+		batch   []*request
+		buf     []byte
+		pending *request // taken from reqs but did not fit the last batch
+	)
+	for {
+		batch, buf = batch[:0], buf[:0]
+		if pending != nil {
+			batch, buf = append(batch, pending), append(buf, pending.frame...)
+			pending = nil
+		} else {
+			r, ok := <-j.reqs
+			if !ok {
+				return
+			}
+			batch, buf = append(batch, r), append(buf, r.frame...)
+		}
+	fill:
+		for len(batch) < batchFrames {
+			select {
+			case r, ok := <-j.reqs:
+				if !ok {
+					break fill
+				}
+				if len(buf)+len(r.frame) > batchBytes {
+					pending = r
+					break fill
+				}
+				batch, buf = append(batch, r), append(buf, r.frame...)
+			default:
+				break fill
+			}
+		}
+		j.commit(batch, buf)
+		if cap(buf) > 2*batchBytes {
+			buf = nil // do not keep a buffer grown by a huge entry
+		}
+		clear(batch[:cap(batch)])
+	}
+}
+
+// commit writes and fsyncs one batch and answers its waiters.
+func (j *Journal) commit(batch []*request, buf []byte) {
+	j.mu.Lock()
+	off, seq, failed := j.durOff, j.durN, j.failed
+	j.mu.Unlock()
+	if failed != nil {
+		for _, r := range batch {
+			r.res <- result{err: failed}
+		}
+		return
+	}
+	_, err := j.f.WriteAt(buf, off)
+	if err == nil {
+		err = j.f.Sync()
+	}
+	j.mu.Lock()
+	if err != nil {
+		// Fail closed: nothing of this batch is acknowledged, and no later
+		// batch may be, since a failed fsync can lose pages silently.
+		j.failed = fmt.Errorf("journal: write failed, refusing appends until reopened: %w", err)
+		failed = j.failed
+	} else {
+		for i, r := range batch {
+			if (seq+uint64(i))%indexEvery == 0 {
+				j.index = append(j.index, off)
+			}
+			off += int64(len(r.frame))
+		}
+		j.durOff, j.durN = off, seq+uint64(len(batch))
+	}
+	j.mu.Unlock()
+	for i, r := range batch {
+		if failed != nil {
+			r.res <- result{err: failed}
+		} else {
+			r.res <- result{seq: seq + uint64(i)}
+		}
+	}
+}
+
+// Len returns the number of durable entries.
+func (j *Journal) Len() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.durN
+}
+
+// Read calls fn for each durable entry with sequence number from or later,
+// in order, stopping at the entries durable when Read was called. It stops
+// at the first error from fn and returns it. The entry passed to fn is fn's
+// to keep. Read may run concurrently with Append; fn must not call Close.
+func (j *Journal) Read(from uint64, fn func(seq uint64, entry []byte) error) error {
+	j.mu.Lock()
+	if j.rClosed {
+		j.mu.Unlock()
+		return ErrClosed
+	}
+	end, n := j.durOff, j.durN
+	if from >= n {
+		j.mu.Unlock()
+		return nil
+	}
+	k := from / indexEvery
+	off, seq := j.index[k], k*indexEvery
+	j.mu.Unlock()
+
+	br := bufio.NewReaderSize(&closeGuardReader{j: j, off: off, end: end}, 256<<10)
+	var hdr [headerSize]byte
+	for ; seq < n; seq++ {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			return readErr(err)
+		}
+		length := binary.LittleEndian.Uint32(hdr[0:])
+		sum := binary.LittleEndian.Uint32(hdr[4:])
+		if length == 0 || length > maxEntry {
+			return fmt.Errorf("%w: impossible length %d in entry %d", ErrCorrupt, length, seq)
+		}
+		if seq < from {
+			if _, err := br.Discard(int(length)); err != nil {
+				return readErr(err)
+			}
+			continue
+		}
+		entry := make([]byte, length)
+		if _, err := io.ReadFull(br, entry); err != nil {
+			return readErr(err)
+		}
+		if crc32.Checksum(entry, castagnoli) != sum {
+			return fmt.Errorf("%w: checksum mismatch in entry %d", ErrCorrupt, seq)
+		}
+		if err := fn(seq, entry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readErr(err error) error {
+	if errors.Is(err, ErrClosed) {
+		return err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: durable prefix shrank underneath", ErrCorrupt)
+	}
+	return fmt.Errorf("journal: %w", err)
+}
+
+// closeGuardReader reads the durable prefix [off, end) through the read
+// handle, refusing once the journal is closed.
+type closeGuardReader struct {
+	j        *Journal
+	off, end int64
+}
+
+func (r *closeGuardReader) Read(p []byte) (int, error) {
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.end-r.off)]
+	r.j.mu.Lock()
+	closed := r.j.rClosed
+	r.j.mu.Unlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	k, err := r.j.rf.ReadAt(p, r.off)
+	r.off += int64(k)
+	if err == io.EOF && k > 0 {
+		err = nil
+	}
+	if err != nil && errors.Is(err, os.ErrClosed) {
+		err = ErrClosed
+	}
+	return k, err
+}
+
+// Close stops accepting appends, waits for those already queued to be
+// committed, and closes the file. Reads in progress fail with ErrClosed.
+func (j *Journal) Close() error {
+	j.sendMu.Lock()
+	if j.closed {
+		j.sendMu.Unlock()
+		return ErrClosed
+	}
+	j.closed = true
+	close(j.reqs)
+	j.sendMu.Unlock()
+	<-j.done
+
+	j.mu.Lock()
+	j.rClosed = true
+	j.mu.Unlock()
+	return errors.Join(j.f.Close(), j.rf.Close())
+}

@@ -1,0 +1,253 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// Journal is the local, group-committed, append-only journal that is the
+// durability point of a JournaledPipeline (internal/audit/journal).
+type Journal interface {
+	// Append returns once entry is on stable storage, with its sequence
+	// number (0, 1, 2, … in journal order).
+	Append(ctx context.Context, entry []byte) (uint64, error)
+	// Read calls fn for the durable entries from seq on, in order.
+	Read(from uint64, fn func(seq uint64, entry []byte) error) error
+	// Len is the number of durable entries.
+	Len() uint64
+}
+
+// JournalEntry is one event as the journal keeps it: everything needed
+// to sequence its commitment later and to prove it to an auditor.
+type JournalEntry struct {
+	ID        string          `json:"id"`
+	Leaf      []byte          `json:"leaf"`
+	Nonce     [32]byte        `json:"nonce"`
+	Patients  []string        `json:"patients,omitempty"`
+	Time      time.Time       `json:"time"`
+	Canonical json.RawMessage `json:"event"`
+}
+
+// Records kinds of a JournaledPipeline.
+const (
+	kindSequenced = "audit-sequenced" // key "next": the next journal entry to sequence
+	kindLeafIndex = "audit-leaves"    // key IndexKey(first journal seq of a batch): the batch's leaf indexes
+)
+
+// JournaledPipeline is the Sink whose durability point is the local
+// journal: Append returns once the event and its commitment are fsync'd
+// there (one fsync for all requests in flight), so a response waits for
+// one local write, not for the transparency log. Run, in the background,
+// appends the commitments to the transparency log in large concurrent
+// batches, in journal order, and records each entry's leaf index; the
+// issue asks for every event to reach the log within 1 s.
+//
+// A crash after the log sequenced some leaves of a batch but before Run
+// recorded their indexes makes Run append them again on restart: the log
+// then holds a commitment twice; the recorded index is the later one, and
+// verification accepts an earlier copy of a recorded leaf as a duplicate,
+// never as an unknown leaf.
+type JournaledPipeline struct {
+	j     Journal
+	log   Log
+	marks store.Records
+	base  string
+	kick  chan struct{}
+
+	mu      sync.Mutex
+	lagMax  time.Duration // the longest time an entry waited for the log, since the last LagMax call
+	lastErr error
+}
+
+// NewJournaledPipeline returns the pipeline; call Run to sequence.
+func NewJournaledPipeline(j Journal, log Log, marks store.Records, base string) (*JournaledPipeline, error) {
+	if j == nil || log == nil || marks == nil {
+		return nil, errors.New("audit: journaled pipeline needs a journal, a log and a record store")
+	}
+	return &JournaledPipeline{j: j, log: log, marks: marks, base: base, kick: make(chan struct{}, 1)}, nil
+}
+
+// Append implements Sink. The Receipt carries the event id; its leaf
+// index is known once Run has sequenced it (Index is 0 until then).
+func (p *JournaledPipeline) Append(ctx context.Context, r Record) (Receipt, error) {
+	ev, err := Build(r, p.base)
+	if err != nil {
+		return Receipt{}, err
+	}
+	id := newEventID()
+	ev["id"] = id
+	canonical, err := Canonical(ev)
+	if err != nil {
+		return Receipt{}, err
+	}
+	c, err := Commit(canonical)
+	if err != nil {
+		return Receipt{}, err
+	}
+	patients, _ := patientIDs(r.Patients)
+	entry, err := json.Marshal(JournalEntry{ID: id, Leaf: c.Leaf, Nonce: c.Nonce, Patients: patients, Time: r.Time.UTC(), Canonical: canonical})
+	if err != nil {
+		return Receipt{}, err
+	}
+	if _, err := p.j.Append(ctx, entry); err != nil {
+		return Receipt{}, fmt.Errorf("%w: journal: %w", ErrStore, err)
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	return Receipt{EventID: id}, nil
+}
+
+// sequenceBatch bounds how many commitments Run appends at once.
+const sequenceBatch = 512
+
+// Run sequences journal entries into the log until ctx ends: at once when
+// Append kicks it, and every interval anyway. It returns ctx's error, or
+// the first error that stops sequencing (the journal keeps the entries;
+// a restart resumes).
+func (p *JournaledPipeline) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := p.sequence(ctx); err != nil && ctx.Err() == nil {
+			p.mu.Lock()
+			p.lastErr = err
+			p.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// sequence appends every durable, not yet sequenced entry to the log.
+func (p *JournaledPipeline) sequence(ctx context.Context) error {
+	next, err := p.next(ctx)
+	if err != nil {
+		return err
+	}
+	for next < p.j.Len() {
+		var batch []JournalEntry
+		var seqs []uint64
+		err := p.j.Read(next, func(seq uint64, entry []byte) error {
+			if len(batch) == sequenceBatch {
+				return errStopRead
+			}
+			var e JournalEntry
+			if err := json.Unmarshal(entry, &e); err != nil {
+				return fmt.Errorf("audit: journal entry %d: %w", seq, err)
+			}
+			batch = append(batch, e)
+			seqs = append(seqs, seq)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStopRead) {
+			return err
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		indexes := make([]uint64, len(batch))
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		for i := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				indexes[i], errs[i] = p.log.Append(ctx, batch[i].Leaf)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("%w: %w", ErrLog, err)
+		}
+		// One record per batch (not per event): the request path's
+		// store sees one small write per few hundred events.
+		leaves, _ := json.Marshal(leafBatch{First: seqs[0], Indexes: indexes})
+		if err := p.marks.PutRecord(ctx, store.Record{Kind: kindLeafIndex, Key: IndexKey(seqs[0]), Value: leaves}); err != nil {
+			return err
+		}
+		next = seqs[len(seqs)-1] + 1
+		if err := p.marks.PutRecord(ctx, store.Record{Kind: kindSequenced, Key: "next", Value: strconv.AppendUint(nil, next, 10)}); err != nil {
+			return err
+		}
+		now := time.Now()
+		p.mu.Lock()
+		for i := range batch {
+			p.lagMax = max(p.lagMax, now.Sub(batch[i].Time))
+		}
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+var errStopRead = errors.New("audit: batch full")
+
+func (p *JournaledPipeline) next(ctx context.Context) (uint64, error) {
+	r, err := p.marks.GetRecord(ctx, kindSequenced, "next")
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(string(r.Value), 10, 64)
+}
+
+// Sequenced reports how many journal entries have reached the log.
+func (p *JournaledPipeline) Sequenced(ctx context.Context) (uint64, error) { return p.next(ctx) }
+
+// leafBatch is the leaf indexes of journal entries First, First+1, ….
+type leafBatch struct {
+	First   uint64   `json:"first"`
+	Indexes []uint64 `json:"indexes"`
+}
+
+// LeafIndexes returns the log index of every sequenced journal entry, in
+// journal order (for verification and proofs).
+func (p *JournaledPipeline) LeafIndexes(ctx context.Context) ([]uint64, error) {
+	list, err := p.marks.ListRecords(ctx, kindLeafIndex)
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for _, r := range list {
+		var b leafBatch
+		if err := json.Unmarshal(r.Value, &b); err != nil {
+			return nil, fmt.Errorf("audit: leaf index record %s: %w", r.Key, err)
+		}
+		if b.First < uint64(len(out)) {
+			out = out[:b.First] // a batch sequenced again after a crash: the later indexes count
+		}
+		if b.First != uint64(len(out)) {
+			return nil, fmt.Errorf("audit: leaf indexes missing before journal entry %d", b.First)
+		}
+		out = append(out, b.Indexes...)
+	}
+	return out, nil
+}
+
+// LagMax returns, and resets, the longest wait of an entry for the log
+// since the previous call, and the last sequencing error.
+func (p *JournaledPipeline) LagMax() (time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lag, err := p.lagMax, p.lastErr
+	p.lagMax, p.lastErr = 0, nil
+	return lag, err
+}
+
+// IndexKey is the record key of journal entry i: zero-padded, so that
+// listings come in journal order.
+func IndexKey(i uint64) string { return fmt.Sprintf("%020d", i) }
