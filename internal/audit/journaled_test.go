@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -149,8 +148,8 @@ func TestJournaledPipeline(t *testing.T) {
 	}
 	seen := map[uint64]bool{}
 	err = j.Read(0, func(seq uint64, raw []byte) error {
-		var e audit.JournalEntry
-		if err := json.Unmarshal(raw, &e); err != nil {
+		e, err := audit.DecodeJournalEntry(raw)
+		if err != nil {
 			return err
 		}
 		if seen[idx[seq]] {
@@ -168,5 +167,34 @@ func TestJournaledPipeline(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestJournalEntryEncoding(t *testing.T) {
+	var nonce [32]byte
+	nonce[3] = 9
+	leaf := make([]byte, audit.LeafSize)
+	leaf[0] = 1
+	e := audit.JournalEntry{ID: "ev1", Leaf: leaf, Nonce: nonce, Patients: []string{"p1", "p-2"}, Time: time.Unix(1700000000, 123).UTC(), Canonical: []byte(`{"resourceType":"AuditEvent"}`)}
+	b, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := audit.DecodeJournalEntry(b)
+	if err != nil || got.ID != e.ID || string(got.Leaf) != string(leaf) || got.Nonce != nonce || !got.Time.Equal(e.Time) ||
+		len(got.Patients) != 2 || got.Patients[1] != "p-2" || string(got.Canonical) != string(e.Canonical) {
+		t.Errorf("round trip: %+v, %v", got, err)
+	}
+	// Every truncation of the header is refused, never a panic.
+	for n := range 80 {
+		if n >= len(b)-len(e.Canonical) {
+			break
+		}
+		if _, err := audit.DecodeJournalEntry(b[:n]); !errors.Is(err, audit.ErrBadEntry) {
+			t.Errorf("truncated to %d bytes: %v", n, err)
+		}
+	}
+	if _, err := (audit.JournalEntry{Leaf: []byte{1}}).Encode(); !errors.Is(err, audit.ErrBadEntry) {
+		t.Errorf("short leaf: %v", err)
 	}
 }
