@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -107,6 +108,7 @@ func newAuthzFixture(t *testing.T, opts ...func(*fhirapi.Options)) *authzFixture
 	tokens["p2-all"] = principal("app", "Patient/p2", "p2", "patient/*.cruds")
 	tokens["prac-user"] = principal("app", "Practitioner/pr1", "", "user/*.rs")
 	tokens["backend-obs"] = principal("backend", "", "", "system/Observation.rs")
+	tokens["backend-obs-all"] = principal("backend", "", "", "system/*.cruds")
 	tokens["backend-patient-scope"] = principal("backend", "", "", "patient/*.rs")
 	mfa := principal("app", "Patient/p1", "p1", "patient/*.cruds")
 	mfa.ACR = policy.ACRMultiFactor
@@ -555,5 +557,53 @@ func TestSitePolicy(t *testing.T) {
 	// p1's two, and the one the practitioner just wrote; never p2's o2.
 	if got := entryIDs(t, r.json(t), "match"); len(got) != 3 || slices.Contains(got, "Observation/o2") {
 		t.Errorf("practitioner search in p1's context: %v", got)
+	}
+}
+
+// TestAuditTrailReadOnly: no token, not even one with every scope, writes
+// an AuditEvent, directly or inside a Bundle.
+func TestAuditTrailReadOnly(t *testing.T) {
+	f := newAuthzFixture(t)
+	ev := map[string]any{"resourceType": "AuditEvent", "id": "forged",
+		"type":     map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+		"recorded": "2024-01-01T00:00:00Z",
+		"agent":    []any{map[string]any{"requestor": true}},
+		"source":   map[string]any{"observer": map[string]any{"display": "forger"}}}
+	for _, c := range []struct {
+		name, token, method, path string
+		body                      any
+	}{
+		{"create", "backend-obs-all", "POST", "/AuditEvent", ev},
+		{"update", "backend-obs-all", "PUT", "/AuditEvent/forged", ev},
+		{"delete", "backend-obs-all", "DELETE", "/AuditEvent/forged", nil},
+		{"in a transaction", "backend-obs-all", "POST", "/", map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+			map[string]any{"resource": ev, "request": map[string]any{"method": "PUT", "url": "AuditEvent/forged"}}}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.as(c.token, c.method, c.path, c.body)
+			if r.status != 405 || !strings.Contains(diagnostics(t, r), "read-only") {
+				t.Errorf("status %d: %s", r.status, r.body)
+			}
+		})
+	}
+	if r := f.as("backend-obs-all", "GET", "/AuditEvent/forged", nil); r.status != 404 {
+		t.Errorf("a forged AuditEvent exists: %d %s", r.status, r.body)
+	}
+	// One the server recorded cannot be deleted or changed either.
+	real := maps.Clone(ev)
+	real["id"] = "recorded"
+	body, _ := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		map[string]any{"resource": real, "request": map[string]any{"method": "PUT", "url": "AuditEvent/recorded"}}}})
+	if _, err := f.api.ProcessBundle(fhirapi.Trusted(context.Background()), body, fhirapi.BundleOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.as("backend-obs-all", "DELETE", "/AuditEvent/recorded", nil); r.status != 405 {
+		t.Errorf("delete of a recorded AuditEvent: %d %s", r.status, r.body)
+	}
+	if r := f.as("backend-obs-all", "PUT", "/AuditEvent/recorded", real); r.status != 405 {
+		t.Errorf("update of a recorded AuditEvent: %d %s", r.status, r.body)
+	}
+	if r := f.as("backend-obs-all", "GET", "/AuditEvent/recorded", nil); r.status != 200 || !strings.Contains(string(r.body), `"versionId":"1"`) {
+		t.Errorf("the recorded AuditEvent changed: %d %s", r.status, r.body)
 	}
 }

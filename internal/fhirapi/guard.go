@@ -496,6 +496,17 @@ func (t guardTx) Read(ctx context.Context, typ, id string) (*store.Resource, err
 	return t.g.read(ctx, policy.ActRead, t.tx.Read, t.tx.Search, typ, id)
 }
 
+// writable refuses writes to the audit trail: it is written by Warden
+// alone; no token, however broad, creates, changes or deletes an
+// AuditEvent (not even a no-op update).
+func (g *guard) writable(typ string) error {
+	if typ != "AuditEvent" {
+		return nil
+	}
+	g.au.denied("read-only: AuditEvent")
+	return errorf(http.StatusMethodNotAllowed, "forbidden", "The audit trail is read-only: AuditEvents are recorded by the server and cannot be created, changed or deleted")
+}
+
 type upsertKey struct{}
 
 // asUpsert marks ctx as an update, which SMART lets create a missing
@@ -510,6 +521,9 @@ func isUpsert(ctx context.Context) bool { v, _ := ctx.Value(upsertKey{}).(bool);
 // compartment and constraint checks are the same.
 func readForWrite(ctx context.Context, tx store.Tx, act policy.Action, typ, id string) (*store.Resource, error) {
 	if t, ok := tx.(guardTx); ok {
+		if err := t.g.writable(typ); err != nil {
+			return nil, err
+		}
 		return t.g.read(ctx, act, t.tx.Read, t.tx.Search, typ, id)
 	}
 	return tx.Read(ctx, typ, id)
@@ -527,6 +541,9 @@ func (t guardTx) Lock(ctx context.Context, key string) error { return t.tx.Lock(
 // see it (no creating an Observation in another patient's compartment).
 func (t guardTx) Put(ctx context.Context, w store.Write) error {
 	r := &w.Resource
+	if err := t.g.writable(r.Type); err != nil {
+		return err
+	}
 	act := policy.ActUpdate
 	switch {
 	case r.Deleted:
