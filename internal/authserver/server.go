@@ -129,6 +129,35 @@ type endpointURLs struct {
 	authorize, token, introspect, revoke, jwks string
 }
 
+// endpointsFor is where the endpoints of the issuer base live: under
+// /auth/ on its origin (Register mounts them there).
+func endpointsFor(base *url.URL) endpointURLs {
+	origin := base.Scheme + "://" + base.Host
+	return endpointURLs{
+		authorize:  origin + "/auth/authorize",
+		token:      origin + "/auth/token",
+		introspect: origin + "/auth/introspect",
+		revoke:     origin + "/auth/revoke",
+		jwks:       origin + "/auth/jwks",
+	}
+}
+
+// Endpoints are the URLs of the authorization server of an issuer, for
+// the FHIR API's CapabilityStatement (oauth-uris).
+type Endpoints struct {
+	Authorize, Token, Introspect, Revoke, JWKS string
+}
+
+// EndpointsFor returns the endpoint URLs the server of issuer serves.
+func EndpointsFor(issuer string) (Endpoints, error) {
+	base, err := url.Parse(strings.TrimSuffix(issuer, "/"))
+	if err != nil || base.Host == "" {
+		return Endpoints{}, errors.New("authserver: issuer must be an absolute URL")
+	}
+	u := endpointsFor(base)
+	return Endpoints{Authorize: u.authorize, Token: u.token, Introspect: u.introspect, Revoke: u.revoke, JWKS: u.jwks}, nil
+}
+
 // New builds the server over o.
 func New(ctx context.Context, o Options) (*Server, error) {
 	_ = ctx
@@ -161,17 +190,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	origin := base.Scheme + "://" + base.Host
 	s := &Server{
 		o:    o,
 		base: base,
-		urls: endpointURLs{
-			authorize:  origin + "/auth/authorize",
-			token:      origin + "/auth/token",
-			introspect: origin + "/auth/introspect",
-			revoke:     origin + "/auth/revoke",
-			jwks:       origin + "/auth/jwks",
-		},
+		urls: endpointsFor(base),
 	}
 	s.registry = NewRegistry(o.Records, o.Tokens, o.Now)
 	s.store = &fositeStorage{records: o.Records, registry: s.registry, revoker: o.Tokens}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -273,7 +274,7 @@ func usersCommand() *command {
 			defer a.Close()
 			switch verb {
 			case "add":
-				if id, ok := strings.CutPrefix(fhirUser, "Patient/"); ok && !containsString(patients, id) {
+				if id, ok := strings.CutPrefix(fhirUser, "Patient/"); ok && !slices.Contains(patients, id) {
 					patients = append(listFlag{id}, patients...)
 				}
 				u, secret, err := a.core.users.Create(e.ctx, identity.NewUser{Username: username, Password: password, Name: name,
@@ -349,15 +350,6 @@ func readPassword(e *env, file string) (string, error) {
 		return "", errors.New("no password given (use --password-file or standard input)")
 	}
 	return line, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func launchCommand() *command {

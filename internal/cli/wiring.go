@@ -61,17 +61,14 @@ func openStore(ctx context.Context, cfg config.Config) (database, error) {
 	return nil, fmt.Errorf("unsupported store URL scheme (want sqlite:PATH or postgres://…)")
 }
 
-// oauthURIs are the authorization server's endpoints for base (the
-// authserver mounts them under /auth/ on the FHIR base's origin).
+// oauthURIs are the authorization server's endpoints for base, as the
+// authserver mounts them.
 func oauthURIs(base string) fhirapi.OAuthURIs {
-	origin := base
-	if i := strings.Index(base, "://"); i >= 0 {
-		if j := strings.IndexByte(base[i+3:], '/'); j >= 0 {
-			origin = base[:i+3+j]
-		}
+	e, err := authserver.EndpointsFor(base)
+	if err != nil {
+		return fhirapi.OAuthURIs{}
 	}
-	return fhirapi.OAuthURIs{Authorize: origin + "/auth/authorize", Token: origin + "/auth/token",
-		Introspect: origin + "/auth/introspect", Revoke: origin + "/auth/revoke"}
+	return fhirapi.OAuthURIs{Authorize: e.Authorize, Token: e.Token, Introspect: e.Introspect, Revoke: e.Revoke}
 }
 
 // sqliteFile is the SQLite database file of cfg, or "" when the store is
