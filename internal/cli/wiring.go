@@ -9,12 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/wardenfhir/warden/internal/adminapi"
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
@@ -137,6 +139,7 @@ type instance struct {
 	store  database
 	api    *fhirapi.API
 	core   *authCore
+	audit  *auditTrail
 	auth   *authserver.Server
 	server *server.Server
 	log    *slog.Logger
@@ -229,6 +232,19 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	if err != nil {
 		return fail(fmt.Errorf("loading the site policy: %w", err))
 	}
+	var sink audit.Sink
+	if cfg.Audit.Disabled {
+		log.Error("THE AUDIT TRAIL IS OFF (audit.disabled): requests are served unaudited; never run this in production")
+	} else {
+		trail, err := openAudit(ctx, cfg, st, core.keys, base)
+		if err != nil {
+			return fail(err)
+		}
+		in.audit, sink = trail, trail.pipeline
+		// The log is public by design (its leaves are hiding
+		// commitments): witnesses, monitors and auditors follow it here.
+		probe.Handle(auditLogPrefix, http.StripPrefix(auditLogPrefix, trail.log.Handler()))
+	}
 	api, err := fhirapi.New(st, fhirapi.Options{
 		BaseURL:              base,
 		CursorKey:            cursorKey,
@@ -244,6 +260,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		Origins:              &clientOrigins{reg: core.clients, log: log},
 		Policy:               policyOptions(cfg),
 		Site:                 site,
+		Audit:                sink,
 		OAuth:                oauthURIs(base),
 	})
 	if err != nil {
@@ -278,6 +295,13 @@ const reloadEvery = 2 * time.Second
 func (in *instance) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if in.audit != nil {
+		go func() {
+			if err := in.audit.Run(ctx); err != nil && ctx.Err() == nil {
+				in.log.Error("audit sequencer stopped", "error", err.Error())
+			}
+		}()
+	}
 	if bus := in.core.bus; bus != nil {
 		// Another replica revoked something: reload now, not at the tick.
 		go bus.Listen(ctx, revocationChannel, nil, func() {
@@ -303,5 +327,14 @@ func (in *instance) Serve(ctx context.Context) error {
 	return in.server.Serve(ctx)
 }
 
-// Close releases the store.
-func (in *instance) Close() error { return in.store.Close() }
+// Close stops the audit log and releases the store.
+func (in *instance) Close() error {
+	var errs []error
+	if in.audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, in.audit.Close(ctx))
+		cancel()
+	}
+	errs = append(errs, in.store.Close())
+	return errors.Join(errs...)
+}

@@ -37,6 +37,7 @@ type Config struct {
 	Store   Store  `yaml:"store"`
 	FHIR    FHIR   `yaml:"fhir"`
 	Auth    Auth   `yaml:"auth"`
+	Audit   Audit  `yaml:"audit"`
 	Log     Log    `yaml:"log"`
 }
 
@@ -109,6 +110,14 @@ type Upstream struct {
 	Name             string   `yaml:"name" doc:"label of the sign-in button, e.g. Hospital SSO"`
 	Scopes           []string `yaml:"scopes" doc:"scopes asked of the provider besides openid"`
 	TrustMFA         bool     `yaml:"trust_mfa" doc:"count the provider's multi-factor login (amr mfa) as Warden's second factor for step-up"`
+}
+
+// Audit configures the audit trail: every request's AuditEvent, made
+// durable in DATA_DIR/audit/journal before its response is released, and
+// committed to the transparency log in DATA_DIR/audit/log.
+type Audit struct {
+	Disabled      bool   `yaml:"disabled" doc:"serve every request UNAUDITED (no AuditEvent, no log); only for measuring the audit trail's cost, never in production; each start logs an error while it is set"`
+	WitnessPolicy string `yaml:"witness_policy" doc:"C2SP tlog-policy file naming the witnesses (warden witness) that must cosign each checkpoint before it is published; empty publishes checkpoints signed by Warden alone"`
 }
 
 // Log configures the operational log (never PHI).

@@ -47,6 +47,8 @@ func TestDefaults(t *testing.T) {
 		"server.trusted_proxies":           "",
 		"admin.addr":                       "127.0.0.1:9464",
 		"admin.pprof":                      "false",
+		"audit.disabled":                   "false",
+		"audit.witness_policy":             "",
 		"store.url":                        "",
 		"store.sqlite_synchronous":         "full",
 		"store.max_conns":                  "16",

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# What the audit trail costs (issue: tamper-evident audit trail). Usage:
+#   bench/audit.sh [seconds] [rounds]
+# Builds warden, imports the shared Synthea patients, and runs two servers
+# of the same build on the same data side by side: one with the audit
+# trail (every request's AuditEvent durable in the journal before its
+# response, sequenced into the transparency log in the background), one
+# with audit.disabled. wrk at concurrency 32 over TLS keep-alive reads
+# Patient/{id} with a backend-services token, alternating between the two
+# servers for ROUNDS rounds so that machine noise hits both alike; then
+# reports req/s and p50 of each, their ratio and the p50 difference, and
+# the audit log's lag (how long the slowest event waited for the log).
+# PROFILE=1 also writes CPU profiles of both servers to bench/out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+ROUNDS=${2:-2}
+CONC=32
+SYNTHEA=${SYNTHEA:-../shared/data/synthea}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+work=$(mktemp -d /tmp/wardenbench.XXXX)
+out=bench/out; mkdir -p "$out"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/warden" ./cmd/warden
+go build -o "$work/backendtoken" ./bench/backendtoken
+export WARDEN_DATA_DIR=$work/data WARDEN_LOG_LEVEL=warn
+"$work/warden" import "$SYNTHEA" >/dev/null
+
+B=https://127.0.0.1:18443/fhir
+WARDEN_SERVER_ADDR=127.0.0.1:18443 WARDEN_ADMIN_ADDR=127.0.0.1:19464 WARDEN_ADMIN_PPROF=true \
+  "$work/warden" serve 2>"$work/on.log" & on=$!; pids+=($on)
+CA=$work/data/pki/ca.pem
+for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18443/healthz >/dev/null && break; sleep 0.2; done
+# The same build, audit off, answering for the same base URL (so the same tokens).
+WARDEN_SERVER_ADDR=127.0.0.1:18444 WARDEN_ADMIN_ADDR=127.0.0.1:19465 WARDEN_ADMIN_PPROF=true WARDEN_SERVER_BASE_URL=$B WARDEN_AUDIT_DISABLED=true \
+  "$work/warden" serve 2>"$work/off.log" & off=$!; pids+=($off)
+for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18444/healthz >/dev/null && break; sleep 0.2; done
+
+"$work/backendtoken" -gen "$work"
+cid=$(WARDEN_ADMIN_ADDR=127.0.0.1:19464 "$work/warden" clients add --type backend --name bench --scopes 'system/*.rs' --jwks-file "$work/jwks.json" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+AUTH="Authorization: Bearer $("$work/backendtoken" -issuer "$B" -ca "$CA" -client "$cid" -key "$work/key.pem" -scope 'system/*.rs')"
+PAT=08bb5ad8-79b2-47ef-a0ad-81ef0b4ab2c3
+cmp <(curl -sf --cacert "$CA" -H "$AUTH" "$B/Patient/$PAT") <(curl -sf --cacert "$CA" -H "$AUTH" "https://127.0.0.1:18444/fhir/Patient/$PAT") ||
+  { echo "the two servers do not answer alike" >&2; exit 1; }
+
+run() { # NAME PORT
+  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "https://127.0.0.1:$2/fhir/Patient/$PAT" | tail -1 |
+    sed "s/}\$/,\"name\":\"$1\"}/" | tee -a "$out/audit.jsonl"
+}
+res=()
+for r in $(seq "$ROUNDS"); do
+  if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
+    curl -s "http://127.0.0.1:19464/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-on.pprof" &
+  fi
+  res+=("$(run audit-on 18443)")
+  if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
+    curl -s "http://127.0.0.1:19465/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-off.pprof" &
+  fi
+  res+=("$(run audit-off 18444)")
+done
+wait_lag() { curl -s http://127.0.0.1:19464/metrics | grep -E '^warden_audit' || true; }
+python3 - "${res[@]}" <<'PY'
+import json, sys, statistics as st
+rs = [json.loads(a) for a in sys.argv[1:]]
+on = [r for r in rs if r["name"] == "audit-on"]; off = [r for r in rs if r["name"] == "audit-off"]
+for r in rs: assert r["errors"] == 0 and r["non2xx"] == 0, r
+m = lambda xs, k: st.median(x[k] for x in xs)
+print("| server | req/s | p50 ms | p99 ms |\n|---|---|---|---|")
+for name, xs in (("audit on", on), ("audit off", off)):
+    print("| %s | %.0f | %.2f | %.2f |" % (name, m(xs, "rps"), m(xs, "p50_ms"), m(xs, "p99_ms")))
+print("\naudited read throughput: %.0f%% of unaudited; added p50: %.2f ms" % (100*m(on,"rps")/m(off,"rps"), m(on,"p50_ms")-m(off,"p50_ms")))
+PY
+wait_lag

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audit/journal"
+	"github.com/wardenfhir/warden/internal/audit/tlog"
+	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/keyring"
+)
+
+// auditTrail is the audit pipeline of a running instance: the journal in
+// DATA_DIR/audit/journal (the durability point of every request), the
+// transparency log in DATA_DIR/audit/log, and the sequencer between them.
+type auditTrail struct {
+	journal  *journal.Journal
+	log      *tlog.Log
+	pipeline *audit.JournaledPipeline
+}
+
+// auditLogPrefix is where the FHIR listener serves the transparency log
+// (c2sp.org/tlog-tiles: checkpoint, tiles, entry bundles).
+const auditLogPrefix = "/audit/log"
+
+// sequenceEvery is how often the sequencer looks at the journal without
+// being kicked.
+const sequenceEvery = 200 * time.Millisecond
+
+// Batching of the audit log: requests do not wait for it (the journal is
+// their durability point); the sequencer appends up to 512 commitments at
+// once, so large batches flush full.
+const (
+	auditBatchSize = 256
+	auditBatchAge  = 50 * time.Millisecond
+)
+
+// openAudit opens (creating on first start) the audit log and its signing
+// key, recovers spooled events, and returns the pipeline.
+func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyring.Keyring, base string) (*auditTrail, error) {
+	dir := filepath.Join(cfg.DataDir, "audit")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	signer, err := auditSigner(dir, filepath.Join(cfg.DataDir, "keys", "audit-signer.sealed"), keys, base)
+	if err != nil {
+		return nil, err
+	}
+	var policy []byte
+	if cfg.Audit.WitnessPolicy != "" {
+		if policy, err = os.ReadFile(cfg.Audit.WitnessPolicy); err != nil {
+			return nil, fmt.Errorf("reading the witness policy: %w", err)
+		}
+	}
+	lg, err := tlog.Open(ctx, tlog.Options{Dir: filepath.Join(dir, "log"), Origin: signer.Name(), Signer: signer,
+		BatchMaxSize: auditBatchSize, BatchMaxAge: auditBatchAge, Witnesses: policy})
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	jr, err := journal.Open(filepath.Join(dir, "journal"))
+	if err != nil {
+		lg.Close(ctx)
+		return nil, fmt.Errorf("opening the audit journal: %w", err)
+	}
+	p, err := audit.NewJournaledPipeline(jr, lg, db, base)
+	if err != nil {
+		jr.Close()
+		lg.Close(ctx)
+		return nil, err
+	}
+	return &auditTrail{journal: jr, log: lg, pipeline: p}, nil
+}
+
+// auditSigner returns the log's checkpoint signer: an Ed25519 signed-note
+// key made on first start, kept sealed with the keyring, its public half
+// in DIR/log.vkey for auditors and witnesses. The key's name (the log's
+// origin) is fixed at creation: checkpoints of one log keep one origin
+// whatever address the server later listens on.
+func auditSigner(dir, sealedPath string, keys *keyring.Keyring, base string) (note.Signer, error) {
+	const ad = "warden audit log signer"
+	if b, err := os.ReadFile(sealedPath); err == nil {
+		skey, err := keys.Unseal(b, []byte(ad))
+		if err != nil {
+			return nil, fmt.Errorf("opening the audit log key: %w", err)
+		}
+		return note.NewSigner(string(skey))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	host := "localhost"
+	if u, err := url.Parse(base); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	origin := "warden.audit/" + strings.ReplaceAll(host, ":", ".")
+	skey, vkey, err := tlog.NewKey(origin)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := keys.Seal([]byte(skey), []byte(ad))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(sealedPath), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "log.vkey"), []byte(vkey+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(sealedPath, sealed, 0o600); err != nil {
+		return nil, err
+	}
+	return note.NewSigner(skey)
+}
+
+// Run sequences journaled events into the log until ctx ends.
+func (t *auditTrail) Run(ctx context.Context) error { return t.pipeline.Run(ctx, sequenceEvery) }
+
+// Close stops the log (its last checkpoint is published) and the journal.
+func (t *auditTrail) Close(ctx context.Context) error {
+	return errors.Join(t.log.Close(ctx), t.journal.Close())
+}
