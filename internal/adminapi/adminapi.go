@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/store"
 )
@@ -68,11 +69,37 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(tok), a.token) != 1 {
+		audit.AnnotationsFrom(r.Context()).Denied("admin-token")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="warden-admin"`)
 		writeError(w, http.StatusUnauthorized, "the admin token is required")
 		return
 	}
+	audit.AnnotationsFrom(r.Context()).User(AdminSubject, "")
 	a.mux.ServeHTTP(w, r)
+}
+
+// AdminSubject is how audit events name the holder of the admin token.
+const AdminSubject = "warden-admin"
+
+// AuditAction names the audit action (audit.Record.Action) of a request
+// to the admin API: the command it carries out.
+func AuditAction(r *http.Request) string {
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	switch {
+	case p == "/admin/clients" && r.Method == http.MethodGet:
+		return "client-list"
+	case p == "/admin/clients" && r.Method == http.MethodPost:
+		return "client-add"
+	case strings.HasPrefix(p, "/admin/clients/") && strings.HasSuffix(p, "/disable"):
+		return "client-disable"
+	case strings.HasPrefix(p, "/admin/clients/") && strings.HasSuffix(p, "/enable"):
+		return "client-enable"
+	case strings.HasPrefix(p, "/admin/clients/") && r.Method == http.MethodGet:
+		return "client-show"
+	case p == "/admin/launch":
+		return "launch-create"
+	}
+	return "unknown-request"
 }
 
 // ClientView is a client as the API shows it: never the secret's hash.

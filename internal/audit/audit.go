@@ -67,7 +67,7 @@ type Record struct {
 	// update, patch, delete, create, search-type, search-system,
 	// history-instance, history-type, history-system, capabilities,
 	// operation, batch, transaction); for SurfaceAuth one of authorize,
-	// token, introspect, revoke, login, logout; for SurfaceAdmin the admin
+	// token, introspect, revoke, login, logout, discovery; for SurfaceAdmin the admin
 	// command (client-add, ...).
 	Action string
 	Method string // HTTP method

@@ -72,6 +72,7 @@ var authActions = map[string]struct{ system, code, display string }{
 	"revoke":     {},
 	"login":      {systemDCM, "110122", "Login"},
 	"logout":     {systemDCM, "110123", "Logout"},
+	"discovery":  {}, // metadata, keys and page assets
 }
 
 // secretParams are query parameters whose values are credentials; the
@@ -82,6 +83,7 @@ var secretParams = map[string]bool{
 	"client_secret": true, "client_assertion": true, "password": true,
 	"access_token": true, "refresh_token": true, "token": true, "id_token_hint": true,
 	"code_verifier": true, "subject_token": true, "actor_token": true, "assertion": true,
+	"otp": true, "csrf_token": true,
 }
 
 // whoTypes are the targets R4 allows for AuditEvent.agent.who.

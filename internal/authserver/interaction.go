@@ -15,6 +15,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/identity"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/smart"
@@ -167,9 +168,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, st, c, username, "", true)
 		return
 	case errors.Is(err, identity.ErrLocked):
+		audit.AnnotationsFrom(ctx).Denied("account-locked")
 		s.renderLogin(w, st, c, username, "Too many failed attempts. Try again later.", false)
 		return
 	case errors.Is(err, identity.ErrInvalidCredentials):
+		audit.AnnotationsFrom(ctx).Denied("invalid-credentials")
 		s.renderLogin(w, st, c, username, "The username, password or code is wrong.", false)
 		return
 	case err != nil:
@@ -203,6 +206,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, st *interactio
 			return
 		}
 	}
+	audit.AnnotationsFrom(r.Context()).User(u.ID, u.FHIRUser)
 	st.UserID, st.AuthTime, st.ACR, st.AMR = u.ID, authn.Time, authn.ACR, authn.AMR
 	if st.AuthTime.IsZero() {
 		st.AuthTime = s.o.Now()

@@ -294,6 +294,35 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/.well-known/oauth-authorization-server"+bp, s.handleOAuthMetadata)
 }
 
+// RoutePrefixes are the URL path prefixes (ServeMux patterns without a
+// method) under which Register serves every route, for a caller that puts
+// a handler in front of them all; base is the FHIR base URL.
+func RoutePrefixes(base string) []string {
+	bp := ""
+	if u, err := url.Parse(base); err == nil {
+		bp = strings.TrimRight(u.Path, "/")
+	}
+	return []string{"/auth/", bp + "/.well-known/", "/.well-known/oauth-authorization-server" + bp}
+}
+
+// AuditAction names the audit action (audit.Record.Action) of a request
+// to one of the routes Register serves.
+func AuditAction(r *http.Request) string {
+	switch p := r.URL.Path; p {
+	case "/auth/token":
+		return "token"
+	case "/auth/introspect":
+		return "introspect"
+	case "/auth/revoke":
+		return "revoke"
+	case "/auth/login", upstreamStartPath, upstreamCallbackPath:
+		return "login"
+	case "/auth/authorize", "/auth/picker", "/auth/approve":
+		return "authorize"
+	}
+	return "discovery"
+}
+
 // coreStrategy combines the JWT access-token strategy with fosite's HMAC
 // strategy for authorization codes and refresh tokens (URL-safe, opaque,
 // stored only by their HMAC signature).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/smart"
 	"github.com/wardenfhir/warden/internal/tokens"
 )
@@ -214,6 +215,13 @@ func (s *Server) sensitive(granted []string) bool {
 func (s *Server) addSMARTResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
 	sess := ar.GetSession().(*Session)
 	granted := ar.GetGrantedScopes()
+	notes := audit.AnnotationsFrom(ctx)
+	notes.Client(ar.GetClient().GetID())
+	if sess.Subject != ar.GetClient().GetID() { // a backend client's subject is itself
+		notes.User(sess.Subject, sess.FHIRUser)
+	}
+	notes.Patient(sess.Patient)
+	notes.BreakGlass(sess.BreakGlassReason)
 	resp.SetTokenType("Bearer")
 	resp.SetScopes(granted)
 	// The token service's clock, not fosite's, set the expiry.

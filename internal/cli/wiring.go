@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/adminapi"
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
@@ -175,6 +176,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		IdleTimeout:       cfg.Server.IdleTimeout,
 		ShutdownTimeout:   cfg.Server.ShutdownTimeout,
 		MaxBodyBytes:      int64(cfg.Server.MaxBodyBytes),
+		TrustedProxies:    cfg.Server.TrustedProxies,
 		Logger:            log,
 	}
 	if !cfg.Server.InsecureAllowHTTP {
@@ -278,9 +280,24 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	if err != nil {
 		return fail(err)
 	}
-	probe.SetAdminAPI(admin)
 	probe.Handle(api.Prefix(), api)
-	in.auth.Register(probe.Mux())
+	if sink == nil {
+		probe.SetAdminAPI(admin)
+		in.auth.Register(probe.Mux())
+	} else {
+		// The authorization server and the admin API are audited like the
+		// FHIR API: every request an event, each response held until its
+		// event is durable.
+		probe.SetAdminAPI(audithttp.Handler(audithttp.Options{Sink: sink, Surface: audit.SurfaceAdmin,
+			Action: adminapi.AuditAction, Logger: log}, admin))
+		authMux := http.NewServeMux()
+		in.auth.Register(authMux)
+		audited := audithttp.Handler(audithttp.Options{Sink: sink, Surface: audit.SurfaceAuth,
+			Action: authserver.AuditAction, Logger: log}, authMux)
+		for _, prefix := range authserver.RoutePrefixes(base) {
+			probe.Mux().Handle(prefix, audited)
+		}
+	}
 	in.server = probe
 	return in, nil
 }

@@ -1,7 +1,6 @@
 package fhirapi
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/netip"
@@ -13,13 +12,11 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/reqid"
 	"github.com/wardenfhir/warden/internal/store"
 )
-
-// auditTimeout bounds how long a request waits for its audit entry.
-const auditTimeout = 10 * time.Second
 
 // requestAudit collects, while one request runs, what the audit event
 // must say: what the guard disclosed or changed, and why it refused.
@@ -110,29 +107,6 @@ func (ra *requestAudit) setAction(action string) {
 	ra.mu.Unlock()
 }
 
-// heldResponse keeps a response in memory until its audit entry is
-// durable: nothing reaches the client before that.
-type heldResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (h *heldResponse) Header() http.Header { return h.header }
-
-func (h *heldResponse) WriteHeader(status int) {
-	if h.status == 0 {
-		h.status = status
-	}
-}
-
-func (h *heldResponse) Write(b []byte) (int, error) {
-	if h.status == 0 {
-		h.status = http.StatusOK
-	}
-	return h.body.Write(b)
-}
-
 // serveAudited runs the request with its response held, appends its audit
 // event, and releases the response only once the event is durable; if the
 // audit trail cannot take it, the answer is 503 and nothing is disclosed
@@ -141,13 +115,10 @@ func (a *API) serveAudited(w http.ResponseWriter, r *http.Request, seg []string)
 	start := a.now()
 	ra := &requestAudit{}
 	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, ra))
-	held := &heldResponse{header: http.Header{}}
+	held := audithttp.NewHeld()
 	a.serve(held, r, seg)
-	if held.status == 0 {
-		held.status = http.StatusOK
-	}
-	rec := a.auditRecord(r, seg, ra, held.status, start)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
+	rec := a.auditRecord(r, seg, ra, held.Status(), start)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), audithttp.Timeout)
 	defer cancel()
 	if _, err := a.opts.Audit.Append(ctx, rec); err != nil {
 		a.log.Error("audit trail refused an event; request answered 503", "request_id", rec.RequestID, "error", err.Error())
@@ -156,12 +127,7 @@ func (a *API) serveAudited(w http.ResponseWriter, r *http.Request, seg []string)
 			Diagnostics: "The audit trail is unavailable; nothing was disclosed. Retry later (error id " + rec.RequestID + ")"}}))
 		return
 	}
-	dst := w.Header()
-	for k, v := range held.header {
-		dst[k] = v
-	}
-	w.WriteHeader(held.status)
-	w.Write(held.body.Bytes())
+	held.Release(w)
 }
 
 // auditRecord describes the finished request for the audit trail.

@@ -13,8 +13,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +39,10 @@ type Options struct {
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration
 	MaxBodyBytes      int64
-	Logger            *slog.Logger
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed: the request's RemoteAddr becomes the client they name.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
 	// Ready reports whether the server can serve (for /healthz).
 	Ready func(ctx context.Context) error
 }
@@ -238,6 +243,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if len(s.opts.TrustedProxies) > 0 {
+			r.RemoteAddr = clientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opts.TrustedProxies)
+		}
 		id := reqid.New()
 		ctx := reqid.With(r.Context(), id)
 		r = r.WithContext(ctx)
@@ -312,4 +320,46 @@ func (m *metrics) observe(method string, code int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(method, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(method).Observe(d.Seconds())
+}
+
+// clientAddr is the address of the client behind trusted proxies: when the
+// direct peer is a trusted proxy, X-Forwarded-For is read from the right
+// (the hop nearest to us) past every trusted proxy to the first address
+// that is not one; everything left of it is the client's own claim and is
+// ignored. A peer that is not trusted gets no say: its header is ignored.
+// An unparsable entry stops the walk at the last trusted hop.
+func clientAddr(remote string, xff []string, trusted []netip.Prefix) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil || !isTrusted(ap.Addr(), trusted) {
+		return remote
+	}
+	var hops []string
+	for _, h := range xff {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	client := ap.Addr()
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		client = a.Unmap()
+		if !isTrusted(client, trusted) {
+			break
+		}
+	}
+	if client == ap.Addr() {
+		return remote
+	}
+	return netip.AddrPortFrom(client, 0).String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	a = a.Unmap()
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"net/netip"
+	"testing"
+)
+
+// X-Forwarded-For is believed only from a trusted proxy, and only up to
+// the first hop that is not one: a client cannot choose its own address.
+func TestClientAddrTrustedProxies(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
+	cases := []struct {
+		name, remote string
+		xff          []string
+		want         string
+	}{
+		{"untrusted peer's header ignored", "203.0.113.9:4000", []string{"198.51.100.1"}, "203.0.113.9:4000"},
+		{"trusted proxy names the client", "10.1.1.1:4000", []string{"198.51.100.1"}, "198.51.100.1:0"},
+		{"client-supplied hops left of the real one ignored", "10.1.1.1:4000", []string{"6.6.6.6, 198.51.100.1"}, "198.51.100.1:0"},
+		{"chain of trusted proxies skipped", "10.1.1.1:4000", []string{"198.51.100.1, 10.2.2.2", "10.3.3.3"}, "198.51.100.1:0"},
+		{"spoofed trusted address left of the client ignored", "10.1.1.1:4000", []string{"10.9.9.9, 198.51.100.1"}, "198.51.100.1:0"},
+		{"garbage stops at the last trusted hop", "10.1.1.1:4000", []string{"198.51.100.1, not-an-ip, 10.2.2.2"}, "10.2.2.2:0"},
+		{"garbage right away keeps the peer", "10.1.1.1:4000", []string{"<script>"}, "10.1.1.1:4000"},
+		{"no header keeps the peer", "10.1.1.1:4000", nil, "10.1.1.1:4000"},
+		{"IPv6 proxy and client", "[fd00::1]:4000", []string{"2001:db8::7"}, "[2001:db8::7]:0"},
+		{"IPv4-mapped peer", "[::ffff:10.1.1.1]:4000", []string{"198.51.100.1"}, "198.51.100.1:0"},
+		{"unparsable remote", "pipe", []string{"198.51.100.1"}, "pipe"},
+	}
+	for _, c := range cases {
+		if got := clientAddr(c.remote, c.xff, trusted); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
