@@ -60,14 +60,24 @@ func BenchmarkEventStages(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Run("Build", func(b *testing.B) {
+		b.ReportAllocs()
 		for b.Loop() {
 			Build(r, testBase)
 		}
 	})
 	b.Run("Canonical", func(b *testing.B) {
+		b.ReportAllocs()
 		b.SetBytes(int64(len(canon)))
 		for b.Loop() {
 			Canonical(ev)
+		}
+	})
+	b.Run("AppendCanonical", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(canon)))
+		buf := make([]byte, 0, 4096)
+		for b.Loop() {
+			AppendCanonical(buf[:0], r, testBase, "0123456789abcdef0123456789abcdef")
 		}
 	})
 	b.Run("Commit", func(b *testing.B) {

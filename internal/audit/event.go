@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -379,6 +378,18 @@ func splitCode(s string) (system, code string) {
 // glass adds v3-ActReason BTG when it is not already there.
 func purposeOfUse(codes []string, breakGlass bool) []any {
 	var out []any
+	for _, c := range purposeCodings(codes, breakGlass) {
+		out = append(out, map[string]any{"coding": []any{coding(c.system, c.code, c.display)}})
+	}
+	return out
+}
+
+type purposeCoding struct{ system, code, display string }
+
+// purposeCodings is the one Coding of each purpose of use: a code of a
+// malformed system counts as v3-ActReason; breaking the glass adds BTG.
+func purposeCodings(codes []string, breakGlass bool) []purposeCoding {
+	var out []purposeCoding
 	hasBTG := false
 	for _, p := range codes {
 		system, code := splitCode(p)
@@ -386,10 +397,10 @@ func purposeOfUse(codes []string, breakGlass bool) []any {
 			system = systemActReason
 		}
 		hasBTG = hasBTG || (system == systemActReason && code == "BTG")
-		out = append(out, map[string]any{"coding": []any{coding(system, code, "")}})
+		out = append(out, purposeCoding{system, code, ""})
 	}
 	if breakGlass && !hasBTG {
-		out = append(out, map[string]any{"coding": []any{coding(systemActReason, "BTG", "break the glass")}})
+		out = append(out, purposeCoding{systemActReason, "BTG", "break the glass"})
 	}
 	return out
 }
@@ -408,19 +419,7 @@ func observer(base string) map[string]any {
 // reference when it points at a type agent.who allows, otherwise a
 // logical reference by URI.
 func who(ref string) map[string]any {
-	rel := ref
-	if strings.HasPrefix(ref, "https://") || strings.HasPrefix(ref, "http://") {
-		_, rest, _ := strings.Cut(ref, "://")
-		if strings.ContainsAny(rest, " \t\r\n\f?#") {
-			return map[string]any{"identifier": map[string]any{"value": ref}}
-		}
-		parts := strings.Split(rest, "/")
-		if len(parts) >= 3 && parts[0] != "" {
-			rel = parts[len(parts)-2] + "/" + parts[len(parts)-1]
-		}
-	}
-	typ, id, ok := strings.Cut(rel, "/")
-	if ok && slices.Contains(whoTypes, typ) && isID(id) {
+	if whoIsReference(ref) {
 		return map[string]any{"reference": ref}
 	}
 	return map[string]any{"identifier": map[string]any{"value": ref}}

@@ -147,13 +147,8 @@ func NewJournaledPipeline(j Journal, log Log, marks store.Records, base string) 
 // Append implements Sink. The Receipt carries the event id; its leaf
 // index is known once Run has sequenced it (Index is 0 until then).
 func (p *JournaledPipeline) Append(ctx context.Context, r Record) (Receipt, error) {
-	ev, err := Build(r, p.base)
-	if err != nil {
-		return Receipt{}, err
-	}
 	id := newEventID()
-	ev["id"] = id
-	canonical, err := Canonical(ev)
+	canonical, err := AppendCanonical(make([]byte, 0, 2048), r, p.base, id)
 	if err != nil {
 		return Receipt{}, err
 	}
