@@ -62,7 +62,21 @@ for r in $(seq "$ROUNDS"); do
   fi
   res+=("$(run audit-off 18444)")
 done
-wait_lag() { curl -s http://127.0.0.1:19464/metrics | grep -E '^warden_audit' || true; }
+# How long events took to reach the transparency log (Prometheus histogram).
+sleep 2
+curl -s http://127.0.0.1:19464/metrics | python3 -c '
+import sys, re
+b = {}
+for line in sys.stdin:
+    m = re.match(r"warden_audit_log_lag_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    if m: b[float(m.group(1))] = float(m.group(2))
+total = b.get(float("inf"), 0)
+def q(p):
+    for le in sorted(b):
+        if b[le] >= p * total: return le
+print("\naudit log lag: %d events; p50 <= %gs, p99 <= %gs (histogram bucket bounds)" % (total, q(0.5), q(0.99)))
+'
+
 python3 - "${res[@]}" <<'PY'
 import json, sys, statistics as st
 rs = [json.loads(a) for a in sys.argv[1:]]
@@ -74,4 +88,3 @@ for name, xs in (("audit on", on), ("audit off", off)):
     print("| %s | %.0f | %.2f | %.2f |" % (name, m(xs, "rps"), m(xs, "p50_ms"), m(xs, "p99_ms")))
 print("\naudited read throughput: %.0f%% of unaudited; added p50: %.2f ms" % (100*m(on,"rps")/m(off,"rps"), m(on,"p50_ms")-m(off,"p50_ms")))
 PY
-wait_lag

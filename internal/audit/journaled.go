@@ -131,6 +131,8 @@ type JournaledPipeline struct {
 	// sequenced is the next journal entry to sequence, as Run last knew it.
 	sequenced atomic.Uint64
 
+	observe func(lag time.Duration) // set by ObserveLag before Run
+
 	mu      sync.Mutex
 	lagMax  time.Duration // the longest time an entry waited for the log, since the last LagMax call
 	lastErr error
@@ -258,7 +260,11 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 		now := time.Now()
 		p.mu.Lock()
 		for i := range batch {
-			p.lagMax = max(p.lagMax, now.Sub(time.Unix(0, batch[i].at)))
+			lag := now.Sub(time.Unix(0, batch[i].at))
+			p.lagMax = max(p.lagMax, lag)
+			if p.observe != nil {
+				p.observe(lag)
+			}
 		}
 		p.mu.Unlock()
 	}
@@ -316,6 +322,10 @@ func (p *JournaledPipeline) LeafIndexes(ctx context.Context) ([]uint64, error) {
 	}
 	return out, nil
 }
+
+// ObserveLag makes Run report, for every event it sequences, how long
+// after its request the event reached the log (call before Run).
+func (p *JournaledPipeline) ObserveLag(fn func(lag time.Duration)) { p.observe = fn }
 
 // LagMax returns, and resets, the longest wait of an entry for the log
 // since the previous call, and the last sequencing error.

@@ -222,6 +222,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	base := baseURL(cfg, probe.Addr())
 	fail := func(err error) (*instance, error) {
 		probe.Close()
+		if in.audit != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			in.audit.Close(cctx)
+			cancel()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -243,6 +248,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			return fail(err)
 		}
 		in.audit, sink = trail, trail.pipeline
+		if err := trail.registerMetrics(probe.Metrics()); err != nil {
+			return fail(err)
+		}
 		// The log is public by design (its leaves are hiding
 		// commitments): witnesses, monitors and auditors follow it here.
 		probe.Handle(auditLogPrefix, http.StripPrefix(auditLogPrefix, trail.log.Handler()))

@@ -92,6 +92,9 @@ func (s *Server) SetAdminAPI(h http.Handler) { s.adminAPI.Store(&h) }
 // routes of their own (the authorization server).
 func (s *Server) Mux() *http.ServeMux { return s.mux }
 
+// Metrics is the registry /metrics serves, for other components' metrics.
+func (s *Server) Metrics() prometheus.Registerer { return s.registry }
+
 // Close releases the listeners of a server that will not Serve.
 func (s *Server) Close() {
 	if s.publicLn != nil {
