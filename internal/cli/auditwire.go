@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
+	"k8s.io/klog/v2"
 
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audit/journal"
@@ -47,7 +49,7 @@ const (
 
 // openAudit opens (creating on first start) the audit log and its signing
 // key, recovers spooled events, and returns the pipeline.
-func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyring.Keyring, base string) (*auditTrail, error) {
+func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyring.Keyring, base string, log *slog.Logger) (*auditTrail, error) {
 	dir := filepath.Join(cfg.DataDir, "audit")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -56,6 +58,10 @@ func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyrin
 	if err != nil {
 		return nil, err
 	}
+	// Tessera logs through klog; send that to the instance's structured
+	// log instead of raw lines on stderr (it logs the log's state, never
+	// an event).
+	klog.SetSlogLogger(log.With("component", "audit-log"))
 	var policy []byte
 	if cfg.Audit.WitnessPolicy != "" {
 		if policy, err = os.ReadFile(cfg.Audit.WitnessPolicy); err != nil {

@@ -48,6 +48,20 @@ func TestScripts(t *testing.T) {
 			// demo whose demo.json is in DEMODIR, trusting its CA; prints
 			// the status code and the body.
 			"fhir": fhirCmd,
+			// startload DEMODIR / stopload FILE / audited DATADIR FILE:
+			// the audit trail's crash test (auditload_test.go).
+			"startload": startLoadCmd,
+			"stopload":  stopLoadCmd,
+			"audited":   auditedCmd,
+			// sleep DURATION
+			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: sleep DURATION")
+				}
+				d, err := time.ParseDuration(args[0])
+				ts.Check(err)
+				time.Sleep(d)
+			},
 			// waitfile FILE: wait up to 60 s for FILE to exist.
 			"waitfile": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

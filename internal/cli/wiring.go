@@ -243,7 +243,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	if cfg.Audit.Disabled {
 		log.Error("THE AUDIT TRAIL IS OFF (audit.disabled): requests are served unaudited; never run this in production")
 	} else {
-		trail, err := openAudit(ctx, cfg, st, core.keys, base)
+		trail, err := openAudit(ctx, cfg, st, core.keys, base, log)
 		if err != nil {
 			return fail(err)
 		}
