@@ -26,7 +26,7 @@ import (
 // DATA_DIR/audit/journal (the durability point of every request), the
 // transparency log in DATA_DIR/audit/log, and the sequencer between them.
 type auditTrail struct {
-	journal  *journal.Journal
+	journal  *journal.Recovering
 	log      *tlog.Log
 	pipeline *audit.JournaledPipeline
 }
@@ -34,6 +34,10 @@ type auditTrail struct {
 // auditLogPrefix is where the FHIR listener serves the transparency log
 // (c2sp.org/tlog-tiles: checkpoint, tiles, entry bundles).
 const auditLogPrefix = "/audit/log"
+
+// journalRetry is how often a failed audit journal (disk full, I/O
+// error) is reopened; requests get 503 until it is.
+const journalRetry = time.Second
 
 // sequenceEvery is how often the sequencer looks at the journal without
 // being kicked.
@@ -73,7 +77,7 @@ func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyrin
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w", err)
 	}
-	jr, err := journal.Open(filepath.Join(dir, "journal"))
+	jr, err := journal.OpenRecovering(filepath.Join(dir, "journal"), journalRetry)
 	if err != nil {
 		lg.Close(ctx)
 		return nil, fmt.Errorf("opening the audit journal: %w", err)

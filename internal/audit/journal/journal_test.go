@@ -487,3 +487,55 @@ func TestCreatesWithModes(t *testing.T) {
 		}
 	}
 }
+
+// TestRecovering: after a write failure, appends are refused until the
+// journal reopens, nothing acknowledged is lost, and appends resume with
+// the next sequence number without a restart.
+func TestRecovering(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRecovering(dir, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := r.Append(ctx, entryN(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.current().f.Close() // the file fails under the writer
+	if _, err := r.Append(ctx, []byte("doomed")); err == nil {
+		t.Fatal("an append on a failed file was acknowledged")
+	}
+	var seq uint64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		seq, err = r.Append(ctx, []byte("after"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal did not recover: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if seq != 3 {
+		t.Fatalf("first sequence number after recovery = %d, want 3", seq)
+	}
+	if r.Len() != 4 {
+		t.Fatalf("Len = %d, want 4", r.Len())
+	}
+	var got [][]byte
+	if err := r.Read(0, func(_ uint64, e []byte) error { got = append(got, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if !bytes.Equal(got[i], entryN(i)) {
+			t.Fatalf("entry %d changed", i)
+		}
+	}
+	if string(got[3]) != "after" {
+		t.Fatalf("entry 3 = %q", got[3])
+	}
+}
