@@ -3,13 +3,14 @@
 // AuditEvent built from it after IHE Basic Audit Log Patterns (BALP), its
 // canonical JSON form, the hiding commitment that is the only thing a
 // transparency log ever receives, and the Sink contract with its
-// implementation Pipeline (commit, append to the log, store the event).
+// implementation JournaledPipeline (the event durable in a local journal
+// before the response, its commitment sequenced into the log behind it).
 //
 // It never imports net/http (the HTTP layer fills a Record), never writes
 // a patient id, query or any other input string into a log leaf (a leaf is
 // SHA-256 over a domain tag, a fresh random nonce and the canonical event),
 // and never puts PHI or secrets in its error texts. The log itself lives in
-// the subpackage tlog; the event store is the caller's (EventStore).
+// the subpackage tlog, the journal in the subpackage journal.
 package audit
 
 import (
@@ -28,15 +29,12 @@ var (
 	// ErrNotCanonical: Canonical met a value it cannot encode
 	// deterministically (NaN, an unsupported Go type, invalid UTF-8).
 	ErrNotCanonical = errors.New("audit: value has no canonical JSON form")
-	// ErrLog: the transparency log did not accept the leaf. Nothing of the
-	// event was stored; the caller answers 503.
+	// ErrLog: the transparency log did not accept leaves the sequencer
+	// gave it; they stay in the journal and are sequenced on the next try.
 	ErrLog = errors.New("audit: log append failed")
-	// ErrStore: the event store failed after the log had sequenced the
-	// leaf, even after retries. The event was kept in the spool (unless
-	// ErrSpool is also in the chain) and Recover stores it later.
+	// ErrStore: the journal could not make the event durable; the caller
+	// answers 503 and nothing is disclosed.
 	ErrStore = errors.New("audit: event store failed")
-	// ErrSpool: the on-disk spool could not keep an event, or is full.
-	ErrSpool = errors.New("audit: spool failed")
 )
 
 // Surfaces of Warden that produce audit records.

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"testing"
 )
 
@@ -27,22 +26,6 @@ func BenchmarkBuildCommit(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// BenchmarkPipelineAppend is the whole Append over in-memory fakes: the
-// pipeline's own overhead, without the log's and the store's I/O.
-func BenchmarkPipelineAppend(b *testing.B) {
-	p, err := NewPipeline(&fakeLog{}, newFakeStore(), PipelineOptions{Base: testBase, SpoolDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := records()["read"]
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.Append(context.Background(), r); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 

@@ -147,7 +147,7 @@ func isCode(s string) bool {
 // (BALP "transaction" entity, X-Request-Id).
 //
 // base is the server's FHIR base URL; it identifies the observer
-// (source.site, source.observer). Build assigns no id: Pipeline does, so
+// (source.site, source.observer). Build assigns no id: the pipeline does, so
 // Build is a function of its arguments alone. The result holds only
 // map[string]any, []any, string and bool values.
 func Build(r Record, base string) (map[string]any, error) {

@@ -3,6 +3,7 @@ package fhirapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ func (s *recordingSink) Append(_ context.Context, r audit.Record) (audit.Receipt
 		return audit.Receipt{}, errors.New("log unavailable")
 	}
 	s.records = append(s.records, r)
-	return audit.Receipt{Index: uint64(len(s.records))}, nil
+	return audit.Receipt{EventID: fmt.Sprint(len(s.records))}, nil
 }
 
 func (s *recordingSink) last(t *testing.T) audit.Record {
