@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/reqid"
 )
 
@@ -116,6 +117,7 @@ func Handler(o Options, next http.Handler) http.Handler {
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			rec.PeerAddr = ap.Addr().Unmap()
 		}
+		rec.CertThumbprint = mtls.PeerThumbprint(r.TLS)
 		notes.Apply(&rec)
 		if rec.ClientID == "" {
 			rec.ClientID = claimedClient(r)

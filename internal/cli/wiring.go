@@ -141,6 +141,7 @@ type instance struct {
 	api    *fhirapi.API
 	core   *authCore
 	audit  *auditTrail
+	tls    *mtls.Listener // nil with plain HTTP
 	auth   *authserver.Server
 	server *server.Server
 	log    *slog.Logger
@@ -196,11 +197,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			}
 			certFile, keyFile, in.caFile = pki.CertFile, pki.KeyFile, pki.CAFile
 		}
-		tlsCfg, err := mtls.ServerConfig(certFile, keyFile, cfg.Server.TLS.MinVersion)
+		listener, err := mtls.NewListener(mtls.ServerOptions{CertFile: certFile, KeyFile: keyFile,
+			MinVersion: cfg.Server.TLS.MinVersion, ClientCAFile: cfg.Server.TLS.ClientCAFile, CRLFiles: cfg.Server.TLS.ClientCRLFiles})
 		if err != nil {
 			return nil, err
 		}
-		srvOpts.TLS = tlsCfg
+		in.tls = listener
+		srvOpts.TLS = listener.TLSConfig()
 	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {

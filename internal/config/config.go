@@ -58,9 +58,13 @@ type Server struct {
 
 // TLS configures the FHIR listener's certificate.
 type TLS struct {
-	CertFile   string `yaml:"cert_file" doc:"PEM certificate chain; empty creates a development certificate in DATA_DIR/pki"`
+	CertFile   string `yaml:"cert_file" doc:"PEM certificate chain; empty creates a development certificate in DATA_DIR/pki; certificate, key, CA bundle and CRL files are re-read when they change, without a restart"`
 	KeyFile    string `yaml:"key_file" doc:"PEM private key of cert_file"`
-	MinVersion string `yaml:"min_version" doc:"lowest TLS version accepted: 1.3, or 1.2 for old clients"`
+	MinVersion string `yaml:"min_version" doc:"lowest TLS version accepted: 1.3, or 1.2 for old clients (then only ECDHE suites with AEAD)"`
+	// Client certificates are requested on every connection, never
+	// demanded by TLS itself; policy decides who must present one.
+	ClientCAFile   string   `yaml:"client_ca_file" doc:"PEM bundle of the CAs whose client certificates are trusted (mutual TLS, RFC 8705 PKI binding); empty trusts only self-signed certificates bound to a registered client key"`
+	ClientCRLFiles []string `yaml:"client_crl_files" doc:"CRL files (PEM or DER) of those CAs; a revoked client certificate fails the handshake"`
 }
 
 // Admin configures the operations listener (Prometheus metrics, health).

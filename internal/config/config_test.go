@@ -37,6 +37,8 @@ func TestDefaults(t *testing.T) {
 		"server.tls.cert_file":             "",
 		"server.tls.key_file":              "",
 		"server.tls.min_version":           "1.3",
+		"server.tls.client_ca_file":        "",
+		"server.tls.client_crl_files":      "",
 		"server.insecure_allow_http":       "false",
 		"server.read_header_timeout":       "5s",
 		"server.read_timeout":              "30s",

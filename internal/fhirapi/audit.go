@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audithttp"
+	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/reqid"
 	"github.com/wardenfhir/warden/internal/store"
@@ -149,12 +150,14 @@ func (a *API) auditRecord(r *http.Request, seg []string, ra *requestAudit, statu
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		rec.PeerAddr = ap.Addr().Unmap()
 	}
+	// The certificate the connection presented (a bound token's, checked
+	// by authenticate, or any other).
+	rec.CertThumbprint = mtls.PeerThumbprint(r.TLS)
 	ra.mu.Lock()
 	p := ra.principal
 	ra.mu.Unlock()
 	if p != nil {
 		rec.ClientID, rec.TokenID, rec.BreakGlassReason = p.ClientID, p.TokenID, p.BreakGlassReason
-		rec.CertThumbprint = p.CertThumbprint
 		if !p.IsBackend() {
 			rec.Subject, rec.FHIRUser = p.Subject, p.FHIRUser
 		}

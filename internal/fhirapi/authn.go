@@ -2,11 +2,13 @@ package fhirapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/policy"
 )
 
@@ -46,7 +48,30 @@ func (a *API) authenticate(r *http.Request) (*policy.Principal, error) {
 		return nil, &Error{Status: http.StatusUnauthorized, Challenge: "Bearer " + realm + `, error="invalid_token", error_description="The access token is invalid, expired or revoked"`,
 			Issues: []Issue{{Severity: "error", Code: "login", Diagnostics: "The access token is invalid, expired or revoked"}}}
 	}
+	if err := checkSenderConstraint(r, p); err != nil {
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "access token refused", slog.String("reason", err.Diagnostics))
+		return nil, &Error{Status: http.StatusUnauthorized, Challenge: "Bearer " + realm + `, error="invalid_token", error_description="` + err.Diagnostics + `"`,
+			Issues: []Issue{*err}}
+	}
 	return p, nil
+}
+
+// checkSenderConstraint refuses a sender-constrained token presented
+// without the key it is bound to: a certificate-bound token (RFC 8705
+// §3, cnf x5t#S256) on a connection without that client certificate, and
+// a DPoP-bound token (RFC 9449, cnf jkt) presented as a plain Bearer
+// token. A stolen bound token is useless to its thief.
+func checkSenderConstraint(r *http.Request, p *policy.Principal) *Issue {
+	if p.CertThumbprint != "" {
+		got := mtls.PeerThumbprint(r.TLS)
+		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(p.CertThumbprint)) != 1 {
+			return &Issue{Severity: "error", Code: "security", Diagnostics: "The access token is bound to a client certificate this connection did not present"}
+		}
+	}
+	if p.JKT != "" {
+		return &Issue{Severity: "error", Code: "security", Diagnostics: "The access token is bound to a DPoP key and cannot be used as a Bearer token"}
+	}
+	return nil
 }
 
 // stepUpError is the RFC 9470 §3 challenge for an action that needs a

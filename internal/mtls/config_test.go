@@ -16,6 +16,15 @@ import (
 	"github.com/wardenfhir/warden/internal/mtls"
 )
 
+// serverConfig is the FHIR listener's tls.Config from a certificate pair.
+func serverConfig(certFile, keyFile, minVersion string) (*tls.Config, error) {
+	l, err := mtls.NewListener(mtls.ServerOptions{CertFile: certFile, KeyFile: keyFile, MinVersion: minVersion})
+	if err != nil {
+		return nil, err
+	}
+	return l.TLSConfig(), nil
+}
+
 func devPKI(t *testing.T) *mtls.DevPKI {
 	t.Helper()
 	return ensure(t, t.TempDir(), devHosts, time.Now())
@@ -25,7 +34,7 @@ func TestServerConfigRejects(t *testing.T) {
 	p := devPKI(t)
 	for _, v := range []string{"1.0", "1.1", "1.4", "TLS1.3", "tls1.2", " 1.3", "1.2 ", "1", "13", "max"} {
 		t.Run(v, func(t *testing.T) {
-			cfg, err := mtls.ServerConfig(p.CertFile, p.KeyFile, v)
+			cfg, err := serverConfig(p.CertFile, p.KeyFile, v)
 			if err == nil {
 				t.Fatalf("ServerConfig(%q) = MinVersion %x; want an error", v, cfg.MinVersion)
 			}
@@ -35,14 +44,14 @@ func TestServerConfigRejects(t *testing.T) {
 		})
 	}
 	t.Run("missing certificate", func(t *testing.T) {
-		_, err := mtls.ServerConfig(filepath.Join(t.TempDir(), "none.pem"), p.KeyFile, "1.3")
+		_, err := serverConfig(filepath.Join(t.TempDir(), "none.pem"), p.KeyFile, "1.3")
 		if !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("error = %v; want fs.ErrNotExist", err)
 		}
 	})
 	t.Run("key of another certificate", func(t *testing.T) {
 		other := devPKI(t)
-		if _, err := mtls.ServerConfig(p.CertFile, other.KeyFile, "1.3"); err == nil {
+		if _, err := serverConfig(p.CertFile, other.KeyFile, "1.3"); err == nil {
 			t.Error("ServerConfig with a mismatched key succeeded")
 		}
 	})
@@ -51,22 +60,22 @@ func TestServerConfigRejects(t *testing.T) {
 func TestServerConfigVersions(t *testing.T) {
 	p := devPKI(t)
 	for _, v := range []string{"", "1.3"} {
-		cfg, err := mtls.ServerConfig(p.CertFile, p.KeyFile, v)
+		cfg, err := serverConfig(p.CertFile, p.KeyFile, v)
 		if err != nil {
 			t.Fatalf("ServerConfig(%q): %v", v, err)
 		}
 		if cfg.MinVersion != tls.VersionTLS13 {
 			t.Errorf("ServerConfig(%q).MinVersion = %x, want TLS 1.3", v, cfg.MinVersion)
 		}
-		if len(cfg.Certificates) != 1 {
-			t.Errorf("ServerConfig(%q) has %d certificates, want 1", v, len(cfg.Certificates))
+		if cfg.GetCertificate == nil {
+			t.Errorf("ServerConfig(%q) serves no certificate", v)
 		}
 		if !slices.Contains(cfg.NextProtos, "h2") || !slices.Contains(cfg.NextProtos, "http/1.1") {
 			t.Errorf("ServerConfig(%q).NextProtos = %v, want h2 and http/1.1", v, cfg.NextProtos)
 		}
 	}
 
-	cfg, err := mtls.ServerConfig(p.CertFile, p.KeyFile, "1.2")
+	cfg, err := serverConfig(p.CertFile, p.KeyFile, "1.2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +169,7 @@ func TestServerConfigHandshake(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := mtls.ServerConfig(p.CertFile, p.KeyFile, tc.server)
+			cfg, err := serverConfig(p.CertFile, p.KeyFile, tc.server)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +195,7 @@ func TestServerConfigHandshake(t *testing.T) {
 	}
 	for _, tc := range accepted {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := mtls.ServerConfig(p.CertFile, p.KeyFile, tc.server)
+			cfg, err := serverConfig(p.CertFile, p.KeyFile, tc.server)
 			if err != nil {
 				t.Fatal(err)
 			}
