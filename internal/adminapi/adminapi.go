@@ -104,21 +104,22 @@ func AuditAction(r *http.Request) string {
 
 // ClientView is a client as the API shows it: never the secret's hash.
 type ClientView struct {
-	ID            string    `json:"client_id"`
-	Name          string    `json:"name"`
-	Type          string    `json:"type"`
-	RedirectURIs  []string  `json:"redirect_uris,omitempty"`
-	Scopes        string    `json:"scopes"`
-	GrantTypes    []string  `json:"grant_types"`
-	TokenLifetime string    `json:"token_lifetime,omitempty"`
-	Owner         string    `json:"owner,omitempty"`
-	Contact       string    `json:"contact,omitempty"`
-	Origins       []string  `json:"origins,omitempty"`
-	JWKSURL       string    `json:"jwks_url,omitempty"`
-	HasJWKS       bool      `json:"has_jwks,omitempty"`
-	Disabled      bool      `json:"disabled"`
-	Created       time.Time `json:"created"`
-	Secret        string    `json:"client_secret,omitempty"`
+	ID            string               `json:"client_id"`
+	Name          string               `json:"name"`
+	Type          string               `json:"type"`
+	RedirectURIs  []string             `json:"redirect_uris,omitempty"`
+	Scopes        string               `json:"scopes"`
+	GrantTypes    []string             `json:"grant_types"`
+	TokenLifetime string               `json:"token_lifetime,omitempty"`
+	Owner         string               `json:"owner,omitempty"`
+	Contact       string               `json:"contact,omitempty"`
+	Origins       []string             `json:"origins,omitempty"`
+	JWKSURL       string               `json:"jwks_url,omitempty"`
+	HasJWKS       bool                 `json:"has_jwks,omitempty"`
+	Disabled      bool                 `json:"disabled"`
+	Created       time.Time            `json:"created"`
+	Secret        string               `json:"client_secret,omitempty"`
+	TLS           authserver.ClientTLS `json:"tls,omitzero"`
 }
 
 // View turns a client into its public view; secret is set only when the
@@ -126,7 +127,7 @@ type ClientView struct {
 func View(c authserver.Client, secret string) ClientView {
 	v := ClientView{ID: c.ID, Name: c.Name, Type: c.Type, RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, GrantTypes: c.GrantTypes,
 		Owner: c.Owner, Contact: c.Contact, Origins: c.Origins, JWKSURL: c.JWKSURL, HasJWKS: c.JWKS != "", Disabled: c.Disabled,
-		Created: c.Created, Secret: secret}
+		Created: c.Created, Secret: secret, TLS: c.TLS}
 	if c.TokenLifetime > 0 {
 		v.TokenLifetime = c.TokenLifetime.String()
 	}
@@ -147,6 +148,12 @@ type clientRequest struct {
 	JWKS          json.RawMessage `json:"jwks"`
 	JWKSURL       string          `json:"jwks_url"`
 	JWKSHosts     []string        `json:"jwks_hosts"`
+	// RFC 8705 client metadata.
+	TLSAuthMethod  string `json:"token_endpoint_auth_method"`
+	TLSSubjectDN   string `json:"tls_client_auth_subject_dn"`
+	TLSSANDNS      string `json:"tls_client_auth_san_dns"`
+	TLSSANURI      string `json:"tls_client_auth_san_uri"`
+	TLSBoundTokens bool   `json:"tls_client_certificate_bound_access_tokens"`
 }
 
 func (a *API) addClient(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +162,12 @@ func (a *API) addClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nc := authserver.NewClient{Name: req.Name, Type: req.Type, RedirectURIs: req.RedirectURIs, Scopes: req.Scopes, GrantTypes: req.GrantTypes,
-		Owner: req.Owner, Contact: req.Contact, Origins: req.Origins, JWKSURL: req.JWKSURL, JWKSHosts: req.JWKSHosts}
+		Owner: req.Owner, Contact: req.Contact, Origins: req.Origins, JWKSURL: req.JWKSURL, JWKSHosts: req.JWKSHosts,
+		TLS: authserver.ClientTLS{AuthMethod: req.TLSAuthMethod, SubjectDN: req.TLSSubjectDN, SANDNS: req.TLSSANDNS, SANURI: req.TLSSANURI, BoundTokens: req.TLSBoundTokens}}
+	switch req.TLSAuthMethod {
+	case "", "client_secret_basic", "client_secret_post", "private_key_jwt", "none":
+		nc.TLS.AuthMethod = "" // the other methods follow from the client type
+	}
 	if len(req.JWKS) > 0 {
 		nc.JWKS = string(req.JWKS)
 	}

@@ -59,6 +59,7 @@ type clientAuthenticator struct {
 	audiences  []string // accepted assertion aud values: the token URL and the issuer
 	httpClient *http.Client
 	now        func() time.Time
+	certs      CertificateChecker
 
 	mu    sync.Mutex
 	cache map[string]cachedJWKS // jwks_uri → keys
@@ -88,7 +89,11 @@ func (a *clientAuthenticator) authenticate(ctx context.Context, r *http.Request,
 		if _, _, ok := r.BasicAuth(); ok || form.Get("client_secret") != "" {
 			return Client{}, ErrClientAuthMethod // RFC 6749 §2.3: one method per request
 		}
-		return a.assertion(ctx, form.Get("client_assertion"), form.Get("client_id"))
+		c, err := a.assertion(ctx, form.Get("client_assertion"), form.Get("client_id"))
+		if err == nil && c.TLS.AuthMethod != "" {
+			return Client{}, ErrClientAuthMethod // its certificate is its only credential
+		}
+		return c, err
 	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
@@ -111,6 +116,15 @@ func (a *clientAuthenticator) authenticate(ctx context.Context, r *http.Request,
 	c, err := a.client(ctx, id)
 	if err != nil {
 		return Client{}, err
+	}
+	if c.TLS.AuthMethod != "" {
+		if basic || secret != "" {
+			return Client{}, ErrClientAuthMethod
+		}
+		if err := a.authenticateTLS(r.TLS, c); err != nil {
+			return Client{}, err
+		}
+		return c, nil
 	}
 	switch c.Type {
 	case ClientConfidential:

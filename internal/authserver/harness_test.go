@@ -2,6 +2,7 @@ package authserver
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -93,6 +94,8 @@ func newEnv(t testing.TB, mutate ...func(*Options)) *env {
 	}
 	clock := &testClock{t: time.Now().Truncate(time.Second)}
 	ts := httptest.NewUnstartedServer(nil)
+	// As the FHIR listener does: client certificates requested, not demanded.
+	ts.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	issuer := ts.URL + "/fhir"

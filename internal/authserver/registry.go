@@ -64,7 +64,37 @@ type Client struct {
 	JWKSHosts     []string      `json:"jwks_hosts,omitempty"` // hosts JWKSURL may be fetched from
 	SecretHash    []byte        `json:"secret_hash,omitempty"`
 	Disabled      bool          `json:"disabled,omitempty"`
-	Created       time.Time     `json:"created"`
+	// TLS is the client's mutual-TLS authentication (RFC 8705), if any.
+	TLS     ClientTLS `json:"tls,omitzero"`
+	Created time.Time `json:"created"`
+}
+
+// Client authentication methods by certificate (RFC 8705 §2).
+const (
+	// TLSClientAuth: the certificate chains to a CA the server trusts for
+	// client certificates and names the registered subject (§2.1).
+	TLSClientAuth = "tls_client_auth"
+	// SelfSignedTLSClientAuth: the certificate's key is one of the client's
+	// registered JWKs (§2.2).
+	SelfSignedTLSClientAuth = "self_signed_tls_client_auth"
+)
+
+// ClientTLS is a client's certificate authentication and binding.
+type ClientTLS struct {
+	// AuthMethod is TLSClientAuth or SelfSignedTLSClientAuth; "" when the
+	// client authenticates otherwise. With it, the certificate is the
+	// client's only credential.
+	AuthMethod string `json:"token_endpoint_auth_method,omitempty"`
+	// For TLSClientAuth, exactly one of these names the certificate
+	// (RFC 8705 §2.1.2): its subject DN (RFC 4514 string), or a DNS or
+	// URI (e.g. SPIFFE ID) subject alternative name.
+	SubjectDN string `json:"tls_client_auth_subject_dn,omitempty"`
+	SANDNS    string `json:"tls_client_auth_san_dns,omitempty"`
+	SANURI    string `json:"tls_client_auth_san_uri,omitempty"`
+	// BoundTokens binds every access token to the certificate the client
+	// presented at the token endpoint (RFC 8705 §3, cnf x5t#S256); always
+	// true with an AuthMethod.
+	BoundTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 }
 
 // NewClient is what an administrator registers; Add fills in the rest.
@@ -81,6 +111,7 @@ type NewClient struct {
 	JWKS          string
 	JWKSURL       string
 	JWKSHosts     []string // empty with JWKSURL set: the JWKSURL's own host
+	TLS           ClientTLS
 }
 
 // ClientTokens kills the tokens of a disabled client at once and lets a
@@ -115,7 +146,10 @@ func (r *Registry) Add(ctx context.Context, n NewClient) (Client, string, error)
 		Scopes: n.Scopes, GrantTypes: slices.Clone(n.GrantTypes), TokenLifetime: n.TokenLifetime,
 		Owner: n.Owner, Contact: n.Contact, Origins: slices.Clone(n.Origins),
 		JWKS: n.JWKS, JWKSURL: n.JWKSURL, JWKSHosts: slices.Clone(n.JWKSHosts),
-		Created: r.now().UTC(),
+		TLS: n.TLS, Created: r.now().UTC(),
+	}
+	if c.TLS.AuthMethod != "" {
+		c.TLS.BoundTokens = true
 	}
 	if len(c.GrantTypes) == 0 {
 		switch c.Type {
@@ -139,7 +173,7 @@ func (r *Registry) Add(ctx context.Context, n NewClient) (Client, string, error)
 	}
 	c.ID = id
 	var secret string
-	if c.Type == ClientConfidential {
+	if c.Type == ClientConfidential && c.TLS.AuthMethod == "" {
 		if secret, err = randomToken(32); err != nil {
 			return Client{}, "", err
 		}
@@ -309,6 +343,9 @@ func validateClient(c Client) error {
 			return bad("origin %q must be scheme://host[:port]", o)
 		}
 	}
+	if err := validateClientTLS(c); err != nil {
+		return bad("%v", err)
+	}
 	if c.JWKS != "" {
 		var set jose.JSONWebKeySet
 		if err := json.Unmarshal([]byte(c.JWKS), &set); err != nil || len(set.Keys) == 0 {
@@ -331,8 +368,8 @@ func validateClient(c Client) error {
 	}
 	switch c.Type {
 	case ClientBackend:
-		if c.JWKS == "" && c.JWKSURL == "" {
-			return bad("backend clients need jwks or jwks_url")
+		if c.JWKS == "" && c.JWKSURL == "" && c.TLS.AuthMethod == "" {
+			return bad("backend clients need jwks or jwks_url (private_key_jwt) or a certificate (tls_client_auth)")
 		}
 	case ClientPublic:
 		if len(c.SecretHash) > 0 {
@@ -398,4 +435,52 @@ func randomToken(n int) (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// validateClientTLS checks a client's RFC 8705 registration.
+func validateClientTLS(c Client) error {
+	t := c.TLS
+	named := 0
+	for _, v := range []string{t.SubjectDN, t.SANDNS, t.SANURI} {
+		if v != "" {
+			named++
+		}
+	}
+	switch t.AuthMethod {
+	case "":
+		if named > 0 {
+			return errors.New("a certificate subject needs tls_client_auth")
+		}
+		if t.BoundTokens && c.Type == ClientPublic {
+			return errors.New("public clients cannot bind tokens to a certificate (use DPoP)")
+		}
+		return nil
+	case TLSClientAuth:
+		if named != 1 {
+			return errors.New("tls_client_auth needs exactly one of subject DN, SAN DNS or SAN URI")
+		}
+		if t.SANURI != "" {
+			if u, err := url.Parse(t.SANURI); err != nil || u.Scheme == "" {
+				return errors.New("the SAN URI must be an absolute URI")
+			}
+		}
+		if t.SubjectDN != "" {
+			if _, err := parseDN(t.SubjectDN); err != nil {
+				return err
+			}
+		}
+	case SelfSignedTLSClientAuth:
+		if named > 0 {
+			return errors.New("self_signed_tls_client_auth binds the key, not a subject")
+		}
+		if c.JWKS == "" {
+			return errors.New("self_signed_tls_client_auth needs the client's public keys (jwks)")
+		}
+	default:
+		return fmt.Errorf("unsupported certificate authentication %q", t.AuthMethod)
+	}
+	if c.Type == ClientPublic {
+		return errors.New("public clients do not authenticate (use DPoP)")
+	}
+	return nil
 }

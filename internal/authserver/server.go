@@ -106,6 +106,10 @@ type Options struct {
 	// UpstreamName labels it ("Hospital SSO"; default "single sign-on").
 	Upstream     *identity.Upstream
 	UpstreamName string
+	// Certificates checks client certificates (the FHIR listener's
+	// *mtls.Listener) for clients that authenticate with one (RFC 8705);
+	// nil refuses tls_client_auth.
+	Certificates CertificateChecker
 }
 
 // Server is the authorization server.
@@ -199,7 +203,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.store = &fositeStorage{records: o.Records, registry: s.registry, revoker: o.Tokens}
 	s.auth = &clientAuthenticator{
 		registry: s.registry, records: o.Records, httpClient: o.HTTPClient, now: o.Now,
-		audiences: []string{s.urls.token, o.Issuer},
+		audiences: []string{s.urls.token, o.Issuer}, certs: o.Certificates,
 	}
 
 	hmacKey, err := hkdf.Key(sha256.New, o.CookieKey, nil, "warden authserver code and refresh-token HMAC", 32)

@@ -33,6 +33,10 @@ type Session struct {
 	// emergency (break-the-glass) access: every access token of the grant
 	// carries it, and the grant gets no refresh token.
 	BreakGlassReason string `json:"break_glass,omitempty"`
+	// CertThumbprint binds the access tokens to the client certificate
+	// presented at the token endpoint (RFC 8705 §3), set anew on every
+	// token request of a client registered for bound tokens.
+	CertThumbprint string `json:"x5t_s256,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)

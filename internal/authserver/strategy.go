@@ -62,6 +62,7 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, req fosit
 		FHIRContext: sess.FHIRContext,
 		// The site policy lets a break-the-glass token read, flagged.
 		BreakGlassReason: sess.BreakGlassReason,
+		CertThumbprint:   sess.CertThumbprint,
 	})
 	if err != nil {
 		return "", "", err

@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/smart"
 	"github.com/wardenfhir/warden/internal/tokens"
 )
@@ -47,6 +48,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.shapeAccessRequest(ctx, ar); err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if err := bindToCertificate(r, ar); err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)
 		return
 	}
@@ -321,3 +326,22 @@ func (s *Server) originRegistered(ctx context.Context, origin, id string) bool {
 }
 
 func (s *Server) coreStrategy() *coreStrategy { return s.strategy }
+
+// bindToCertificate binds the tokens of a client registered for
+// certificate-bound tokens to the certificate of this connection (RFC
+// 8705 §3): cnf x5t#S256 in the access token, so that the FHIR API takes
+// it only over a connection with that certificate. A refresh rebinds to
+// the certificate presented then (a client may renew its certificate).
+func bindToCertificate(r *http.Request, ar fosite.AccessRequester) error {
+	fc, ok := ar.GetClient().(*fositeClient)
+	sess, ok2 := ar.GetSession().(*Session)
+	if !ok || !ok2 || !fc.TLS.BoundTokens {
+		return nil
+	}
+	tp := mtls.PeerThumbprint(r.TLS)
+	if tp == "" {
+		return fosite.ErrInvalidRequest.WithHint("This client's access tokens are bound to its TLS client certificate: connect with it (RFC 8705).")
+	}
+	sess.CertThumbprint = tp
+	return nil
+}

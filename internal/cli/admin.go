@@ -113,6 +113,7 @@ func clientsCommand() *command {
 		jwksURL                                     string
 		redirects, origins, jwksHosts               listFlag
 		lifetime                                    time.Duration
+		tlsAuth                                     authserver.ClientTLS
 	)
 	return &command{
 		name:    "clients",
@@ -125,7 +126,13 @@ func clientsCommand() *command {
       secret is printed this once and stored only as a hash. --scopes is the
       client's ceiling: nothing outside it is ever granted, whatever the
       client asks for. Backend clients authenticate with a signed JWT
-      (private_key_jwt): give --jwks-file (a JWK Set) or --jwks-url.
+      (private_key_jwt): give --jwks-file (a JWK Set) or --jwks-url; or by
+      their TLS client certificate (RFC 8705): --tls-auth tls_client_auth
+      with one of --tls-subject-dn, --tls-san-dns, --tls-san-uri (a SPIFFE
+      ID, say), checked against server.tls.client_ca_file; or --tls-auth
+      self_signed_tls_client_auth with the certificate's key in --jwks-file.
+      Their access tokens are then bound to that certificate (cnf
+      x5t#S256); --cert-bound binds a private_key_jwt client's tokens too.
   warden clients list                 one line per client
   warden clients show CLIENT_ID       the client as JSON (never its secret)
   warden clients disable CLIENT_ID    refuses new tokens and kills the client's
@@ -145,6 +152,11 @@ func clientsCommand() *command {
 			fs.StringVar(&jwksURL, "jwks-url", "", "URL of the backend client's JWK Set")
 			fs.Var(&jwksHosts, "jwks-host", "host the JWK Set URL may be fetched from (repeatable; default its own host)")
 			fs.DurationVar(&lifetime, "token-lifetime", 0, "access-token lifetime for this client (0: the server default)")
+			fs.StringVar(&tlsAuth.AuthMethod, "tls-auth", "", "authenticate by TLS client certificate: tls_client_auth or self_signed_tls_client_auth")
+			fs.StringVar(&tlsAuth.SubjectDN, "tls-subject-dn", "", "tls_client_auth: the certificate's subject DN (RFC 4514, e.g. 'CN=lab,O=Partner')")
+			fs.StringVar(&tlsAuth.SANDNS, "tls-san-dns", "", "tls_client_auth: a DNS name the certificate carries")
+			fs.StringVar(&tlsAuth.SANURI, "tls-san-uri", "", "tls_client_auth: a URI the certificate carries (e.g. spiffe://partner.example/lab)")
+			fs.BoolVar(&tlsAuth.BoundTokens, "cert-bound", false, "bind the client's access tokens to the TLS client certificate it presents")
 		},
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			verb, rest, err := subcommand(fs, args, "add", "list", "show", "disable", "enable")
@@ -164,7 +176,7 @@ func clientsCommand() *command {
 			switch verb {
 			case "add":
 				nc := authserver.NewClient{Name: name, Type: typ, RedirectURIs: redirects, Scopes: scopes, TokenLifetime: lifetime,
-					Owner: owner, Contact: contact, Origins: origins, JWKSURL: jwksURL, JWKSHosts: jwksHosts}
+					Owner: owner, Contact: contact, Origins: origins, JWKSURL: jwksURL, JWKSHosts: jwksHosts, TLS: tlsAuth}
 				if jwksFile != "" {
 					b, err := os.ReadFile(jwksFile)
 					if err != nil {
@@ -404,7 +416,7 @@ func mintLaunch(ctx context.Context, a *adminSession, l authserver.LaunchContext
 	if err != nil {
 		return "", err
 	}
-	srv, err := newAuthServer(ctx, a.cfg, a.db, a.core, api, a.base)
+	srv, err := newAuthServer(ctx, a.cfg, a.db, a.core, api, a.base, nil)
 	if err != nil {
 		return "", err
 	}

@@ -100,7 +100,7 @@ func policyOptions(cfg config.Config) policy.Options {
 }
 
 // newAuthServer builds the SMART authorization server.
-func newAuthServer(ctx context.Context, cfg config.Config, db database, core *authCore, api *fhirapi.API, issuer string) (*authserver.Server, error) {
+func newAuthServer(ctx context.Context, cfg config.Config, db database, core *authCore, api *fhirapi.API, issuer string, certs authserver.CertificateChecker) (*authserver.Server, error) {
 	cookieKey, err := secretFile(cfg.DataDir, "cookie.key", 32)
 	if err != nil {
 		return nil, err
@@ -128,6 +128,7 @@ func newAuthServer(ctx context.Context, cfg config.Config, db database, core *au
 		OnlineLifetime:       cfg.Auth.OnlineRefreshLifetime,
 		Upstream:             upstream,
 		UpstreamName:         cfg.Auth.Upstream.Name,
+		Certificates:         certs,
 	})
 }
 

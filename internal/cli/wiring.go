@@ -280,7 +280,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	in.api = api
-	if in.auth, err = newAuthServer(ctx, cfg, st, core, api, base); err != nil {
+	var certs authserver.CertificateChecker
+	if in.tls != nil {
+		certs = in.tls
+	}
+	if in.auth, err = newAuthServer(ctx, cfg, st, core, api, base, certs); err != nil {
 		return fail(err)
 	}
 	adminToken, err := adminTokenFile(cfg.DataDir)
