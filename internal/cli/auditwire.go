@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/audit/journal"
 	"github.com/wardenfhir/warden/internal/audit/tlog"
 	"github.com/wardenfhir/warden/internal/config"
@@ -29,6 +30,10 @@ type auditTrail struct {
 	journal  *journal.Recovering
 	log      *tlog.Log
 	pipeline *audit.JournaledPipeline
+	// index keeps the searchable copy of the trail (AuditEvent resources
+	// in the FHIR store), in the background and before every AuditEvent
+	// read.
+	index *index.Indexer
 }
 
 // auditLogPrefix is where the FHIR listener serves the transparency log
@@ -155,7 +160,16 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 }
 
 // Run sequences journaled events into the log until ctx ends.
-func (t *auditTrail) Run(ctx context.Context) error { return t.pipeline.Run(ctx, sequenceEvery) }
+func (t *auditTrail) Run(ctx context.Context) error {
+	if t.index != nil {
+		go t.index.Run(ctx, indexEvery)
+	}
+	return t.pipeline.Run(ctx, sequenceEvery)
+}
+
+// indexEvery is how often the trail's searchable copy catches up in the
+// background (AuditEvent reads catch it up first anyway).
+const indexEvery = time.Second
 
 // Close stops the log (its last checkpoint is published) and the journal.
 func (t *auditTrail) Close(ctx context.Context) error {

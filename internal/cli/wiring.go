@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/adminapi"
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/config"
@@ -258,6 +259,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		// commitments): witnesses, monitors and auditors follow it here.
 		probe.Handle(auditLogPrefix, http.StripPrefix(auditLogPrefix, trail.log.Handler()))
 	}
+	var freshen func(context.Context) error
+	if in.audit != nil {
+		x, err := index.New(in.audit.journal, st, st, index.Options{Base: base, Rate: cfg.Audit.IndexRate})
+		if err != nil {
+			return fail(err)
+		}
+		in.audit.index = x
+		freshen = func(ctx context.Context) error { _, err := x.CatchUp(ctx); return err }
+	}
 	api, err := fhirapi.New(st, fhirapi.Options{
 		BaseURL:              base,
 		CursorKey:            cursorKey,
@@ -274,6 +284,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		Policy:               policyOptions(cfg),
 		Site:                 site,
 		Audit:                sink,
+		BeforeAuditEventRead: freshen,
 		OAuth:                oauthURIs(base),
 	})
 	if err != nil {

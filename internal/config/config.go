@@ -121,6 +121,7 @@ type Upstream struct {
 // committed to the transparency log in DATA_DIR/audit/log.
 type Audit struct {
 	Disabled      bool   `yaml:"disabled" doc:"serve every request UNAUDITED (no AuditEvent, no log); only for measuring the audit trail's cost, never in production; each start logs an error while it is set"`
+	IndexRate     int    `yaml:"index_rate" doc:"events per second at most that the background indexer adds to the searchable copy of the trail (AuditEvent search), so that load peaks do not also pay for indexing; a search of AuditEvents always catches up first; 0 is unbounded"`
 	WitnessPolicy string `yaml:"witness_policy" doc:"C2SP tlog-policy file naming the witnesses (warden witness) that must cosign each checkpoint before it is published; empty publishes checkpoints signed by Warden alone"`
 }
 
@@ -163,6 +164,7 @@ func Default() Config {
 			StepUp:                 []string{"delete", "everything"},
 			StepUpMaxAge:           15 * time.Minute,
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Audit: Audit{IndexRate: 1000},
+		Log:   Log{Level: "info", Format: "json"},
 	}
 }

@@ -50,6 +50,7 @@ func TestDefaults(t *testing.T) {
 		"admin.addr":                       "127.0.0.1:9464",
 		"admin.pprof":                      "false",
 		"audit.disabled":                   "false",
+		"audit.index_rate":                 "1000",
 		"audit.witness_policy":             "",
 		"store.url":                        "",
 		"store.sqlite_synchronous":         "full",
@@ -199,7 +200,8 @@ log:
 		Auth: config.Auth{AccessTokenLifetime: 3 * time.Minute, SensitiveScopes: []string{"patient/*.cruds"}, SensitiveTokenLifetime: time.Minute,
 			RefreshTokenLifetime: 720 * time.Hour, OnlineRefreshLifetime: 8 * time.Hour, SigningKeyRotation: 168 * time.Hour,
 			StepUp: []string{"delete"}, StepUpMaxAge: 5 * time.Minute},
-		Log: config.Log{Level: "debug", Format: "text"},
+		Audit: config.Audit{IndexRate: 1000},
+		Log:   config.Log{Level: "debug", Format: "text"},
 	}
 	cfg, err := config.Load(writeConfig(t, full), nil)
 	if err != nil {

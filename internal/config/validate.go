@@ -114,6 +114,7 @@ func (c Config) Validate() error {
 			v.fail("auth.step_up", "%q: want delete, everything, create or update", s)
 		}
 	}
+	v.between("audit.index_rate", c.Audit.IndexRate, 0, 1_000_000)
 	for _, s := range a.SensitiveScopes {
 		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t") {
 			v.fail("auth.sensitive_scopes", "%q is not one scope", s)

@@ -8,6 +8,7 @@
 package fhirapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -60,6 +61,10 @@ type Options struct {
 	// only once its event is durable, and is a 503 if it cannot be.
 	// Nil audits nothing (tests of REST semantics, benchmarks).
 	Audit audit.Sink
+	// BeforeAuditEventRead, when set, runs before every request that can
+	// return AuditEvents, so that the trail's searchable copy holds every
+	// event made durable before the request (the indexer's CatchUp).
+	BeforeAuditEventRead func(ctx context.Context) error
 	// Policy configures the authorization decisions.
 	Policy policy.Options
 	// Unauthenticated serves every request without a token, with the

@@ -1,6 +1,7 @@
 package fhirapi
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 )
@@ -78,9 +79,36 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 		a.writeError(w, r, errorf(http.StatusNotFound, "not-found", "Unknown path or method"))
 		return
 	}
+	if a.opts.BeforeAuditEventRead != nil && mayReturnAuditEvents(r.Method, seg) {
+		if err := a.opts.BeforeAuditEventRead(r.Context()); err != nil {
+			a.log.LogAttrs(r.Context(), slog.LevelError, "the audit trail's searchable copy is behind", slog.String("error", err.Error()))
+			a.writeError(w, r, errorf(http.StatusServiceUnavailable, "transient", "The audit trail cannot be searched right now; retry later"))
+			return
+		}
+	}
 	if err := h(w, r, seg); err != nil {
 		a.writeError(w, r, err)
 	}
+}
+
+// mayReturnAuditEvents reports whether a request can return AuditEvents:
+// reads and searches of the type, a patient's compartment, $everything,
+// and system-level searches and history.
+func mayReturnAuditEvents(method string, seg []string) bool {
+	if method != http.MethodGet && method != http.MethodPost {
+		return false
+	}
+	switch n := len(seg); {
+	case n == 0 && method == http.MethodGet:
+		return true
+	case n >= 1 && seg[0] == "AuditEvent":
+		return true
+	case n == 1 && seg[0] == "_history":
+		return true
+	case n == 3 && seg[0] == "Patient" && (seg[2] == "AuditEvent" || seg[2] == "$everything"):
+		return true
+	}
+	return false
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, seg []string) error

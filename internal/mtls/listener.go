@@ -147,7 +147,7 @@ type Identity struct {
 	// Verified: the certificate chains to a trusted CA (PKI-bound);
 	// false for a self-signed certificate, which binds only to a key a
 	// client registered.
-	Verified bool
+	Verified  bool
 	SubjectDN string
 	DNSNames  []string
 	URIs      []string // including SPIFFE IDs

@@ -1,0 +1,366 @@
+// Package index makes the audit trail searchable: an Indexer reads the
+// events of the audit journal (internal/audit/journal) from a persisted
+// cursor and stores each one as an AuditEvent resource in the FHIR store,
+// with the event id as resource id, its search index entries and its
+// Patient compartment, so that the read-only FHIR API can search the
+// trail (by patient, agent, date, outcome, entity, ...).
+//
+// It never changes an event: the stored resource is the journal's
+// canonical event plus meta.versionId and meta.lastUpdated. It never
+// writes a version 2 of an AuditEvent, never deletes one, and never
+// imports net/http. Indexing is at least once and idempotent: after a
+// crash it re-reads from the last persisted cursor, and an event already
+// stored is left as it is.
+package index
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// Source is what the Indexer reads: the audit journal
+// (*journal.Journal; audit.Journal without Append).
+type Source interface {
+	// Read calls fn for the durable entries from seq on, in order.
+	Read(from uint64, fn func(seq uint64, entry []byte) error) error
+	// Len is the number of durable entries.
+	Len() uint64
+}
+
+// Records kind and key of the cursor: the value is the decimal sequence
+// number of the next journal entry to index.
+const (
+	KindCursor = "audit-indexed"
+	keyCursor  = "next"
+)
+
+// DefaultBatch is how many events one store transaction writes.
+const DefaultBatch = 256
+
+// ErrBadEvent is a journal entry whose event cannot be stored as an
+// AuditEvent (it does not decode, or is not an AuditEvent with the
+// entry's id). The Indexer stops at it rather than skip an event.
+var ErrBadEvent = errors.New("index: journal entry is not an indexable AuditEvent")
+
+// Indexer stores journaled audit events in the FHIR store.
+type Indexer struct {
+	src     Source
+	db      store.Store
+	marks   store.Records
+	reg     *searchparam.Registry
+	base    string // Options.Base with a trailing "/", or ""
+	batch   int
+	workers int
+
+	kick    chan struct{}
+	indexed atomic.Uint64 // the cursor as last persisted
+
+	mu      sync.Mutex
+	lastErr error
+
+	catchingUp sync.Mutex // one CatchUp at a time: Run's and on-demand ones
+	rate       int        // Options.Rate
+}
+
+// Options configure an Indexer.
+type Options struct {
+	// Batch is the number of events per store transaction; DefaultBatch
+	// when 0.
+	Batch int
+	// Workers prepare events (JSON decoding, index extraction) in
+	// parallel; GOMAXPROCS when 0.
+	Workers int
+	// Base is the server's FHIR base URL. References under it in an
+	// event (a user's fhirUser given as an absolute URL) are indexed as
+	// relative Type/id references, as the store requires for them to
+	// match a search (store.Store.Search); the stored event keeps them
+	// as recorded.
+	Base string
+	// Rate bounds how many events per second Run indexes in the
+	// background (0: as many as there are), so that a burst of requests
+	// does not also pay for indexing at once; CatchUp (before every
+	// AuditEvent read) is never bounded.
+	Rate int
+}
+
+// New returns an Indexer reading src, writing resources to db and its
+// cursor to marks (usually db too).
+func New(src Source, db store.Store, marks store.Records, opts Options) (*Indexer, error) {
+	if src == nil || db == nil || marks == nil {
+		return nil, errors.New("index: the indexer needs a journal, a store and a record store")
+	}
+	reg, err := searchparam.R4()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = DefaultBatch
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	base := strings.TrimSuffix(opts.Base, "/")
+	if base != "" {
+		base += "/"
+	}
+	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), kick: make(chan struct{}, 1)}, nil
+}
+
+// Run indexes new journal entries every interval (and at once after
+// Kick) until ctx ends, and returns ctx's error. A failed round is
+// retried at the next tick; Err reports the last failure.
+func (x *Indexer) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	limit := 0
+	if x.rate > 0 {
+		limit = max(1, int(float64(x.rate)*interval.Seconds()))
+	}
+	for {
+		_, err := x.catchUp(ctx, limit)
+		if ctx.Err() == nil {
+			x.mu.Lock()
+			x.lastErr = err
+			x.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-x.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// Kick asks Run to index now rather than at the next tick.
+func (x *Indexer) Kick() {
+	select {
+	case x.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Err returns the error of Run's last round (nil if it succeeded).
+func (x *Indexer) Err() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.lastErr
+}
+
+// Indexed returns the cursor as this Indexer last persisted it (0 before
+// its first batch): with the journal's Len, the indexing backlog.
+func (x *Indexer) Indexed() uint64 { return x.indexed.Load() }
+
+// Cursor returns the sequence number of the next journal entry to index,
+// as persisted.
+func (x *Indexer) Cursor(ctx context.Context) (uint64, error) {
+	r, err := x.marks.GetRecord(ctx, KindCursor, keyCursor)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(r.Value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("index: cursor record: %w", err)
+	}
+	return n, nil
+}
+
+// CatchUp indexes every entry durable in the journal when it is called,
+// from the persisted cursor on, and returns how many it stored or found
+// already stored. Each batch is one store transaction followed by the
+// cursor update, so a crash between the two only repeats the batch.
+func (x *Indexer) CatchUp(ctx context.Context) (int, error) { return x.catchUp(ctx, 0) }
+
+// catchUp is CatchUp storing at most limit events (0: no limit).
+func (x *Indexer) catchUp(ctx context.Context, limit int) (int, error) {
+	x.catchingUp.Lock()
+	defer x.catchingUp.Unlock()
+	next, err := x.Cursor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	end := x.src.Len()
+	done := 0
+	for next < end && (limit <= 0 || done < limit) {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		batch := x.batch
+		if limit > 0 {
+			batch = min(batch, limit-done)
+		}
+		entries := make([][]byte, 0, min(uint64(batch), end-next))
+		err := x.src.Read(next, func(seq uint64, entry []byte) error {
+			if len(entries) == batch || seq >= end {
+				return errStop
+			}
+			entries = append(entries, entry)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return done, err
+		}
+		if len(entries) == 0 {
+			break
+		}
+		writes, err := x.prepare(entries, next)
+		if err != nil {
+			return done, err
+		}
+		if err := x.db.Tx(ctx, func(tx store.Tx) error {
+			for _, w := range writes {
+				// Version 1 of an id already stored is a conflict: the
+				// event was indexed before a crash; keep it.
+				if err := tx.Put(ctx, w); err != nil && !errors.Is(err, store.ErrConflict) {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return done, fmt.Errorf("index: storing events %d to %d: %w", next, next+uint64(len(entries))-1, err)
+		}
+		next += uint64(len(entries))
+		if err := x.marks.PutRecord(ctx, store.Record{Kind: KindCursor, Key: keyCursor, Value: strconv.AppendUint(nil, next, 10)}); err != nil {
+			return done, err
+		}
+		x.indexed.Store(next)
+		done += len(entries)
+	}
+	return done, nil
+}
+
+var errStop = errors.New("index: batch full")
+
+// prepare decodes entries (journal seq first, first+1, …) into store
+// writes, on x.workers goroutines.
+func (x *Indexer) prepare(entries [][]byte, first uint64) ([]store.Write, error) {
+	writes := make([]store.Write, len(entries))
+	errs := make([]error, len(entries))
+	var wg sync.WaitGroup
+	var nextJob atomic.Int64
+	for range min(x.workers, len(entries)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(nextJob.Add(1) - 1)
+				if i >= len(entries) {
+					return
+				}
+				writes[i], errs[i] = x.write(entries[i])
+				if errs[i] != nil {
+					errs[i] = fmt.Errorf("journal entry %d: %w", first+uint64(i), errs[i])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return writes, errors.Join(errs...)
+}
+
+// lastUpdatedLayout is meta.lastUpdated as the FHIR API writes it.
+const lastUpdatedLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// write is the store write of one journal entry: the canonical event
+// with meta.versionId 1 and meta.lastUpdated the event's time (so that
+// indexing again gives the same bytes), its index entries and its
+// Patient compartment.
+func (x *Indexer) write(entry []byte) (store.Write, error) {
+	e, err := audit.DecodeJournalEntry(entry)
+	if err != nil {
+		return store.Write{}, err
+	}
+	d := json.NewDecoder(bytes.NewReader(e.Canonical))
+	d.UseNumber()
+	var ev map[string]any
+	if err := d.Decode(&ev); err != nil {
+		return store.Write{}, fmt.Errorf("%w: %w", ErrBadEvent, err)
+	}
+	if ev["resourceType"] != "AuditEvent" || ev["id"] != e.ID || e.ID == "" {
+		return store.Write{}, ErrBadEvent
+	}
+	at := e.Time.UTC().Truncate(time.Millisecond)
+	meta, _ := ev["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["versionId"] = "1"
+	meta["lastUpdated"] = at.Format(lastUpdatedLayout)
+	ev["meta"] = meta
+	body, err := audit.Canonical(ev)
+	if err != nil {
+		return store.Write{}, err
+	}
+	// The index, not the stored event, sees references to this server
+	// as relative ones.
+	if x.base != "" {
+		relativize(ev, x.base, 0)
+	}
+	entries := x.reg.Extract("AuditEvent", ev)
+	patients := x.reg.PatientCompartment("AuditEvent", entries)
+	return store.Write{
+		Resource: store.Resource{Type: "AuditEvent", ID: e.ID, Version: 1, LastUpdated: at, JSON: body},
+		Entries:  entries,
+		Patients: patients,
+	}, nil
+}
+
+// relativize rewrites, in place, every Reference.reference of v that is
+// base followed by Type/id into Type/id.
+func relativize(v any, base string, depth int) {
+	if depth > 64 {
+		return
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if s, ok := e.(string); ok && k == "reference" {
+				if rel, ok := strings.CutPrefix(s, base); ok && isLocalRef(rel) {
+					v[k] = rel
+				}
+				continue
+			}
+			relativize(e, base, depth+1)
+		}
+	case []any:
+		for _, e := range v {
+			relativize(e, base, depth+1)
+		}
+	}
+}
+
+// isLocalRef reports whether s is Type/id (FHIR R4 §2.1.0.6 literal
+// references: a resource type, "/", an id of [A-Za-z0-9-.]{1,64}).
+func isLocalRef(s string) bool {
+	typ, id, ok := strings.Cut(s, "/")
+	if !ok || typ == "" || typ[0] < 'A' || typ[0] > 'Z' || len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, c := range typ {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	for _, c := range id {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
