@@ -154,6 +154,7 @@ type clientRequest struct {
 	TLSSANDNS      string `json:"tls_client_auth_san_dns"`
 	TLSSANURI      string `json:"tls_client_auth_san_uri"`
 	TLSBoundTokens bool   `json:"tls_client_certificate_bound_access_tokens"`
+	DPoPBound      bool   `json:"dpop_bound_access_tokens"`
 }
 
 func (a *API) addClient(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +164,8 @@ func (a *API) addClient(w http.ResponseWriter, r *http.Request) {
 	}
 	nc := authserver.NewClient{Name: req.Name, Type: req.Type, RedirectURIs: req.RedirectURIs, Scopes: req.Scopes, GrantTypes: req.GrantTypes,
 		Owner: req.Owner, Contact: req.Contact, Origins: req.Origins, JWKSURL: req.JWKSURL, JWKSHosts: req.JWKSHosts,
-		TLS: authserver.ClientTLS{AuthMethod: req.TLSAuthMethod, SubjectDN: req.TLSSubjectDN, SANDNS: req.TLSSANDNS, SANURI: req.TLSSANURI, BoundTokens: req.TLSBoundTokens}}
+		TLS:       authserver.ClientTLS{AuthMethod: req.TLSAuthMethod, SubjectDN: req.TLSSubjectDN, SANDNS: req.TLSSANDNS, SANURI: req.TLSSANURI, BoundTokens: req.TLSBoundTokens},
+		DPoPBound: req.DPoPBound}
 	switch req.TLSAuthMethod {
 	case "", "client_secret_basic", "client_secret_post", "private_key_jwt", "none":
 		nc.TLS.AuthMethod = "" // the other methods follow from the client type

@@ -53,6 +53,7 @@ func (s *Server) metadata() map[string]any {
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt", TLSClientAuth, SelfSignedTLSClientAuth},
 		"tls_client_certificate_bound_access_tokens":       true,
+		"dpop_signing_alg_values_supported":                s.dpopAlgorithms(),
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
 		"introspection_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 		"revocation_endpoint_auth_methods_supported":       []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
@@ -131,4 +132,13 @@ func openCORS(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(http.StatusMethodNotAllowed)
 	}
 	return false
+}
+
+// dpopAlgorithms are the DPoP proof algorithms the token endpoint takes
+// (RFC 9449 §5.1); none without a verifier.
+func (s *Server) dpopAlgorithms() []string {
+	if s.o.DPoP == nil {
+		return []string{}
+	}
+	return s.o.DPoP.Algorithms()
 }

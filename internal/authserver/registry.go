@@ -65,8 +65,13 @@ type Client struct {
 	SecretHash    []byte        `json:"secret_hash,omitempty"`
 	Disabled      bool          `json:"disabled,omitempty"`
 	// TLS is the client's mutual-TLS authentication (RFC 8705), if any.
-	TLS     ClientTLS `json:"tls,omitzero"`
-	Created time.Time `json:"created"`
+	TLS ClientTLS `json:"tls,omitzero"`
+	// DPoPBound requires a DPoP proof at every token request, so that all
+	// the client's tokens are DPoP-bound (RFC 9449 §5.2
+	// dpop_bound_access_tokens); without it a proof is optional and binds
+	// the grant when present.
+	DPoPBound bool      `json:"dpop_bound_access_tokens,omitempty"`
+	Created   time.Time `json:"created"`
 }
 
 // Client authentication methods by certificate (RFC 8705 §2).
@@ -112,6 +117,7 @@ type NewClient struct {
 	JWKSURL       string
 	JWKSHosts     []string // empty with JWKSURL set: the JWKSURL's own host
 	TLS           ClientTLS
+	DPoPBound     bool
 }
 
 // ClientTokens kills the tokens of a disabled client at once and lets a
@@ -146,7 +152,7 @@ func (r *Registry) Add(ctx context.Context, n NewClient) (Client, string, error)
 		Scopes: n.Scopes, GrantTypes: slices.Clone(n.GrantTypes), TokenLifetime: n.TokenLifetime,
 		Owner: n.Owner, Contact: n.Contact, Origins: slices.Clone(n.Origins),
 		JWKS: n.JWKS, JWKSURL: n.JWKSURL, JWKSHosts: slices.Clone(n.JWKSHosts),
-		TLS: n.TLS, Created: r.now().UTC(),
+		TLS: n.TLS, DPoPBound: n.DPoPBound, Created: r.now().UTC(),
 	}
 	if c.TLS.AuthMethod != "" {
 		c.TLS.BoundTokens = true

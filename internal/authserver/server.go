@@ -31,6 +31,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/hmac"
 
+	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/identity"
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/tokens"
@@ -110,6 +111,9 @@ type Options struct {
 	// *mtls.Listener) for clients that authenticate with one (RFC 8705);
 	// nil refuses tls_client_auth.
 	Certificates CertificateChecker
+	// DPoP verifies DPoP proofs at the token endpoint (RFC 9449 §5); nil
+	// refuses requests that carry one.
+	DPoP *dpop.Verifier
 }
 
 // Server is the authorization server.

@@ -37,6 +37,10 @@ type Session struct {
 	// presented at the token endpoint (RFC 8705 §3), set anew on every
 	// token request of a client registered for bound tokens.
 	CertThumbprint string `json:"x5t_s256,omitempty"`
+	// JKT binds the grant to a DPoP key (RFC 9449 §5, §6): its access
+	// tokens carry cnf jkt, and its refresh tokens work only with a proof
+	// by the same key (the grant is bound at its first token request).
+	JKT string `json:"jkt,omitempty"`
 }
 
 var _ fosite.Session = (*Session)(nil)

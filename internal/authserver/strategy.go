@@ -63,6 +63,7 @@ func (s *accessTokenStrategy) GenerateAccessToken(ctx context.Context, req fosit
 		// The site policy lets a break-the-glass token read, flagged.
 		BreakGlassReason: sess.BreakGlassReason,
 		CertThumbprint:   sess.CertThumbprint,
+		JKT:              sess.JKT,
 	})
 	if err != nil {
 		return "", "", err

@@ -3,6 +3,7 @@ package authserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/smart"
 	"github.com/wardenfhir/warden/internal/tokens"
@@ -41,6 +43,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.allowTokenCORS(ctx, w, r)
 	s.fillPublicRefreshClient(ctx, r)
 
+	// The DPoP proof is checked before the grant is looked at, so that a
+	// bad proof does not use up an authorization code.
+	proof, err := s.dpopProof(r)
+	if err != nil {
+		s.provider.WriteAccessError(ctx, w, nil, err)
+		return
+	}
 	sess := &Session{}
 	ar, err := s.provider.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -52,6 +61,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := bindToCertificate(r, ar); err != nil {
+		s.provider.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if err := bindToDPoPKey(ar, proof); err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)
 		return
 	}
@@ -227,7 +240,11 @@ func (s *Server) addSMARTResponse(ctx context.Context, ar fosite.AccessRequester
 	}
 	notes.Patient(sess.Patient)
 	notes.BreakGlass(sess.BreakGlassReason)
-	resp.SetTokenType("Bearer")
+	if sess.JKT != "" {
+		resp.SetTokenType("DPoP") // RFC 9449 §5
+	} else {
+		resp.SetTokenType("Bearer")
+	}
 	resp.SetScopes(granted)
 	// The token service's clock, not fosite's, set the expiry.
 	resp.SetExpiresIn(sess.GetExpiresAt(fosite.AccessToken).Sub(s.o.Now()).Round(time.Second))
@@ -345,3 +362,49 @@ func bindToCertificate(r *http.Request, ar fosite.AccessRequester) error {
 	sess.CertThumbprint = tp
 	return nil
 }
+
+// dpopProof verifies the request's DPoP proof (RFC 9449 §4.3) for the
+// token endpoint; nil without one.
+func (s *Server) dpopProof(r *http.Request) (*dpop.Proof, error) {
+	raw := r.Header.Values("DPoP")
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if len(raw) > 1 || s.o.DPoP == nil {
+		return nil, invalidDPoPProof
+	}
+	proof, err := s.o.DPoP.VerifyContext(r.Context(), raw[0], r.Method, s.urls.token, "", s.o.Now())
+	if err != nil {
+		if errors.Is(err, dpop.ErrReplayCheck) {
+			return nil, fosite.ErrTemporarilyUnavailable.WithHint("DPoP proofs cannot be checked right now.")
+		}
+		return nil, invalidDPoPProof
+	}
+	return &proof, nil
+}
+
+// bindToDPoPKey binds the grant to the key of the request's DPoP proof
+// (RFC 9449 §5): the access token carries cnf jkt, and a grant bound
+// once (its refresh tokens) takes only proofs by that key afterwards. A
+// client registered with dpop_bound_access_tokens must send a proof.
+func bindToDPoPKey(ar fosite.AccessRequester, proof *dpop.Proof) error {
+	sess, ok := ar.GetSession().(*Session)
+	if !ok {
+		return fosite.ErrServerError
+	}
+	if proof == nil {
+		if fc, _ := ar.GetClient().(*fositeClient); sess.JKT != "" || (fc != nil && fc.DPoPBound) {
+			return fosite.ErrInvalidRequest.WithHint("This grant is bound to a DPoP key: send a DPoP proof (RFC 9449).")
+		}
+		return nil
+	}
+	if sess.JKT != "" && sess.JKT != proof.JKT {
+		return fosite.ErrInvalidGrant.WithHint("This grant is bound to another DPoP key.")
+	}
+	sess.JKT = proof.JKT
+	return nil
+}
+
+// invalidDPoPProof is RFC 9449 §5's error for a proof the token endpoint
+// refuses.
+var invalidDPoPProof = &fosite.RFC6749Error{ErrorField: "invalid_dpop_proof", DescriptionField: "The DPoP proof is invalid.", CodeField: http.StatusBadRequest}

@@ -114,6 +114,7 @@ func clientsCommand() *command {
 		redirects, origins, jwksHosts               listFlag
 		lifetime                                    time.Duration
 		tlsAuth                                     authserver.ClientTLS
+		dpopBound                                   bool
 	)
 	return &command{
 		name:    "clients",
@@ -157,6 +158,7 @@ func clientsCommand() *command {
 			fs.StringVar(&tlsAuth.SANDNS, "tls-san-dns", "", "tls_client_auth: a DNS name the certificate carries")
 			fs.StringVar(&tlsAuth.SANURI, "tls-san-uri", "", "tls_client_auth: a URI the certificate carries (e.g. spiffe://partner.example/lab)")
 			fs.BoolVar(&tlsAuth.BoundTokens, "cert-bound", false, "bind the client's access tokens to the TLS client certificate it presents")
+			fs.BoolVar(&dpopBound, "dpop-bound", false, "require a DPoP proof at every token request, so that all the client's tokens are DPoP-bound (RFC 9449); without it a proof is optional")
 		},
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			verb, rest, err := subcommand(fs, args, "add", "list", "show", "disable", "enable")
@@ -176,7 +178,7 @@ func clientsCommand() *command {
 			switch verb {
 			case "add":
 				nc := authserver.NewClient{Name: name, Type: typ, RedirectURIs: redirects, Scopes: scopes, TokenLifetime: lifetime,
-					Owner: owner, Contact: contact, Origins: origins, JWKSURL: jwksURL, JWKSHosts: jwksHosts, TLS: tlsAuth}
+					Owner: owner, Contact: contact, Origins: origins, JWKSURL: jwksURL, JWKSHosts: jwksHosts, TLS: tlsAuth, DPoPBound: dpopBound}
 				if jwksFile != "" {
 					b, err := os.ReadFile(jwksFile)
 					if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/identity"
 	"github.com/wardenfhir/warden/internal/keyring"
@@ -37,6 +38,10 @@ type authCore struct {
 	tokens  *tokens.Service
 	users   *identity.Directory
 	clients *authserver.Registry
+	// dpop checks DPoP proofs at the token endpoint and the FHIR API;
+	// its memory of used proofs is this process's (a replica refuses a
+	// replay it saw itself).
+	dpop *dpop.Verifier
 }
 
 // openAuthCore opens the keyring in DATA_DIR/keys and the token service
@@ -69,7 +74,12 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 	if err != nil {
 		return nil, fmt.Errorf("starting the token service: %w", err)
 	}
+	dv, err := dpop.New(dpop.Options{})
+	if err != nil {
+		return nil, err
+	}
 	return &authCore{
+		dpop:    dv,
 		bus:     bus,
 		keys:    keys,
 		tokens:  ts,
@@ -129,6 +139,7 @@ func newAuthServer(ctx context.Context, cfg config.Config, db database, core *au
 		Upstream:             upstream,
 		UpstreamName:         cfg.Auth.Upstream.Name,
 		Certificates:         certs,
+		DPoP:                 core.dpop,
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,6 +286,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		Site:                 site,
 		Audit:                sink,
 		BeforeAuditEventRead: freshen,
+		DPoP:                 core.dpop,
+		Origin:               originOf(base),
 		OAuth:                oauthURIs(base),
 	})
 	if err != nil {
@@ -380,4 +383,14 @@ func (in *instance) Close() error {
 	}
 	errs = append(errs, in.store.Close())
 	return errors.Join(errs...)
+}
+
+// originOf is the scheme://host[:port] of the base URL: what DPoP proofs'
+// htu must start with.
+func originOf(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }

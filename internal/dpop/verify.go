@@ -350,3 +350,13 @@ func replayID(jkt, jti string) [sha256.Size]byte {
 	h.Sum(id[:0])
 	return id
 }
+
+// Algorithms are the proof algorithms v accepts, for the DPoP challenge's
+// algs parameter (RFC 9449 §7.1).
+func (v *Verifier) Algorithms() []string {
+	out := make([]string, len(v.algs))
+	for i, a := range v.algs {
+		out[i] = string(a)
+	}
+	return out
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/fhir/model"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
@@ -65,6 +66,11 @@ type Options struct {
 	// return AuditEvents, so that the trail's searchable copy holds every
 	// event made durable before the request (the indexer's CatchUp).
 	BeforeAuditEventRead func(ctx context.Context) error
+	// DPoP verifies the proofs of DPoP-bound tokens (RFC 9449); nil
+	// refuses the DPoP scheme. Origin is the public scheme://host[:port]
+	// the proofs' htu must name (never taken from the request).
+	DPoP   *dpop.Verifier
+	Origin string
 	// Policy configures the authorization decisions.
 	Policy policy.Options
 	// Unauthenticated serves every request without a token, with the

@@ -1,12 +1,16 @@
 package fhirapi_test
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"math/big"
 	"net/http"
@@ -15,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/mtls"
 )
@@ -88,5 +95,81 @@ func TestSenderConstrainedTokens(t *testing.T) {
 	}
 	if status, _ := call("plain", &certB); status != http.StatusOK {
 		t.Errorf("an unbound token with some certificate: %d", status)
+	}
+}
+
+// dpopProof is a DPoP proof (RFC 9449 §4.2) by key for one request and
+// access token.
+func dpopProof(t *testing.T, key *ecdsa.PrivateKey, method, htu, token, jti string) string {
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ath := sha256.Sum256([]byte(token))
+	claims, _ := json.Marshal(map[string]any{"jti": jti, "htm": method, "htu": htu, "iat": time.Now().Unix(),
+		"ath": base64.RawURLEncoding.EncodeToString(ath[:])})
+	jws, err := s.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
+}
+
+// RFC 9449 at the FHIR API: a DPoP-bound token works only with a fresh
+// proof by its key, for this request.
+func TestDPoPBoundTokens(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tp, _ := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
+	bound := principal("phone", "Patient/p1", "p1", "patient/*.rs")
+	bound.JKT = base64.RawURLEncoding.EncodeToString(tp)
+	verifier := tokenTable{"dpop": bound, "plain": principal("app", "Patient/p1", "p1", "patient/*.rs")}
+	v, err := dpop.New(dpop.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	origin := "https://" + srv.Listener.Addr().String()
+	f := newAuthzFixture(t, func(o *fhirapi.Options) { o.Verifier, o.DPoP, o.Origin = verifier, v, origin })
+	srv.Config.Handler = f.api
+	srv.StartTLS()
+	defer srv.Close()
+	target := origin + "/fhir/Patient/p1"
+
+	call := func(scheme, token, proof string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, target, nil)
+		req.Header.Set("Authorization", scheme+" "+token)
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate") + " " + string(b)
+	}
+	used := dpopProof(t, key, "GET", target, "dpop", "used-once")
+	if st, body := call("DPoP", "dpop", used); st != http.StatusOK {
+		t.Fatalf("bound token with its proof: %d %s", st, body)
+	}
+	for _, c := range []struct{ name, scheme, token, proof string }{
+		{"as Bearer, no proof", "Bearer", "dpop", ""},
+		{"DPoP scheme, no proof", "DPoP", "dpop", ""},
+		{"proof by another key", "DPoP", "dpop", dpopProof(t, other, "GET", target, "dpop", "k2")},
+		{"replayed proof", "DPoP", "dpop", used},
+		{"proof for another URL", "DPoP", "dpop", dpopProof(t, key, "GET", origin+"/fhir/Patient/p2", "dpop", "k3")},
+		{"proof for another method", "DPoP", "dpop", dpopProof(t, key, "DELETE", target, "dpop", "k4")},
+		{"proof for another token (ath)", "DPoP", "dpop", dpopProof(t, key, "GET", target, "stolen", "k5")},
+		{"unbound token under the DPoP scheme", "DPoP", "plain", dpopProof(t, key, "GET", target, "plain", "k6")},
+	} {
+		if st, body := call(c.scheme, c.token, c.proof); st != http.StatusUnauthorized || strings.Contains(body, `"resourceType":"Patient"`) {
+			t.Errorf("%s: %d %s", c.name, st, body)
+		} else if !strings.Contains(body, "DPoP realm") {
+			t.Errorf("%s: challenge does not offer DPoP: %s", c.name, body)
+		}
 	}
 }
