@@ -46,6 +46,7 @@ func commands() []*command {
 		clientsCommand(),
 		usersCommand(),
 		launchCommand(),
+		witnessCommand(),
 		configCommand(),
 		versionCommand(),
 	}
