@@ -302,15 +302,28 @@ type leafBatch struct {
 // LeafIndexes returns the log index of every sequenced journal entry, in
 // journal order (for verification and proofs).
 func (p *JournaledPipeline) LeafIndexes(ctx context.Context) ([]uint64, error) {
-	list, err := p.marks.ListRecords(ctx, kindLeafIndex)
+	return LeafIndexes(ctx, p.marks)
+}
+
+// RecordLister is the part of a store LeafIndexes reads.
+type RecordLister interface {
+	ListRecords(ctx context.Context, kind string) ([]store.Record, error)
+}
+
+// LeafIndexes reads the leaf indexes a JournaledPipeline recorded in r:
+// the log index of journal entries 0, 1, …; a batch sequenced again after
+// a crash replaces the indexes recorded before it. Offline verifiers read
+// them this way, never writing.
+func LeafIndexes(ctx context.Context, r RecordLister) ([]uint64, error) {
+	list, err := r.ListRecords(ctx, kindLeafIndex)
 	if err != nil {
 		return nil, err
 	}
 	var out []uint64
-	for _, r := range list {
+	for _, rec := range list {
 		var b leafBatch
-		if err := json.Unmarshal(r.Value, &b); err != nil {
-			return nil, fmt.Errorf("audit: leaf index record %s: %w", r.Key, err)
+		if err := json.Unmarshal(rec.Value, &b); err != nil {
+			return nil, fmt.Errorf("audit: leaf index record %s: %w", rec.Key, err)
 		}
 		if b.First < uint64(len(out)) {
 			out = out[:b.First] // a batch sequenced again after a crash: the later indexes count

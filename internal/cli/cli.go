@@ -47,6 +47,7 @@ func commands() []*command {
 		usersCommand(),
 		launchCommand(),
 		witnessCommand(),
+		auditCommand(),
 		configCommand(),
 		versionCommand(),
 	}

@@ -145,7 +145,7 @@ func open(f *os.File) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	end, n, index, err := scan(f, fi.Size())
+	end, n, index, err := scan(f, fi.Size(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -176,8 +176,10 @@ func open(f *os.File) (*Journal, error) {
 
 // scan reads the frames of a file of the given size and returns the end of
 // the last good frame, the number of good frames and the sparse index. A
-// torn tail is left out of end; other damage is ErrCorrupt.
-func scan(r io.ReaderAt, size int64) (end int64, n uint64, index []int64, err error) {
+// torn tail is left out of end; other damage is ErrCorrupt. If visit is not
+// nil it is called with each good frame's payload, valid only during the
+// call; its error stops the scan and is returned as is.
+func scan(r io.ReaderAt, size int64, visit func(seq uint64, payload []byte) error) (end int64, n uint64, index []int64, err error) {
 	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<20)
 	var hdr [headerSize]byte
 	var payload []byte
@@ -212,6 +214,11 @@ func scan(r io.ReaderAt, size int64) (end int64, n uint64, index []int64, err er
 				return 0, 0, nil, fmt.Errorf("%w: checksum mismatch in entry %d at offset %d", ErrCorrupt, n, end)
 			}
 			return end, n, index, nil
+		}
+		if visit != nil {
+			if err := visit(n, payload); err != nil {
+				return 0, 0, nil, err
+			}
 		}
 		if n%indexEvery == 0 {
 			index = append(index, end)
