@@ -21,6 +21,13 @@ type Journal interface {
 	// Append returns once entry is on stable storage, with its sequence
 	// number (0, 1, 2, … in journal order).
 	Append(ctx context.Context, entry []byte) (uint64, error)
+	JournalReader
+}
+
+// JournalReader is the journal as its readers see it: the sequencer, the
+// indexer, the exporter (a *journal.Journal, or a *journal.Follower beside
+// a running server).
+type JournalReader interface {
 	// Read calls fn for the durable entries from seq on, in order.
 	Read(from uint64, fn func(seq uint64, entry []byte) error) error
 	// Len is the number of durable entries.

@@ -22,16 +22,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
-// Source is the journal the exporter reads (*journal.Journal).
-type Source interface {
-	// Read calls fn for the durable entries from seq on, in order.
-	Read(from uint64, fn func(seq uint64, entry []byte) error) error
-	// Len is the number of durable entries.
-	Len() uint64
-}
+// Source is the journal the exporter reads.
+type Source = audit.JournalReader
 
 // Formats of Options.Format.
 const (

@@ -31,14 +31,8 @@ import (
 	"github.com/wardenfhir/warden/internal/store"
 )
 
-// Source is what the Indexer reads: the audit journal
-// (*journal.Journal; audit.Journal without Append).
-type Source interface {
-	// Read calls fn for the durable entries from seq on, in order.
-	Read(from uint64, fn func(seq uint64, entry []byte) error) error
-	// Len is the number of durable entries.
-	Len() uint64
-}
+// Source is what the Indexer reads: the audit journal.
+type Source = audit.JournalReader
 
 // Records kind and key of the cursor: the value is the decimal sequence
 // number of the next journal entry to index.
