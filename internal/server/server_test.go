@@ -89,10 +89,11 @@ func devTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := mtls.ServerConfig(p.CertFile, p.KeyFile, "1.3")
+	l, err := mtls.NewListener(mtls.ServerOptions{CertFile: p.CertFile, KeyFile: p.KeyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := l.TLSConfig()
 	caPEM, err := os.ReadFile(p.CAFile)
 	if err != nil {
 		t.Fatal(err)
