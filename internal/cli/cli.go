@@ -48,6 +48,7 @@ func commands() []*command {
 		launchCommand(),
 		witnessCommand(),
 		auditCommand(),
+		pkiCommand(),
 		configCommand(),
 		versionCommand(),
 	}

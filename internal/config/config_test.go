@@ -270,7 +270,7 @@ func TestLoadEnv(t *testing.T) {
 		}},
 		{"empty value is the empty string", "", []string{"WARDEN_ADMIN_ADDR="}, func(c *config.Config) { c.Admin.Addr = "" }},
 		{"nested", "", []string{"WARDEN_SERVER_TLS_MIN_VERSION=1.2"}, func(c *config.Config) { c.Server.TLS.MinVersion = "1.2" }},
-		{"others ignored", "", []string{"HOME=/root", "WARDEN_TEST_POSTGRES=postgres://x", "warden_log_level=nonsense", "NOEQUALS"}, func(*config.Config) {}},
+		{"others ignored", "", []string{"HOME=/root", "WARDEN_TEST_POSTGRES=postgres://x", "warden_log_level=nonsense", "NOEQUALS", "WARDEN_PKI_PASSPHRASE=a secret, not a setting"}, func(*config.Config) {}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

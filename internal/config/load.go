@@ -231,7 +231,7 @@ func applyEnv(cfg *Config, env []string) error {
 	values := map[string]string{}
 	for _, kv := range env {
 		name, value, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, EnvPrefix) || strings.HasPrefix(name, envReserved) {
+		if !ok || !strings.HasPrefix(name, EnvPrefix) || strings.HasPrefix(name, envReserved) || envSecrets[name] {
 			continue
 		}
 		values[name] = value

@@ -16,6 +16,13 @@ const EnvPrefix = "WARDEN_"
 // (WARDEN_TEST_POSTGRES, ...): they are neither settings nor typos.
 const envReserved = EnvPrefix + "TEST_"
 
+// envSecrets are WARDEN_* variables that are not settings: secrets some
+// commands read from the environment rather than from a flag (which
+// would show in the process list). Load ignores them.
+var envSecrets = map[string]bool{
+	EnvPrefix + "PKI_PASSPHRASE": true, // warden pki: the CA key's passphrase
+}
+
 // A Setting describes one leaf setting, for 'warden config check
 // --describe' and the documentation.
 type Setting struct {
