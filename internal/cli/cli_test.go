@@ -53,6 +53,9 @@ func TestScripts(t *testing.T) {
 			"startload": startLoadCmd,
 			"stopload":  stopLoadCmd,
 			"audited":   auditedCmd,
+			// mtls DEMODIR PATH [nocert]: the demo's mutual-TLS partner
+			// client (mtlsdemo_test.go).
+			"mtls": mtlsCmd,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

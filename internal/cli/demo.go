@@ -60,6 +60,19 @@ configuration. Stop it with Ctrl-C.`,
 				return err
 			}
 			cfg.Server.Addr, cfg.DataDir, cfg.Store.URL = addr, dataDir, storeURL
+			// Client certificates from the demo's own CA are trusted
+			// (its partner client authenticates with one).
+			if cfg.Server.TLS.ClientCAFile == "" {
+				if err := os.MkdirAll(dataDir, 0o700); err != nil {
+					return err
+				}
+				ca, err := demoCA(dataDir)
+				if err != nil {
+					return fmt.Errorf("the demo CA: %w", err)
+				}
+				cfg.Server.TLS.ClientCAFile = filepath.Join(ca.Dir(), "ca.pem")
+				cfg.Server.TLS.ClientCRLFiles = []string{filepath.Join(ca.Dir(), "crl.pem")}
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/identity"
+	"github.com/wardenfhir/warden/internal/pki"
 )
 
 // demoClient is one registered client as DIR/demo.json describes it.
@@ -33,6 +35,13 @@ type demoClient struct {
 	ClientSecret   string   `json:"client_secret,omitempty"`
 	PrivateKeyFile string   `json:"private_key_file,omitempty"`
 	KeyID          string   `json:"key_id,omitempty"`
+	// A mutual-TLS client (RFC 8705 tls_client_auth): its certificate,
+	// issued by the demo's CA, is its credential, and its tokens are
+	// bound to it.
+	CertFile   string `json:"cert_file,omitempty"`
+	CertKey    string `json:"cert_key_file,omitempty"`
+	SPIFFEID   string `json:"spiffe_id,omitempty"`
+	AuthMethod string `json:"token_endpoint_auth_method,omitempty"`
 }
 
 // demoUser is one login as DIR/demo.json describes it.
@@ -90,6 +99,11 @@ func seedAuth(ctx context.Context, in *instance, dir string, patients []string) 
 		return nil, fmt.Errorf("registering the backend client: %w", err)
 	}
 	da.Clients = append(da.Clients, demoClient{ClientID: got.ID, Name: got.Name, Type: got.Type, Scopes: got.Scopes, PrivateKeyFile: backend.file, KeyID: backend.kid})
+	partner, err := demoPartner(ctx, reg, dir)
+	if err != nil {
+		return nil, err
+	}
+	da.Clients = append(da.Clients, partner)
 
 	cared := patients[:min(3, len(patients))]
 	practitioner, err := demoPractitioner(ctx, in.api, cared)
@@ -188,3 +202,57 @@ func demoPractitioner(ctx context.Context, api *fhirapi.API, patients []string) 
 var cryptoSHA256 = crypto.SHA256
 
 func base64URL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// demoPartnerSPIFFE is the demo partner's identity in its certificate.
+const demoPartnerSPIFFE = "spiffe://partner.warden.demo/lab-gateway"
+
+// demoCA opens the demo's client CA in DIR/pki-ca (made on first start),
+// its passphrase kept in DIR/keys/pki-ca.passphrase for the operator's
+// warden pki commands (--passphrase-file).
+func demoCA(dir string) (*pki.CA, error) {
+	raw, err := secretFile(dir, "pki-ca.key", 32)
+	if err != nil {
+		return nil, err
+	}
+	pass := []byte(hex.EncodeToString(raw[:32]))
+	passFile := filepath.Join(dir, "keys", "pki-ca.passphrase")
+	if _, err := os.Stat(passFile); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(passFile, append(pass, '\n'), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	caDir := filepath.Join(dir, "pki-ca")
+	ca, err := pki.Open(caDir, pass, pki.OpenOptions{})
+	if errors.Is(err, pki.ErrNoCA) {
+		// The passphrase is 256 random bits: scrypt's cheapest setting suffices.
+		return pki.Init(caDir, pass, pki.Options{Name: "Warden demo client CA", WorkFactor: 15})
+	}
+	return ca, err
+}
+
+// demoPartner issues a client certificate from the demo's CA and
+// registers a backend client that authenticates with it (RFC 8705
+// tls_client_auth by SPIFFE ID): a partner organisation's system.
+func demoPartner(ctx context.Context, reg *authserver.Registry, dir string) (demoClient, error) {
+	ca, err := demoCA(dir)
+	if err != nil {
+		return demoClient{}, fmt.Errorf("the demo CA: %w", err)
+	}
+	issued, err := ca.Issue(pki.Client, "partner-lab", pki.IssueOptions{URIs: []string{demoPartnerSPIFFE}})
+	if err != nil {
+		return demoClient{}, err
+	}
+	certFile, keyFile, err := issued.WriteFiles(filepath.Join(dir, "clients"), true)
+	if err != nil {
+		return demoClient{}, err
+	}
+	got, _, err := reg.Add(ctx, authserver.NewClient{Name: "Warden demo partner lab (mutual TLS)", Type: "backend", Scopes: "system/*.rs",
+		Owner: "Warden demo", TLS: authserver.ClientTLS{AuthMethod: authserver.TLSClientAuth, SANURI: demoPartnerSPIFFE}})
+	if err != nil {
+		return demoClient{}, fmt.Errorf("registering the partner client: %w", err)
+	}
+	certFile, _ = filepath.Abs(certFile)
+	keyFile, _ = filepath.Abs(keyFile)
+	return demoClient{ClientID: got.ID, Name: got.Name, Type: got.Type, Scopes: got.Scopes, CertFile: certFile, CertKey: keyFile,
+		SPIFFEID: demoPartnerSPIFFE, AuthMethod: authserver.TLSClientAuth}, nil
+}
