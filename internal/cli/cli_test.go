@@ -126,7 +126,7 @@ func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
 func backendToken(ts *testscript.TestScript, client *http.Client, info demoInfo) string {
 	var backend *demoClient
 	for i := range info.Clients {
-		if info.Clients[i].Type == "backend" {
+		if info.Clients[i].Type == "backend" && info.Clients[i].PrivateKeyFile != "" {
 			backend = &info.Clients[i]
 		}
 	}
