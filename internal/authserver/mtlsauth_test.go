@@ -201,3 +201,30 @@ func TestClientTLSRegistration(t *testing.T) {
 		}
 	}
 }
+
+// auth.mtls_scopes: a system/ token is issued only over mutual TLS, and
+// bound to the certificate, even to a private_key_jwt client.
+func TestMTLSRequiredByScope(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MTLSScopes = []string{"system/"} })
+	keys := newBackendKeys(t)
+	c, _, err := e.srv.registry.Add(e.ctx, NewClient{Name: "svc", Type: ClientBackend, Scopes: "system/Observation.rs", JWKS: keys.jwks(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := func() url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "scope": {"system/Observation.rs"},
+			"client_assertion_type": {assertionType}, "client_assertion": {keys.sign(t, jose.RS384, "rs", assertionClaims(e, c.ID))}}
+	}
+	if st, body := e.tokenWithCert(t, nil, form()); st != http.StatusBadRequest || body["access_token"] != nil {
+		t.Fatalf("system/ token without a certificate: %d %v", st, body)
+	}
+	cert := newCertMaker(t).cert(t, pkix.Name{CommonName: "svc"}, "spiffe://x/svc", true)
+	st, body := e.tokenWithCert(t, &cert, form())
+	if st != http.StatusOK {
+		t.Fatalf("with a certificate: %d %v", st, body)
+	}
+	p, err := e.tokens.Verify(e.ctx, body["access_token"].(string))
+	if err != nil || p.CertThumbprint != mtls.Thumbprint(cert.Leaf) {
+		t.Fatalf("token not bound to the certificate: %q %v", p.CertThumbprint, err)
+	}
+}

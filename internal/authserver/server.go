@@ -114,6 +114,9 @@ type Options struct {
 	// DPoP verifies DPoP proofs at the token endpoint (RFC 9449 §5); nil
 	// refuses requests that carry one.
 	DPoP *dpop.Verifier
+	// MTLSScopes are scope prefixes (e.g. "system/") whose tokens are
+	// issued only over mutual TLS and bound to the client certificate.
+	MTLSScopes []string
 }
 
 // Server is the authorization server.

@@ -60,7 +60,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.provider.WriteAccessError(ctx, w, ar, err)
 		return
 	}
-	if err := bindToCertificate(r, ar); err != nil {
+	if err := s.bindToCertificate(r, ar); err != nil {
 		s.provider.WriteAccessError(ctx, w, ar, err)
 		return
 	}
@@ -349,14 +349,30 @@ func (s *Server) coreStrategy() *coreStrategy { return s.strategy }
 // 8705 §3): cnf x5t#S256 in the access token, so that the FHIR API takes
 // it only over a connection with that certificate. A refresh rebinds to
 // the certificate presented then (a client may renew its certificate).
-func bindToCertificate(r *http.Request, ar fosite.AccessRequester) error {
+//
+// Options.MTLSScopes makes binding mandatory by scope family: a token
+// request granting such a scope (system/… for instance) needs a client
+// certificate whatever the client's registration says.
+func (s *Server) bindToCertificate(r *http.Request, ar fosite.AccessRequester) error {
 	fc, ok := ar.GetClient().(*fositeClient)
 	sess, ok2 := ar.GetSession().(*Session)
-	if !ok || !ok2 || !fc.TLS.BoundTokens {
+	if !ok || !ok2 {
+		return nil
+	}
+	required := false
+	for _, scope := range ar.GetGrantedScopes() {
+		for _, prefix := range s.o.MTLSScopes {
+			required = required || strings.HasPrefix(scope, prefix)
+		}
+	}
+	if !fc.TLS.BoundTokens && !required {
 		return nil
 	}
 	tp := mtls.PeerThumbprint(r.TLS)
 	if tp == "" {
+		if !fc.TLS.BoundTokens {
+			return fosite.ErrInvalidRequest.WithHint("Tokens for these scopes are issued only over mutual TLS: connect with the client's certificate (RFC 8705).")
+		}
 		return fosite.ErrInvalidRequest.WithHint("This client's access tokens are bound to its TLS client certificate: connect with it (RFC 8705).")
 	}
 	sess.CertThumbprint = tp

@@ -140,6 +140,7 @@ func newAuthServer(ctx context.Context, cfg config.Config, db database, core *au
 		UpstreamName:         cfg.Auth.Upstream.Name,
 		Certificates:         certs,
 		DPoP:                 core.dpop,
+		MTLSScopes:           cfg.Auth.MTLSScopes,
 	})
 }
 

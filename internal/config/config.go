@@ -101,6 +101,7 @@ type Auth struct {
 	StepUp                 []string      `yaml:"step_up" doc:"actions that need a recent multi-factor login (RFC 9470): delete, everything, create, update"`
 	StepUpMaxAge           time.Duration `yaml:"step_up_max_age" doc:"how recent the multi-factor login behind a step-up action must be"`
 	Upstream               Upstream      `yaml:"upstream"`
+	MTLSScopes             []string      `yaml:"mtls_scopes" doc:"scope prefixes (e.g. system/) whose tokens are issued only over mutual TLS and bound to the client certificate, whatever the client's registration"`
 	SitePolicyDir          string        `yaml:"site_policy_dir" doc:"directory of Cedar (.cedar) site policy files deciding whose records practitioners and related persons reach; empty uses the built-in default (care relationship, related person, break-the-glass)"`
 }
 

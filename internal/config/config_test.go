@@ -69,6 +69,7 @@ func TestDefaults(t *testing.T) {
 		"auth.step_up":                     "delete,everything",
 		"auth.step_up_max_age":             "15m0s",
 		"auth.site_policy_dir":             "",
+		"auth.mtls_scopes":                 "",
 		"auth.upstream.issuer":             "",
 		"auth.upstream.client_id":          "",
 		"auth.upstream.client_secret_file": "",
