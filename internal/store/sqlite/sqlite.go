@@ -15,7 +15,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,13 +67,13 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 
 // backend is the sqlstore.Backend of an SQLite database.
 type backend struct {
-	wdb, rdb, cdb *sql.DB // the writer's, the readers', the checkpointer's
-	w             *writer
-	ckpt          *checkpointer
-	readers       chan *conn
-	nreaders      int
-	closeOnce     sync.Once
-	closeErr      error
+	readDSN   string // opens read connections
+	w         *writer
+	ckpt      *checkpointer
+	readers   chan *conn
+	nreaders  int
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func open(ctx context.Context, path string, opts Options) (*backend, error) {
@@ -119,18 +118,13 @@ func open(ctx context.Context, path string, opts Options) (*backend, error) {
 		}
 		return nil, err
 	}
-	conn1 := func(pragmas ...string) (*sql.DB, *sql.Conn, error) {
-		db, err := sql.Open("sqlite", dsn(path, append(slices.Clone(common), pragmas...)))
+	conn1 := func(dsn string) (*conn, error) {
+		c, err := openConn(dsn)
 		if err != nil {
-			return nil, nil, fmt.Errorf("sqlite: %w", err)
+			return nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
 		}
-		undo = append(undo, func() { db.Close() })
-		c, err := db.Conn(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err))
-		}
-		undo = append(undo, func() { c.Close() })
-		return db, c, nil
+		undo = append(undo, func() { c.close() })
+		return c, nil
 	}
 
 	b := &backend{readers: make(chan *conn, nread), nreaders: nread}
@@ -138,34 +132,24 @@ func open(ctx context.Context, path string, opts Options) (*backend, error) {
 	// then find in the file. Its automatic checkpoints are off: the
 	// checkpointer runs them. It keeps a large page cache, as writes
 	// change pages in the cache.
-	wdb, wc, err := conn1("journal_mode(WAL)", "synchronous("+syncMode+")", "wal_autocheckpoint(0)", "cache_size(-65536)")
+	wc, err := conn1(dsn(path, append(slices.Clone(common), "journal_mode(WAL)", "synchronous("+syncMode+")", "wal_autocheckpoint(0)", "cache_size(-65536)")))
 	if err != nil {
 		return fail(err)
 	}
-	wdb.SetMaxOpenConns(1)
-	cdb, cc, err := conn1("synchronous("+syncMode+")", "cache_size(-8192)")
+	cc, err := conn1(dsn(path, append(slices.Clone(common), "synchronous("+syncMode+")", "cache_size(-8192)")))
 	if err != nil {
 		return fail(err)
 	}
-	cdb.SetMaxOpenConns(1)
-	rdb, err := sql.Open("sqlite", dsn(path, append(slices.Clone(common), "query_only(1)", "cache_size(-8192)")))
-	if err != nil {
-		return fail(fmt.Errorf("sqlite: %w", err))
-	}
-	undo = append(undo, func() { rdb.Close() })
-	rdb.SetMaxOpenConns(nread)
-	rdb.SetMaxIdleConns(nread)
+	b.readDSN = dsn(path, append(slices.Clone(common), "query_only(1)", "cache_size(-8192)"))
 	for i := 0; i < nread; i++ {
-		rc, err := rdb.Conn(ctx)
+		rc, err := conn1(b.readDSN)
 		if err != nil {
-			return fail(fmt.Errorf("sqlite: opening %s: %w", path, mapErr(err)))
+			return fail(err)
 		}
-		undo = append(undo, func() { rc.Close() })
-		b.readers <- newConn(rc)
+		b.readers <- rc
 	}
-	b.wdb, b.cdb, b.rdb = wdb, cdb, rdb
-	b.ckpt = newCheckpointer(newConn(cc))
-	b.w = newWriter(newConn(wc), maxBatch, busy, b.ckpt)
+	b.ckpt = newCheckpointer(cc)
+	b.w = newWriter(wc, maxBatch, busy, b.ckpt)
 	return b, nil
 }
 
@@ -207,11 +191,11 @@ func (b *backend) View(ctx context.Context, snapshot bool, fn func(sqlstore.Quer
 	}
 	if c.c == nil {
 		// Its connection broke last time: open another.
-		nc, err := b.rdb.Conn(ctx)
+		nc, err := openConn(b.readDSN)
 		if err != nil {
 			return mapErr(err)
 		}
-		c.c = nc
+		*c = *nc
 	}
 	if !snapshot {
 		return fn(c)
@@ -224,7 +208,6 @@ func (b *backend) View(ctx context.Context, snapshot bool, fn func(sqlstore.Quer
 			// A connection left inside a transaction would serve a
 			// stale snapshot: drop it.
 			c.close()
-			c.c = nil
 		}
 	}()
 	return fn(c)
@@ -256,22 +239,14 @@ func (b *backend) Close() error {
 			b.ckpt.close()
 			errs = append(errs, b.ckpt.c.close())
 		}
-		if b.rdb != nil {
-			for i := 0; i < b.nreaders; i++ {
-				c := <-b.readers
-				if c != nil {
-					errs = append(errs, c.close())
-				}
-			}
-			// Later Views find a nil connection and report the store closed.
-			b.readers <- nil
-			errs = append(errs, b.rdb.Close())
-		}
-		for _, db := range []*sql.DB{b.cdb, b.wdb} {
-			if db != nil {
-				errs = append(errs, db.Close())
+		for i := 0; i < b.nreaders; i++ {
+			c := <-b.readers
+			if c != nil {
+				errs = append(errs, c.close())
 			}
 		}
+		// Later Views find a nil connection and report the store closed.
+		b.readers <- nil
 		b.closeErr = errors.Join(errs...)
 	})
 	return b.closeErr
