@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,8 +62,15 @@ type Listener struct {
 	checked time.Time
 	loadErr error // last reload failure (the previous material stays in use)
 
-	cache sync.Map // thumbprint → cachedIdentity
+	cache   sync.Map     // thumbprint → cachedIdentity
+	entries atomic.Int64 // in cache, about: bounded by maxCachedIdentities
 }
+
+// maxCachedIdentities bounds the identity cache: anyone can present a
+// fresh self-signed certificate on every handshake, so an unbounded cache
+// would be a way to fill the server's memory. Past the bound it starts
+// over.
+const maxCachedIdentities = 10_000
 
 type stamp struct {
 	size int64
@@ -176,6 +184,10 @@ func (l *Listener) Identify(cs *tls.ConnectionState) (Identity, error) {
 	}
 	id, err := identify(leaf, cs.PeerCertificates[1:], roots, crls, now)
 	id.Thumbprint = tp
+	if l.entries.Add(1) > maxCachedIdentities {
+		l.cache.Clear()
+		l.entries.Store(1)
+	}
 	l.cache.Store(tp, cachedIdentity{gen: gen, id: id, err: err})
 	return id, err
 }
@@ -338,4 +350,12 @@ func (l *Listener) reload() error {
 	l.checked = time.Now()
 	l.mu.Unlock()
 	return nil
+}
+
+// CachedIdentities is how many certificate checks are cached (for tests
+// and metrics).
+func (l *Listener) CachedIdentities() int {
+	n := 0
+	l.cache.Range(func(any, any) bool { n++; return true })
+	return n
 }

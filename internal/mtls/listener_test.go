@@ -268,3 +268,20 @@ func TestListenerVersions(t *testing.T) {
 		t.Fatal("missing certificate file accepted")
 	}
 }
+
+// A client presenting a fresh self-signed certificate on every handshake
+// does not grow the server's memory without bound.
+func TestListenerIdentityCacheBounded(t *testing.T) {
+	e := newEnv(t)
+	cert := (*testCA)(nil).issue(t, "flood", x509.ExtKeyUsageClientAuth, time.Now().Add(time.Hour))
+	for i := range 10_050 {
+		leaf := *cert.Leaf
+		leaf.Raw = append([]byte{byte(i), byte(i >> 8)}, cert.Leaf.Raw...) // a distinct thumbprint each time
+		if _, err := e.listener.Identify(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{&leaf}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.listener.CachedIdentities(); n > 10_000 {
+		t.Fatalf("%d identities cached", n)
+	}
+}
