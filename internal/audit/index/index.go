@@ -297,6 +297,11 @@ func (x *Indexer) write(entry []byte) (store.Write, error) {
 	meta["versionId"] = "1"
 	meta["lastUpdated"] = at.Format(lastUpdatedLayout)
 	ev["meta"] = meta
+	// The searchable copy leaves out the query strings (entity.query):
+	// their values may be PHI, and a patient reading who accessed their
+	// record would see the queries of others' searches that touched it.
+	// They stay in the journal, for verification and export.
+	StripQueries(ev)
 	body, err := audit.Canonical(ev)
 	if err != nil {
 		return store.Write{}, err
@@ -357,4 +362,14 @@ func isLocalRef(s string) bool {
 		}
 	}
 	return true
+}
+
+// StripQueries removes entity.query from an AuditEvent (in place).
+func StripQueries(ev map[string]any) {
+	entities, _ := ev["entity"].([]any)
+	for _, en := range entities {
+		if m, ok := en.(map[string]any); ok {
+			delete(m, "query")
+		}
+	}
 }

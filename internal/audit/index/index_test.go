@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,6 +200,7 @@ func testIndexAndSearch(t *testing.T, db database) {
 	}
 
 	// Every stored resource is the journaled event plus meta.
+	queries := 0
 	for i, id := range ids {
 		res, err := db.Read(ctx, "AuditEvent", id)
 		if err != nil {
@@ -222,11 +224,20 @@ func testIndexAndSearch(t *testing.T, db database) {
 			delete(got, "meta")
 		}
 		want["id"] = id
+		hadQuery := strings.Contains(string(mustJSON(t, want)), `"query":`)
+		index.StripQueries(want) // the searchable copy keeps no query strings
 		wantJSON, _ := json.Marshal(want)
 		gotJSON, _ := json.Marshal(got)
 		if string(wantJSON) != string(gotJSON) {
 			t.Fatalf("event %d stored as\n%s\nwant\n%s", i, gotJSON, wantJSON)
 		}
+		if hadQuery && strings.Contains(string(res.JSON), `"query":`) {
+			t.Fatalf("event %d: the searchable copy kept the query string", i)
+		}
+		queries += map[bool]int{true: 1}[hadQuery]
+	}
+	if queries == 0 {
+		t.Fatal("no indexed event had a query string: the stripping is not tested")
 	}
 
 	reg, err := searchparam.R4()
@@ -528,4 +539,13 @@ func BenchmarkIndex(b *testing.B) {
 		b.Run(name+"/new", func(b *testing.B) { run(b, open, true) })
 		b.Run(name+"/re-index", func(b *testing.B) { run(b, open, false) })
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
