@@ -30,7 +30,7 @@ type testCA struct {
 
 var serial int64 = 1000
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newTestCA(t testing.TB, name string) *testCA {
 	key := newKey(t)
 	serial++
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
@@ -53,7 +53,7 @@ func newTestCA(t *testing.T, name string) *testCA {
 }
 
 // issue makes a leaf; ca nil makes it self-signed.
-func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage, notAfter time.Time) tls.Certificate {
+func (ca *testCA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage, notAfter time.Time) tls.Certificate {
 	key := newKey(t)
 	serial++
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
@@ -71,7 +71,7 @@ func (ca *testCA) issue(t *testing.T, cn string, usage x509.ExtKeyUsage, notAfte
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
 
-func (ca *testCA) crl(t *testing.T, number int64, revoked ...*x509.Certificate) []byte {
+func (ca *testCA) crl(t testing.TB, number int64, revoked ...*x509.Certificate) []byte {
 	var entries []x509.RevocationListEntry
 	for _, c := range revoked {
 		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now()})
@@ -84,7 +84,7 @@ func (ca *testCA) crl(t *testing.T, number int64, revoked ...*x509.Certificate) 
 	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 }
 
-func writePEM(t *testing.T, name string, c tls.Certificate) (certFile, keyFile string) {
+func writePEM(t testing.TB, name string, c tls.Certificate) (certFile, keyFile string) {
 	certFile, keyFile = name+".pem", name+"-key.pem"
 	kd, _ := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
