@@ -29,6 +29,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/wardenfhir/warden/internal/mtls"
 )
 
 // File names inside a CA directory.
@@ -189,7 +191,7 @@ func Init(dir string, passphrase []byte, o Options) (*CA, error) {
 	ca := &CA{dir: dir, cert: cert, key: key, o: o.OpenOptions}
 	// ca.pem is written last: a directory without it holds no CA, and a
 	// later Init may overwrite what an interrupted one left.
-	if err := writeFileAtomic(filepath.Join(dir, KeyFile), sealed, 0o600); err != nil {
+	if err := mtls.WriteFileAtomic(filepath.Join(dir, KeyFile), sealed, 0o600); err != nil {
 		return nil, err
 	}
 	if err := writeIndex(dir, &index{Version: indexVersion}); err != nil {
@@ -198,7 +200,7 @@ func Init(dir string, passphrase []byte, o Options) (*CA, error) {
 	if _, err := ca.signCRL(&index{Version: indexVersion}); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := mtls.WriteFileAtomic(filepath.Join(dir, CertFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, err
 	}
 	return ca, nil

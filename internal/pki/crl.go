@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/wardenfhir/warden/internal/mtls"
 )
 
 // Errors of revocation.
@@ -182,7 +184,7 @@ func (ca *CA) signCRL(ix *index) ([]byte, error) {
 		return nil, err
 	}
 	b := pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
-	if err := writeFileAtomic(filepath.Join(ca.dir, CRLFile), b, 0o644); err != nil {
+	if err := mtls.WriteFileAtomic(filepath.Join(ca.dir, CRLFile), b, 0o644); err != nil {
 		return nil, err
 	}
 	return b, nil

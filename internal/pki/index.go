@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wardenfhir/warden/internal/mtls"
 )
 
 // ErrBadIndex reports an index file that does not parse or is
@@ -131,7 +133,7 @@ func writeIndex(dir string, ix *index) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, IndexFile), append(b, '\n'), 0o600)
+	return mtls.WriteFileAtomic(filepath.Join(dir, IndexFile), append(b, '\n'), 0o600)
 }
 
 // List returns every certificate the CA has issued, oldest first.

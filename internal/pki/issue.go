@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/wardenfhir/warden/internal/mtls"
 )
 
 // Kind is what an issued certificate is for: its only extended key usage.
@@ -131,7 +133,7 @@ func (ca *CA) Issue(kind Kind, name string, o IssueOptions) (*Issued, error) {
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	e := entryOf(kind, name, cert)
-	if err := writeFileAtomic(filepath.Join(ca.dir, IssuedDir, e.Serial+".pem"), certPEM, 0o644); err != nil {
+	if err := mtls.WriteFileAtomic(filepath.Join(ca.dir, IssuedDir, e.Serial+".pem"), certPEM, 0o644); err != nil {
 		return nil, err
 	}
 	ix.Entries = append(ix.Entries, e)
@@ -266,10 +268,10 @@ func (is *Issued) WriteFiles(dir string, replace bool) (certFile, keyFile string
 			}
 		}
 	}
-	if err := writeFileAtomic(keyFile, is.KeyPEM, 0o600); err != nil {
+	if err := mtls.WriteFileAtomic(keyFile, is.KeyPEM, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeFileAtomic(certFile, is.CertPEM, 0o644); err != nil {
+	if err := mtls.WriteFileAtomic(certFile, is.CertPEM, 0o644); err != nil {
 		return "", "", err
 	}
 	return certFile, keyFile, nil
