@@ -245,6 +245,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(fmt.Errorf("loading the site policy: %w", err))
 	}
 	var sink audit.Sink
+	var freshen func(context.Context) error
 	if cfg.Audit.Disabled {
 		log.Error("THE AUDIT TRAIL IS OFF (audit.disabled): requests are served unaudited; never run this in production")
 	} else {
@@ -259,14 +260,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		// The log is public by design (its leaves are hiding
 		// commitments): witnesses, monitors and auditors follow it here.
 		probe.Handle(auditLogPrefix, http.StripPrefix(auditLogPrefix, trail.log.Handler()))
-	}
-	var freshen func(context.Context) error
-	if in.audit != nil {
-		x, err := index.New(in.audit.journal, st, st, index.Options{Base: base, Rate: cfg.Audit.IndexRate})
+		// The searchable copy (AuditEvent search) is caught up before
+		// every request that can return AuditEvents.
+		x, err := index.New(trail.journal, st, st, index.Options{Base: base, Rate: cfg.Audit.IndexRate})
 		if err != nil {
 			return fail(err)
 		}
-		in.audit.index = x
+		trail.index = x
 		freshen = func(ctx context.Context) error { _, err := x.CatchUp(ctx); return err }
 	}
 	api, err := fhirapi.New(st, fhirapi.Options{
