@@ -97,6 +97,13 @@ func TestDPoPBoundGrant(t *testing.T) {
 	if err != nil || pr.JKT != key.jkt(t) {
 		t.Fatalf("access token cnf jkt %q, want the proof key's %q (%v)", pr.JKT, key.jkt(t), err)
 	}
+	// A resource server introspecting the token learns its binding.
+	rs, rsSecret := e.appClient(t, ClientConfidential, appScopes)
+	st, intro, _ := e.postForm(t, "/auth/introspect", url.Values{"token": {tok["access_token"].(string)}}, rs.ID, rsSecret)
+	cnf, _ := intro["cnf"].(map[string]any)
+	if st != http.StatusOK || intro["active"] != true || intro["token_type"] != "DPoP" || cnf["jkt"] != key.jkt(t) {
+		t.Fatalf("introspection of a DPoP-bound token: %d %v", st, intro)
+	}
 	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}, "client_id": {c.ID}}
 	for _, bad := range []struct{ name, proof, want string }{
 		{"no proof", "", "invalid_request"},

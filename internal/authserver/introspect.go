@@ -73,6 +73,19 @@ func (s *Server) introspect(ctx context.Context, token string) map[string]any {
 			"token_type": "Bearer",
 			"jti":        p.TokenID,
 		}
+		// A resource server that introspects must see what the token is
+		// bound to, to demand the same key (RFC 8705 §3.2, RFC 9449 §6.2).
+		if p.CertThumbprint != "" || p.JKT != "" {
+			cnf := map[string]any{}
+			if p.CertThumbprint != "" {
+				cnf["x5t#S256"] = p.CertThumbprint
+			}
+			if p.JKT != "" {
+				cnf["jkt"] = p.JKT
+				m["token_type"] = "DPoP"
+			}
+			m["cnf"] = cnf
+		}
 		addContext(m, s.o.Issuer, p.Patient, p.Encounter, p.FHIRUser, p.ACR, p.AuthTime)
 		return m
 	}

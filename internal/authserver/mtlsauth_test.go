@@ -164,6 +164,11 @@ func TestMutualTLSClientAuthentication(t *testing.T) {
 		if p.CertThumbprint != mtls.Thumbprint(c.cert.Leaf) {
 			t.Errorf("%s: token bound to %q, want the certificate's thumbprint", c.name, p.CertThumbprint)
 		}
+		rs, rsSecret := e.appClient(t, ClientConfidential, appScopes)
+		_, intro, _ := e.postForm(t, "/auth/introspect", url.Values{"token": {tok}}, rs.ID, rsSecret)
+		if cnf, _ := intro["cnf"].(map[string]any); cnf["x5t#S256"] != mtls.Thumbprint(c.cert.Leaf) {
+			t.Errorf("%s: introspection cnf %v", c.name, intro["cnf"])
+		}
 	}
 }
 
