@@ -38,12 +38,20 @@ func (k dpopKey) jkt(t testing.TB) string {
 }
 
 func (k dpopKey) proof(t testing.TB, method, htu, jti string) string {
+	return k.proofWithNonce(t, method, htu, jti, "")
+}
+
+func (k dpopKey) proofWithNonce(t testing.TB, method, htu, jti, nonce string) string {
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k.key},
 		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	claims, _ := json.Marshal(map[string]any{"jti": jti, "htm": method, "htu": htu, "iat": time.Now().Unix()})
+	c := map[string]any{"jti": jti, "htm": method, "htu": htu, "iat": time.Now().Unix()}
+	if nonce != "" {
+		c["nonce"] = nonce
+	}
+	claims, _ := json.Marshal(c)
 	jws, err := s.Sign(claims)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +61,11 @@ func (k dpopKey) proof(t testing.TB, method, htu, jti string) string {
 }
 
 func (e *env) postWithProof(t *testing.T, form url.Values, proof string) (int, map[string]any) {
+	st, body, _ := e.postWithProofH(t, form, proof)
+	return st, body
+}
+
+func (e *env) postWithProofH(t *testing.T, form url.Values, proof string) (int, map[string]any, http.Header) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.ts.URL+"/auth/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -66,7 +79,7 @@ func (e *env) postWithProof(t *testing.T, form url.Values, proof string) (int, m
 	defer resp.Body.Close()
 	var m map[string]any
 	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return resp.StatusCode, m, resp.Header
 }
 
 // RFC 9449 at the token endpoint: a public app's grant is bound to its
@@ -138,5 +151,36 @@ func TestDPoPBoundClientNeedsProof(t *testing.T) {
 		"code_verifier": {p.verifier}, "client_id": {c.ID}}
 	if st, body := e.postWithProof(t, exchange, ""); st != http.StatusBadRequest || body["access_token"] != nil {
 		t.Fatalf("no proof: %d %v", st, body)
+	}
+}
+
+// With server nonces (auth.dpop_nonce), a proof without the current nonce
+// gets use_dpop_nonce and the nonce to use; the retry with it succeeds.
+func TestDPoPNonceAtTokenEndpoint(t *testing.T) {
+	nonces, err := dpop.NewNonces([]byte("0123456789abcdef0123456789abcdef"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := dpop.New(dpop.Options{Nonces: nonces})
+	e := newEnv(t, func(o *Options) { o.DPoP = v })
+	c, _ := e.appClient(t, ClientPublic, appScopes)
+	u := e.addUser(t, "carol", "Patient/p3", []string{"p3"}, false)
+	p := newPKCE()
+	code := e.standaloneCode(t, c, u, "launch/patient patient/Patient.rs", "", p)
+	tokenURL := e.issuer[:strings.Index(e.issuer, "/fhir")] + "/auth/token"
+	key := newDPoPKey(t)
+	exchange := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {c.RedirectURIs[0]},
+		"code_verifier": {p.verifier}, "client_id": {c.ID}}
+	st, body, h := e.postWithProofH(t, exchange, key.proof(t, "POST", tokenURL, "n1"))
+	nonce := h.Get("DPoP-Nonce")
+	if st != http.StatusBadRequest || body["error"] != "use_dpop_nonce" || nonce == "" {
+		t.Fatalf("proof without a nonce: %d %v nonce %q", st, body, nonce)
+	}
+	if st, body, _ := e.postWithProofH(t, exchange, key.proofWithNonce(t, "POST", tokenURL, "n2", "forged-nonce")); st != http.StatusBadRequest || body["error"] != "use_dpop_nonce" {
+		t.Fatalf("proof with a forged nonce: %d %v", st, body)
+	}
+	st, tok, _ := e.postWithProofH(t, exchange, key.proofWithNonce(t, "POST", tokenURL, "n3", nonce))
+	if st != http.StatusOK || tok["token_type"] != "DPoP" {
+		t.Fatalf("retry with the nonce: %d %v", st, tok)
 	}
 }

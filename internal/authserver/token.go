@@ -46,6 +46,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	// The DPoP proof is checked before the grant is looked at, so that a
 	// bad proof does not use up an authorization code.
 	proof, err := s.dpopProof(r)
+	if errors.Is(err, errUseDPoPNonce) {
+		w.Header().Set("DPoP-Nonce", s.o.DPoP.Nonce(s.o.Now()))
+		s.provider.WriteAccessError(ctx, w, nil, useDPoPNonce)
+		return
+	}
 	if err != nil {
 		s.provider.WriteAccessError(ctx, w, nil, err)
 		return
@@ -295,7 +300,7 @@ func (s *Server) tokenPreflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Methods", "POST")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
 	h.Set("Access-Control-Max-Age", "600")
 	h.Add("Vary", "Origin")
 	w.WriteHeader(http.StatusNoContent)
@@ -325,6 +330,7 @@ func (s *Server) allowTokenCORS(ctx context.Context, w http.ResponseWriter, r *h
 	}
 	if id != "" && s.originRegistered(ctx, origin, id) {
 		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Access-Control-Expose-Headers", "DPoP-Nonce")
 	}
 }
 
@@ -394,6 +400,9 @@ func (s *Server) dpopProof(r *http.Request) (*dpop.Proof, error) {
 		if errors.Is(err, dpop.ErrReplayCheck) {
 			return nil, fosite.ErrTemporarilyUnavailable.WithHint("DPoP proofs cannot be checked right now.")
 		}
+		if errors.Is(err, dpop.ErrUseNonce) {
+			return nil, errUseDPoPNonce
+		}
 		return nil, invalidDPoPProof
 	}
 	return &proof, nil
@@ -420,6 +429,12 @@ func bindToDPoPKey(ar fosite.AccessRequester, proof *dpop.Proof) error {
 	sess.JKT = proof.JKT
 	return nil
 }
+
+// errUseDPoPNonce: the proof lacks the server's current nonce.
+var errUseDPoPNonce = errors.New("authserver: DPoP proof without the server nonce")
+
+// useDPoPNonce is RFC 9449 §8's answer: retry with the DPoP-Nonce sent.
+var useDPoPNonce = &fosite.RFC6749Error{ErrorField: "use_dpop_nonce", DescriptionField: "Resend the request with a DPoP proof carrying the DPoP-Nonce.", CodeField: http.StatusBadRequest}
 
 // invalidDPoPProof is RFC 9449 §5's error for a proof the token endpoint
 // refuses.

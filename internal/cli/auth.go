@@ -74,7 +74,17 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 	if err != nil {
 		return nil, fmt.Errorf("starting the token service: %w", err)
 	}
-	dv, err := dpop.New(dpop.Options{})
+	var nonces *dpop.Nonces
+	if cfg.Auth.DPoPNonce {
+		key, err := secretFile(cfg.DataDir, "dpop-nonce.key", 32)
+		if err != nil {
+			return nil, err
+		}
+		if nonces, err = dpop.NewNonces(key[:32], 0); err != nil {
+			return nil, err
+		}
+	}
+	dv, err := dpop.New(dpop.Options{Nonces: nonces})
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,7 @@ type Auth struct {
 	StepUp                 []string      `yaml:"step_up" doc:"actions that need a recent multi-factor login (RFC 9470): delete, everything, create, update"`
 	StepUpMaxAge           time.Duration `yaml:"step_up_max_age" doc:"how recent the multi-factor login behind a step-up action must be"`
 	Upstream               Upstream      `yaml:"upstream"`
+	DPoPNonce              bool          `yaml:"dpop_nonce" doc:"require the server's current nonce in every DPoP proof (RFC 9449 §8), so that proofs cannot be made ahead of time; clients retry once per nonce change on use_dpop_nonce"`
 	MTLSScopes             []string      `yaml:"mtls_scopes" doc:"scope prefixes (e.g. system/) whose tokens are issued only over mutual TLS and bound to the client certificate, whatever the client's registration"`
 	SitePolicyDir          string        `yaml:"site_policy_dir" doc:"directory of Cedar (.cedar) site policy files deciding whose records practitioners and related persons reach; empty uses the built-in default (care relationship, related person, break-the-glass)"`
 }
@@ -164,6 +165,7 @@ func Default() Config {
 			SigningKeyRotation:     30 * 24 * time.Hour,
 			StepUp:                 []string{"delete", "everything"},
 			StepUpMaxAge:           15 * time.Minute,
+			DPoPNonce:              true,
 		},
 		Audit: Audit{IndexRate: 1000},
 		Log:   Log{Level: "info", Format: "json"},

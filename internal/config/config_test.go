@@ -70,6 +70,7 @@ func TestDefaults(t *testing.T) {
 		"auth.step_up_max_age":             "15m0s",
 		"auth.site_policy_dir":             "",
 		"auth.mtls_scopes":                 "",
+		"auth.dpop_nonce":                  "true",
 		"auth.upstream.issuer":             "",
 		"auth.upstream.client_id":          "",
 		"auth.upstream.client_secret_file": "",
@@ -200,7 +201,7 @@ log:
 		FHIR:  config.FHIR{DefaultCount: 50, MaxCount: 500, MaxJSONDepth: 32, MaxBundleEntries: 200, LenientSearchDefault: true},
 		Auth: config.Auth{AccessTokenLifetime: 3 * time.Minute, SensitiveScopes: []string{"patient/*.cruds"}, SensitiveTokenLifetime: time.Minute,
 			RefreshTokenLifetime: 720 * time.Hour, OnlineRefreshLifetime: 8 * time.Hour, SigningKeyRotation: 168 * time.Hour,
-			StepUp: []string{"delete"}, StepUpMaxAge: 5 * time.Minute},
+			StepUp: []string{"delete"}, StepUpMaxAge: 5 * time.Minute, DPoPNonce: true},
 		Audit: config.Audit{IndexRate: 1000},
 		Log:   config.Log{Level: "debug", Format: "text"},
 	}

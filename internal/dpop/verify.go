@@ -351,6 +351,15 @@ func replayID(jkt, jti string) [sha256.Size]byte {
 	return id
 }
 
+// Nonce is a fresh server nonce for a DPoP-Nonce header (RFC 9449 §8),
+// or "" when v does not require nonces.
+func (v *Verifier) Nonce(now time.Time) string {
+	if v.nonces == nil {
+		return ""
+	}
+	return v.nonces.Issue(now)
+}
+
 // Algorithms are the proof algorithms v accepts, for the DPoP challenge's
 // algs parameter (RFC 9449 §7.1).
 func (v *Verifier) Algorithms() []string {

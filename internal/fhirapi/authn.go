@@ -67,6 +67,11 @@ func (a *API) authenticate(r *http.Request) (*policy.Principal, error) {
 			if errors.Is(err, dpop.ErrReplayCheck) {
 				return nil, errorf(http.StatusServiceUnavailable, "transient", "DPoP proofs cannot be checked right now; retry later")
 			}
+			if errors.Is(err, dpop.ErrUseNonce) {
+				return nil, &Error{Status: http.StatusUnauthorized, DPoPNonce: a.opts.DPoP.Nonce(a.now()),
+					Challenge: a.challenge(`error="use_dpop_nonce", error_description="Resend the request with a DPoP proof carrying the DPoP-Nonce"`),
+					Issues:    []Issue{{Severity: "error", Code: "login", Diagnostics: "The DPoP proof needs the server's nonce (DPoP-Nonce header)"}}}
+			}
 			return nil, refuse(err.Error(), "invalid_dpop_proof", "The DPoP proof is invalid, replayed or not for this request")
 		}
 		if p.JKT == "" {

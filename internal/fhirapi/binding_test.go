@@ -101,13 +101,21 @@ func TestSenderConstrainedTokens(t *testing.T) {
 // dpopProof is a DPoP proof (RFC 9449 §4.2) by key for one request and
 // access token.
 func dpopProof(t *testing.T, key *ecdsa.PrivateKey, method, htu, token, jti string) string {
+	return dpopProofNonce(t, key, method, htu, token, jti, "")
+}
+
+func dpopProofNonce(t *testing.T, key *ecdsa.PrivateKey, method, htu, token, jti, nonce string) string {
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ath := sha256.Sum256([]byte(token))
-	claims, _ := json.Marshal(map[string]any{"jti": jti, "htm": method, "htu": htu, "iat": time.Now().Unix(),
-		"ath": base64.RawURLEncoding.EncodeToString(ath[:])})
+	c := map[string]any{"jti": jti, "htm": method, "htu": htu, "iat": time.Now().Unix(),
+		"ath": base64.RawURLEncoding.EncodeToString(ath[:])}
+	if nonce != "" {
+		c["nonce"] = nonce
+	}
+	claims, _ := json.Marshal(c)
 	jws, err := s.Sign(claims)
 	if err != nil {
 		t.Fatal(err)
@@ -171,5 +179,46 @@ func TestDPoPBoundTokens(t *testing.T) {
 		} else if !strings.Contains(body, "DPoP realm") {
 			t.Errorf("%s: challenge does not offer DPoP: %s", c.name, body)
 		}
+	}
+}
+
+// With server nonces, the FHIR API answers a proof without the nonce with
+// 401 use_dpop_nonce and the nonce; the retry with it is served.
+func TestDPoPNonceAtAPI(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tp, _ := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
+	bound := principal("phone", "Patient/p1", "p1", "patient/*.rs")
+	bound.JKT = base64.RawURLEncoding.EncodeToString(tp)
+	nonces, err := dpop.NewNonces([]byte("0123456789abcdef0123456789abcdef"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := dpop.New(dpop.Options{Nonces: nonces})
+	srv := httptest.NewUnstartedServer(nil)
+	origin := "https://" + srv.Listener.Addr().String()
+	f := newAuthzFixture(t, func(o *fhirapi.Options) { o.Verifier, o.DPoP, o.Origin = tokenTable{"dpop": bound}, v, origin })
+	srv.Config.Handler = f.api
+	srv.StartTLS()
+	defer srv.Close()
+	target := origin + "/fhir/Patient/p1"
+	call := func(proof string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodGet, target, nil)
+		req.Header.Set("Authorization", "DPoP dpop")
+		req.Header.Set("DPoP", proof)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := call(dpopProof(t, key, "GET", target, "dpop", "a1"))
+	nonce := resp.Header.Get("DPoP-Nonce")
+	if resp.StatusCode != http.StatusUnauthorized || nonce == "" || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`) {
+		t.Fatalf("proof without a nonce: %d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+	}
+	if resp, body := call(dpopProofNonce(t, key, "GET", target, "dpop", "a2", nonce)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("retry with the nonce: %d %s", resp.StatusCode, body)
 	}
 }

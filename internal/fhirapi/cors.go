@@ -20,8 +20,8 @@ type Origins interface {
 
 const (
 	corsAllowMethods  = "GET, POST, PUT, DELETE"
-	corsAllowHeaders  = "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since"
-	corsExposeHeaders = "Location, Content-Location, ETag, Last-Modified, WWW-Authenticate"
+	corsAllowHeaders  = "Authorization, Content-Type, Accept, Prefer, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, DPoP"
+	corsExposeHeaders = "Location, Content-Location, ETag, Last-Modified, WWW-Authenticate, DPoP-Nonce"
 )
 
 // preflight answers a CORS preflight (Fetch standard §4.8): the methods

@@ -28,6 +28,9 @@ type Error struct {
 	Issues []Issue
 	// Challenge is the WWW-Authenticate header of a 401 (RFC 6750 §3).
 	Challenge string
+	// DPoPNonce, when set, is sent as DPoP-Nonce (RFC 9449 §8): the nonce
+	// the client's next proof must carry.
+	DPoPNonce string
 }
 
 func (e *Error) Error() string {
@@ -103,6 +106,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	issues := e.Issues
 	if internal {
 		issues = []Issue{{Severity: "error", Code: issues[0].Code, Diagnostics: issues[0].Diagnostics + " (error id " + id + ")"}}
+	}
+	if e.DPoPNonce != "" {
+		w.Header().Set("DPoP-Nonce", e.DPoPNonce)
 	}
 	if e.Challenge != "" {
 		w.Header().Set("WWW-Authenticate", e.Challenge)
