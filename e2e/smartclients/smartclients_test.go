@@ -34,12 +34,13 @@ const (
 )
 
 // scripts are the client scripts, in the order they run. They sign in
-// different demo users (patient1, patient2), so no one-time code is used
-// twice in one time step.
+// different demo users (patient1, patient2, patient3), so no one-time code
+// is used twice in one time step.
 var scripts = []string{
 	"fhirclient-standalone.mjs",
 	"oauth4webapi-standalone.mjs",
 	"oauth4webapi-backend.mjs",
+	"oauth4webapi-dpop.mjs",
 }
 
 // demoFile is the part of DIR/demo.json the test reads itself.
