@@ -39,8 +39,8 @@ type authCore struct {
 	users   *identity.Directory
 	clients *authserver.Registry
 	// dpop checks DPoP proofs at the token endpoint and the FHIR API;
-	// its memory of used proofs is this process's (a replica refuses a
-	// replay it saw itself).
+	// its memory of used proofs is this process's on SQLite, the shared
+	// store's on PostgreSQL (every replica refuses a replay).
 	dpop *dpop.Verifier
 }
 
@@ -84,7 +84,12 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 			return nil, err
 		}
 	}
-	dv, err := dpop.New(dpop.Options{Nonces: nonces})
+	opts := dpop.Options{Nonces: nonces}
+	if bus != nil {
+		// Replicas share PostgreSQL: a proof used at one is refused at all.
+		opts.Replays = dpop.NewStoreReplayCache(db)
+	}
+	dv, err := dpop.New(opts)
 	if err != nil {
 		return nil, err
 	}
