@@ -138,3 +138,26 @@ function redact(value) {
 function truncate(text = "") {
   return text.length > 600 ? text.slice(0, 600) + "…" : text;
 }
+
+/**
+ * The SMART authorization request URL (RFC 6749 §4.1.1 with PKCE S256,
+ * RFC 7636 §4.3, and SMART's `aud`); `nonce` only when given.
+ * @param {string} endpoint the authorization endpoint
+ * @param {{clientId: string, redirectUri: string, scope: string, state: string, aud: string, codeChallenge: string, nonce?: string}} p
+ */
+export function smartAuthorizeUrl(endpoint, p) {
+  const url = new URL(endpoint);
+  const params = {
+    response_type: "code",
+    client_id: p.clientId,
+    redirect_uri: p.redirectUri,
+    scope: p.scope,
+    state: p.state,
+    aud: p.aud,
+    code_challenge: p.codeChallenge,
+    code_challenge_method: "S256",
+  };
+  if (p.nonce) params.nonce = p.nonce;
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url;
+}

@@ -14,7 +14,7 @@
 import * as oauth from "oauth4webapi";
 
 import { Browser } from "./browser.mjs";
-import { check, clientOfType, fhirUrl, loadDemo, run, userNamed } from "./demo.mjs";
+import { check, clientOfType, fhirUrl, loadDemo, run, smartAuthorizeUrl, userNamed } from "./demo.mjs";
 
 const SCOPE = "launch/patient offline_access patient/*.rs";
 
@@ -36,19 +36,14 @@ await run("oauth4webapi-dpop", async () => {
 
   const codeVerifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
-  const authorizeUrl = new URL(as.authorization_endpoint);
-  for (const [k, v] of Object.entries({
-    response_type: "code",
-    client_id: app.client_id,
-    redirect_uri: redirectUri,
+  const authorizeUrl = smartAuthorizeUrl(as.authorization_endpoint, {
+    clientId: app.client_id,
+    redirectUri,
     scope: SCOPE,
     state,
     aud: demo.fhir_base,
-    code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
-    code_challenge_method: "S256",
-  })) {
-    authorizeUrl.searchParams.set(k, v);
-  }
+    codeChallenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+  });
   const signIn = await new Browser().signIn(authorizeUrl.href, { redirectUri, user, patient: expectedPatient });
   const callbackParams = oauth.validateAuthResponse(as, client, new URL(signIn.callbackUrl), state);
 

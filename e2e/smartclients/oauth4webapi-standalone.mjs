@@ -17,7 +17,7 @@ import { createPublicKey, verify } from "node:crypto";
 import * as oauth from "oauth4webapi";
 
 import { Browser } from "./browser.mjs";
-import { check, clientOfType, fhirUrl, loadDemo, run, userNamed } from "./demo.mjs";
+import { check, clientOfType, fhirUrl, loadDemo, run, smartAuthorizeUrl, userNamed } from "./demo.mjs";
 
 const SCOPE = "launch/patient openid fhirUser offline_access patient/*.rs";
 
@@ -44,20 +44,15 @@ await run("oauth4webapi-standalone", async () => {
   const codeVerifier = oauth.generateRandomCodeVerifier();
   const state = oauth.generateRandomState();
   const nonce = oauth.generateRandomNonce();
-  const authorizeUrl = new URL(as.authorization_endpoint);
-  for (const [k, v] of Object.entries({
-    response_type: "code",
-    client_id: app.client_id,
-    redirect_uri: redirectUri,
+  const authorizeUrl = smartAuthorizeUrl(as.authorization_endpoint, {
+    clientId: app.client_id,
+    redirectUri,
     scope: SCOPE,
     state,
     nonce,
     aud: demo.fhir_base,
-    code_challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
-    code_challenge_method: "S256",
-  })) {
-    authorizeUrl.searchParams.set(k, v);
-  }
+    codeChallenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+  });
 
   // 3. The user in the browser: sign in, approve.
   const signIn = await new Browser().signIn(authorizeUrl.href, { redirectUri, user, patient: expectedPatient });
