@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -77,6 +79,11 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 	var nonces *dpop.Nonces
 	if cfg.Auth.DPoPNonce {
 		key, err := secretFile(cfg.DataDir, "dpop-nonce.key", 32)
+		if bus != nil {
+			// Replicas must issue and accept the same nonces, or a client
+			// balanced between two of them is told use_dpop_nonce forever.
+			key, err = sharedSecret(ctx, db, "dpop-nonce", 32)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -278,4 +285,26 @@ func loadSitePolicy(cfg config.Config) (*policy.Site, error) {
 		files[filepath.Base(p)] = b
 	}
 	return policy.NewSite(files)
+}
+
+// sharedSecret is a random secret of n bytes kept in the shared store
+// (record kind "secret"), made by whichever replica asks first.
+func sharedSecret(ctx context.Context, db database, name string, n int) ([]byte, error) {
+	fresh := make([]byte, n)
+	rand.Read(fresh)
+	err := db.InsertRecord(ctx, store.Record{Kind: "secret", Key: name, Value: fresh})
+	if err == nil {
+		return fresh, nil
+	}
+	if !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	rec, err := db.GetRecord(ctx, "secret", name)
+	if err != nil {
+		return nil, err
+	}
+	if len(rec.Value) < n {
+		return nil, fmt.Errorf("the shared secret %s is too short", name)
+	}
+	return rec.Value, nil
 }

@@ -2,6 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -9,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/tokens"
 )
@@ -93,5 +99,24 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-reloaded
+
+	// DPoP: one replica's nonce is the other's, and a proof used at one
+	// is a replay at the other.
+	now := time.Now()
+	if na, nb := a.dpop.Nonce(now), b.dpop.Nonce(now); na == "" || na != nb {
+		t.Fatalf("replicas issue different DPoP nonces: %q, %q", na, nb)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	claims, _ := json.Marshal(map[string]any{"jti": "replica-jti", "htm": "POST", "htu": "https://replicas.invalid/auth/token",
+		"iat": now.Unix(), "nonce": a.dpop.Nonce(now)})
+	jws, _ := signer.Sign(claims)
+	proof, _ := jws.CompactSerialize()
+	if _, err := a.dpop.VerifyContext(ctx, proof, "POST", "https://replicas.invalid/auth/token", "", now); err != nil {
+		t.Fatalf("replica a refuses a fresh proof: %v", err)
+	}
+	if _, err := b.dpop.VerifyContext(ctx, proof, "POST", "https://replicas.invalid/auth/token", "", now); !errors.Is(err, dpop.ErrReplayed) {
+		t.Fatalf("replica b takes a proof replica a used: %v", err)
+	}
 	cancel()
 }
