@@ -141,8 +141,7 @@ type JournaledPipeline struct {
 	observe func(lag time.Duration) // set by ObserveLag before Run
 
 	mu      sync.Mutex
-	lagMax  time.Duration // the longest time an entry waited for the log, since the last LagMax call
-	lastErr error
+	lastErr error // of Run's last round
 }
 
 // NewJournaledPipeline returns the pipeline; call Run to sequence.
@@ -197,7 +196,7 @@ func (p *JournaledPipeline) Run(ctx context.Context, interval time.Duration) err
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := p.sequence(ctx); err != nil && ctx.Err() == nil {
+		if err := p.sequence(ctx); ctx.Err() == nil {
 			p.mu.Lock()
 			p.lastErr = err
 			p.mu.Unlock()
@@ -264,16 +263,12 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 			return err
 		}
 		p.sequenced.Store(next)
-		now := time.Now()
-		p.mu.Lock()
-		for i := range batch {
-			lag := now.Sub(time.Unix(0, batch[i].at))
-			p.lagMax = max(p.lagMax, lag)
-			if p.observe != nil {
-				p.observe(lag)
+		if p.observe != nil {
+			now := time.Now()
+			for i := range batch {
+				p.observe(now.Sub(time.Unix(0, batch[i].at)))
 			}
 		}
-		p.mu.Unlock()
 	}
 	return nil
 }
@@ -347,14 +342,13 @@ func LeafIndexes(ctx context.Context, r RecordLister) ([]uint64, error) {
 // after its request the event reached the log (call before Run).
 func (p *JournaledPipeline) ObserveLag(fn func(lag time.Duration)) { p.observe = fn }
 
-// LagMax returns, and resets, the longest wait of an entry for the log
-// since the previous call, and the last sequencing error.
-func (p *JournaledPipeline) LagMax() (time.Duration, error) {
+// Err returns the error of Run's last round (nil if it succeeded): the
+// log refused, or the leaf indexes could not be recorded. The journal
+// keeps the entries meanwhile.
+func (p *JournaledPipeline) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lag, err := p.lagMax, p.lastErr
-	p.lagMax, p.lastErr = 0, nil
-	return lag, err
+	return p.lastErr
 }
 
 // IndexKey is the record key of journal entry i: zero-padded, so that

@@ -116,7 +116,7 @@ func TestJournaledPipeline(t *testing.T) {
 	if n, _ := p.Sequenced(ctx); n != 0 {
 		t.Fatalf("%d entries sequenced while the log was down", n)
 	}
-	if _, err := p.LagMax(); err == nil {
+	if err := p.Err(); err == nil {
 		t.Error("a failing log was not reported")
 	}
 	flaky.mu.Lock()
@@ -137,6 +137,10 @@ func TestJournaledPipeline(t *testing.T) {
 			t.Fatalf("only %d of 100 sequenced", n)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // a round after the last one that sequenced
+	if err := p.Err(); err != nil {
+		t.Errorf("the log recovered but Err still reports %v", err)
 	}
 	stop()
 	<-done

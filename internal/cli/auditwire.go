@@ -146,11 +146,22 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 		Help:    "Time from a request to its audit event's leaf being sequenced in the transparency log.",
 		Buckets: []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30},
 	})
-	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "warden_audit_journal_entries",
-		Help: "Audit events made durable in the journal since the instance started.",
+		Help: "Audit events in the journal.",
 	}, func() float64 { return float64(t.journal.Len()) })
-	for _, c := range []prometheus.Collector{lag, pending} {
+	// The background parts fail without refusing requests (the journal
+	// keeps every event): operators must see it here.
+	sequencer := failingGauge("warden_audit_sequencer_failing",
+		"1 while events cannot be sequenced into the transparency log (the journal keeps them)", t.pipeline.Err)
+	indexer := failingGauge("warden_audit_indexer_failing",
+		"1 while the searchable copy of the trail (AuditEvent search) cannot be indexed", func() error {
+			if t.index == nil {
+				return nil
+			}
+			return t.index.Err()
+		})
+	for _, c := range []prometheus.Collector{lag, entries, sequencer, indexer} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -174,4 +185,14 @@ const indexEvery = time.Second
 // Close stops the log (its last checkpoint is published) and the journal.
 func (t *auditTrail) Close(ctx context.Context) error {
 	return errors.Join(t.log.Close(ctx), t.journal.Close())
+}
+
+// failingGauge is a gauge that is 1 while failing returns an error.
+func failingGauge(name, help string, failing func() error) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		if failing() != nil {
+			return 1
+		}
+		return 0
+	})
 }

@@ -59,7 +59,6 @@ type Indexer struct {
 	batch   int
 	workers int
 
-	kick    chan struct{}
 	indexed atomic.Uint64 // the cursor as last persisted
 
 	mu      sync.Mutex
@@ -110,11 +109,10 @@ func New(src Source, db store.Store, marks store.Records, opts Options) (*Indexe
 	if base != "" {
 		base += "/"
 	}
-	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), kick: make(chan struct{}, 1)}, nil
+	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0)}, nil
 }
 
-// Run indexes new journal entries every interval (and at once after
-// Kick) until ctx ends, and returns ctx's error. A failed round is
+// Run indexes new journal entries every interval until ctx ends, and returns ctx's error. A failed round is
 // retried at the next tick; Err reports the last failure.
 func (x *Indexer) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
@@ -133,17 +131,8 @@ func (x *Indexer) Run(ctx context.Context, interval time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-x.kick:
 		case <-t.C:
 		}
-	}
-}
-
-// Kick asks Run to index now rather than at the next tick.
-func (x *Indexer) Kick() {
-	select {
-	case x.kick <- struct{}{}:
-	default:
 	}
 }
 
