@@ -200,7 +200,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			certFile, keyFile, in.caFile = pki.CertFile, pki.KeyFile, pki.CAFile
 		}
 		listener, err := mtls.NewListener(mtls.ServerOptions{CertFile: certFile, KeyFile: keyFile,
-			MinVersion: cfg.Server.TLS.MinVersion, ClientCAFile: cfg.Server.TLS.ClientCAFile, CRLFiles: cfg.Server.TLS.ClientCRLFiles})
+			MinVersion: cfg.Server.TLS.MinVersion, ClientCAFile: cfg.Server.TLS.ClientCAFile, CRLFiles: cfg.Server.TLS.ClientCRLFiles, Logger: log})
 		if err != nil {
 			return nil, err
 		}

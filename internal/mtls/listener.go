@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,9 @@ type ServerOptions struct {
 	// without a restart or a dropped connection.
 	CheckEvery time.Duration
 	Now        func() time.Time
+	// Logger, if set, hears of changed files that could not be loaded
+	// (the previous material stays in use): once per distinct failure.
+	Logger *slog.Logger
 }
 
 // Listener is the TLS side of the FHIR listener: its certificate and
@@ -292,8 +296,12 @@ func (l *Listener) maybeReload() {
 	if changed {
 		if err := l.reload(); err != nil {
 			l.mu.Lock()
+			repeated := l.loadErr != nil && l.loadErr.Error() == err.Error()
 			l.loadErr = err
 			l.mu.Unlock()
+			if l.o.Logger != nil && !repeated {
+				l.o.Logger.Warn("TLS files changed but cannot be loaded; the previous certificate, CA bundle and CRLs stay in use", "error", err.Error())
+			}
 		}
 	}
 }

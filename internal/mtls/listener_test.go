@@ -1,6 +1,7 @@
 package mtls_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,11 +12,14 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,6 +106,7 @@ type mtlsEnv struct {
 	serverCA, trusted, other *testCA
 	crlFile                  string
 	listener                 *mtls.Listener
+	logs                     *syncBuffer
 	addr                     string
 	certFile, keyFile        string
 }
@@ -113,8 +118,9 @@ func newEnv(t *testing.T) *mtlsEnv {
 	os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.trusted.cert.Raw}), 0o600)
 	e.crlFile = filepath.Join(e.dir, "partner.crl")
 	os.WriteFile(e.crlFile, e.trusted.crl(t, 1), 0o600)
+	e.logs = &syncBuffer{}
 	l, err := mtls.NewListener(mtls.ServerOptions{CertFile: e.certFile, KeyFile: e.keyFile, ClientCAFile: bundle,
-		CRLFiles: []string{e.crlFile}, CheckEvery: 10 * time.Millisecond})
+		CRLFiles: []string{e.crlFile}, CheckEvery: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +249,11 @@ func TestListenerRotatesServerCertificate(t *testing.T) {
 	if e.listener.ReloadError() == nil {
 		t.Fatal("no reload error reported for a broken certificate file")
 	}
+	time.Sleep(20 * time.Millisecond)
+	served(e.client(nil, 0)) // another check of the same broken file
+	if n := strings.Count(e.logs.String(), "cannot be loaded"); n != 1 {
+		t.Fatalf("the broken rotation was logged %d times, want once:\n%s", n, e.logs.String())
+	}
 }
 
 func TestListenerVersions(t *testing.T) {
@@ -284,4 +295,22 @@ func TestListenerIdentityCacheBounded(t *testing.T) {
 	if n := e.listener.CachedIdentities(); n > 10_000 {
 		t.Fatalf("%d identities cached", n)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the listener's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
