@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Annotations is what a handler outside the FHIR API (the authorization
@@ -14,14 +15,15 @@ import (
 // request's context (WithAnnotations); handlers fill it through
 // AnnotationsFrom, which is safe to call when nothing is being audited.
 type Annotations struct {
-	mu       sync.Mutex
-	clientID string
-	subject  string
-	fhirUser string
-	tokenID  string
-	denyRule string
-	reason   string
-	patients []string
+	mu        sync.Mutex
+	clientID  string
+	subject   string
+	fhirUser  string
+	tokenID   string
+	denyRule  string
+	reason    string
+	patients  []string
+	effective time.Time
 }
 
 type annotationsKey struct{}
@@ -105,6 +107,19 @@ func (a *Annotations) BreakGlass(reason string) {
 	a.mu.Unlock()
 }
 
+// Effective records when a change the request made to authorization
+// state took effect everywhere (the latest one wins).
+func (a *Annotations) Effective(t time.Time) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	if t.After(a.effective) {
+		a.effective = t
+	}
+	a.mu.Unlock()
+}
+
 // Apply copies the annotations into r, leaving fields it already has.
 func (a *Annotations) Apply(r *Record) {
 	if a == nil {
@@ -123,6 +138,9 @@ func (a *Annotations) Apply(r *Record) {
 	set(&r.TokenID, a.tokenID)
 	set(&r.DenyRule, a.denyRule)
 	set(&r.BreakGlassReason, a.reason)
+	if r.Effective.IsZero() {
+		r.Effective = a.effective
+	}
 	for _, p := range a.patients {
 		if !slices.Contains(r.Patients, p) {
 			r.Patients = append(r.Patients, p)

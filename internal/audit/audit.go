@@ -92,6 +92,11 @@ type Record struct {
 	BreakGlassReason string   // the reason stated when breaking the glass, "" otherwise
 	Review           string   // set when an allowing policy asks for later review (policy Decision.Review)
 
+	// Effective is when a change the request made to authorization
+	// state (a revocation, a disabled client, a consent) took effect in
+	// every Warden process (package coherence); zero otherwise.
+	Effective time.Time
+
 	Patients  []string // every patient whose data was returned or touched: ids or Patient/id
 	Resources []string // Type/id or Type/id/_history/v of what was read or written; the event keeps the first MaxResources
 }

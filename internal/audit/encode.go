@@ -362,6 +362,9 @@ func (e *eventWriter) entities(r Record, patients []string) {
 	if len(r.Resources) > MaxResources {
 		detail("resources-total", strconv.Itoa(len(r.Resources)))
 	}
+	if !r.Effective.IsZero() {
+		detail("effective", instant(r.Effective))
+	}
 	if n > 0 {
 		e.raw(`],`)
 	}

@@ -66,6 +66,9 @@ func fuzzRecord(mask uint32, surface uint8, action, s1, s2, s3 string, status in
 	if on(17) {
 		r.Outcome = OutcomeMajor
 	}
+	if on(18) {
+		r.Effective = r.Time.Add(3 * time.Millisecond)
+	}
 	return r
 }
 
@@ -106,7 +109,7 @@ func TestAppendCanonicalMatchesBuild(t *testing.T) {
 	for s := range 3 {
 		for _, a := range actions[s] {
 			for _, u := range users {
-				for mask := uint32(0); mask < 1<<18; mask += 4099 {
+				for mask := uint32(0); mask < 1<<19; mask += 8191 {
 					r := fuzzRecord(mask, uint8(s), a, "app-1", "user-1", u, 200+int(mask%300))
 					want, err := canonicalOfBuild(r, testBase, "ev-1")
 					if err != nil {

@@ -532,6 +532,9 @@ func entities(r Record, patients []string) []any {
 	if len(r.Resources) > MaxResources {
 		detail("resources-total", strconv.Itoa(len(r.Resources)))
 	}
+	if !r.Effective.IsZero() {
+		detail("effective", instant(r.Effective))
+	}
 	request := map[string]any{
 		"what": map[string]any{"identifier": map[string]any{"value": r.RequestID}},
 		"type": coding(systemBALPEntity, "XrequestId", "X-Request-Id"),

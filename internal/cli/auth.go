@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/authserver"
+	"github.com/wardenfhir/warden/internal/coherence"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/fhirapi"
@@ -35,7 +38,12 @@ type database interface {
 // master keyring, the token service and the directories of users and
 // clients.
 type authCore struct {
-	bus     *postgres.Bus // revocation notices between replicas; nil on SQLite
+	bus *postgres.Bus // notices between replicas; nil on SQLite
+	// member keeps this process's revocation state coherent with the
+	// database (package coherence); set by a serving instance
+	// (joinCoherence), nil in admin commands, which publish their
+	// changes without being members.
+	member  atomic.Pointer[coherence.Member]
 	keys    *keyring.Keyring
 	tokens  *tokens.Service
 	users   *identity.Directory
@@ -49,16 +57,33 @@ type authCore struct {
 // openAuthCore opens the keyring in DATA_DIR/keys and the token service
 // over db. issuer is the FHIR base URL.
 func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer string) (*authCore, error) {
-	var bus *postgres.Bus
-	var changed func(context.Context)
+	core := &authCore{}
+	var notifier coherence.Notifier
 	if isPostgres(cfg.Store.URL) {
-		bus = postgres.NewBus(cfg.Store.URL)
-		changed = func(ctx context.Context) {
-			// Best effort: other replicas reload within reloadEvery anyway.
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			bus.Publish(pctx, revocationChannel)
+		core.bus = postgres.NewBus(cfg.Store.URL)
+		notifier = core.bus.Channel(coherenceChannel)
+	}
+	bus := core.bus
+	// A revocation returns once every serving process applies it; the
+	// time it took effect goes to the revoking request's audit event.
+	changed := func(ctx context.Context) error {
+		var effective time.Time
+		var err error
+		if m := core.member.Load(); m != nil {
+			effective, err = m.Publish(ctx)
+		} else {
+			effective, err = coherence.Publish(ctx, db, notifier, coherence.DefaultLease)
 		}
+		if err == nil {
+			audit.AnnotationsFrom(ctx).Effective(effective)
+		}
+		return err
+	}
+	fresh := func(ctx context.Context) error {
+		if m := core.member.Load(); m != nil {
+			return m.Fresh(ctx)
+		}
+		return nil
 	}
 	keys, err := keyring.Open(filepath.Join(cfg.DataDir, "keys"))
 	if err != nil {
@@ -72,6 +97,7 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 		RotateEvery: cfg.Auth.SigningKeyRotation,
 		MaxLifetime: max(cfg.Auth.AccessTokenLifetime, time.Hour),
 		Changed:     changed,
+		Fresh:       fresh,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the token service: %w", err)
@@ -100,18 +126,38 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 	if err != nil {
 		return nil, err
 	}
-	return &authCore{
-		dpop:    dv,
-		bus:     bus,
-		keys:    keys,
-		tokens:  ts,
-		users:   identity.NewDirectory(db, keys, identity.Options{Issuer: "Warden"}),
-		clients: authserver.NewRegistry(db, ts, time.Now),
-	}, nil
+	core.dpop, core.keys, core.tokens = dv, keys, ts
+	core.users = identity.NewDirectory(db, keys, identity.Options{Issuer: "Warden"})
+	core.clients = authserver.NewRegistry(db, ts, time.Now)
+	return core, nil
 }
 
-// revocationChannel is the LISTEN/NOTIFY channel of revocation notices.
-const revocationChannel = "warden_revocations"
+// coherenceChannel is the LISTEN/NOTIFY channel of coherence notices
+// (revocations, disabled clients).
+const coherenceChannel = "warden_coherence"
+
+// joinCoherence makes this serving process a coherence member: from now
+// on every token verification first confirms the revocation state is
+// current, and every revocation waits for the other processes.
+func (c *authCore) joinCoherence(ctx context.Context, db database, log *slog.Logger) (*coherence.Member, error) {
+	var n coherence.Notifier
+	if c.bus != nil {
+		n = c.bus.Channel(coherenceChannel)
+	}
+	var logged atomic.Bool
+	m, err := coherence.Join(ctx, coherence.Options{Records: db, Notifier: n, Reload: c.tokens.Reload,
+		Failed: func(err error) {
+			// Requests see it as 503s; say it once per outage.
+			if logged.CompareAndSwap(false, true) {
+				log.Error("cannot confirm the revocation state is current; requests get 503 until the database answers", "error", err.Error())
+			}
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("joining the other processes: %w", err)
+	}
+	c.member.Store(m)
+	return m, nil
+}
 
 // policyOptions turns the step-up settings into the policy's terms.
 func policyOptions(cfg config.Config) policy.Options {

@@ -21,6 +21,7 @@ import (
 	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/authserver"
+	"github.com/wardenfhir/warden/internal/coherence"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/mtls"
@@ -142,6 +143,7 @@ type instance struct {
 	store  database
 	api    *fhirapi.API
 	core   *authCore
+	member *coherence.Member // this process's place among the processes sharing the database
 	audit  *auditTrail
 	tls    *mtls.Listener // nil with plain HTTP
 	auth   *authserver.Server
@@ -240,6 +242,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	in.core = core
+	if in.member, err = core.joinCoherence(ctx, st, log); err != nil {
+		return fail(err)
+	}
 	site, err := loadSitePolicy(cfg)
 	if err != nil {
 		return fail(fmt.Errorf("loading the site policy: %w", err))
@@ -348,14 +353,8 @@ func (in *instance) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	if bus := in.core.bus; bus != nil {
-		// Another replica revoked something: reload now, not at the tick.
-		go bus.Listen(ctx, revocationChannel, nil, func() {
-			if err := in.core.tokens.Reload(ctx); err != nil && ctx.Err() == nil {
-				in.log.Warn("reloading revocations failed", "error", err.Error())
-			}
-		})
-	}
+	// Another process revoked something: apply it before its call returns.
+	go in.member.Run(ctx)
 	go func() {
 		t := time.NewTicker(reloadEvery)
 		defer t.Stop()

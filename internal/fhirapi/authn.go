@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wardenfhir/warden/internal/coherence"
 	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/policy"
@@ -54,6 +55,12 @@ func (a *API) authenticate(r *http.Request) (*policy.Principal, error) {
 			Issues: []Issue{{Severity: "error", Code: "login", Diagnostics: description}}}
 	}
 	p, err := a.opts.Verifier.Verify(r.Context(), token)
+	if errors.Is(err, coherence.ErrUnavailable) {
+		// Whether the token was revoked cannot be told: fail closed, and
+		// say it is not the client's fault.
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "token not checked: revocation state unconfirmed", slog.String("error", err.Error()))
+		return nil, errorf(http.StatusServiceUnavailable, "transient", "Access cannot be checked right now; retry later")
+	}
 	if err != nil {
 		return nil, refuse(err.Error(), "invalid_token", "The access token is invalid, expired or revoked")
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/coherence"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/smart"
@@ -24,6 +25,9 @@ type tokenTable map[string]*policy.Principal
 var errUnknownToken = errors.New("unknown token")
 
 func (tt tokenTable) Verify(_ context.Context, raw string) (*policy.Principal, error) {
+	if raw == "unconfirmed" { // the process cannot confirm its revocation state
+		return nil, fmt.Errorf("%w: database down", coherence.ErrUnavailable)
+	}
 	if p, ok := tt[raw]; ok {
 		return p, nil
 	}
@@ -178,6 +182,17 @@ func TestAuthenticationRefusals(t *testing.T) {
 	}
 	t.Run("metadata is public", func(t *testing.T) {
 		f.mustStatus(f.do("GET", "/metadata", nil), 200)
+	})
+	t.Run("revocation state unconfirmed", func(t *testing.T) {
+		// Fail closed with 503 (retry later), not 401 (the token may be
+		// good) and never 200.
+		r := f.as("unconfirmed", "GET", "/Patient/p1", nil)
+		if r.status != 503 {
+			t.Fatalf("status %d, want 503: %s", r.status, r.body)
+		}
+		if d := diagnostics(t, r); strings.Contains(d, "database") || strings.Contains(string(r.body), "Pat") {
+			t.Errorf("the 503 says too much: %s", r.body)
+		}
 	})
 	t.Run("two Authorization headers", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", f.url+"/Patient/p1", nil)

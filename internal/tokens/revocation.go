@@ -70,8 +70,8 @@ func (r *revocations) check(jti, grant, client string) error {
 // RevokeToken revokes one access token by its jti (RFC 7009 §2.1); exp is
 // when the token expires, so the revocation can be forgotten after it
 // (zero: MaxLifetime from now). It takes effect here at once, even when
-// storing it fails (the error is returned); other replicas see it at
-// their next Reload.
+// storing it fails (the error is returned); with Options.Changed it
+// returns once every other replica applies it too.
 func (s *Service) RevokeToken(ctx context.Context, jti string, exp time.Time) error {
 	if jti == "" {
 		return errors.New("tokens: revoke: empty jti")
@@ -86,7 +86,6 @@ func (s *Service) RevokeToken(ctx context.Context, jti string, exp time.Time) er
 	}
 	r := &s.rev
 	r.write.Lock()
-	defer r.write.Unlock()
 	r.mu.Lock()
 	r.tokens[jti] = until
 	if len(r.tokens) >= r.pruneAt {
@@ -99,10 +98,12 @@ func (s *Service) RevokeToken(ctx context.Context, jti string, exp time.Time) er
 	}
 	r.mu.Unlock()
 	if err := s.o.Records.PutRecord(ctx, store.Record{Kind: kindRevokedToken, Key: jti, Expires: until}); err != nil {
+		r.write.Unlock()
 		return fmt.Errorf("tokens: revoke token: %w", err)
 	}
-	s.changed(ctx)
-	return nil
+	// Not under r.write: telling the replicas reloads this one too.
+	r.write.Unlock()
+	return s.changed(ctx)
 }
 
 // RevokeGrant revokes every access token minted for grantID (AccessClaims
@@ -115,15 +116,16 @@ func (s *Service) RevokeGrant(ctx context.Context, grantID string) error {
 	until := s.o.Now().Add(GrantRevocationTTL)
 	r := &s.rev
 	r.write.Lock()
-	defer r.write.Unlock()
 	r.mu.Lock()
 	r.grants[grantID] = until
 	r.mu.Unlock()
 	if err := s.o.Records.PutRecord(ctx, store.Record{Kind: kindRevokedGrant, Key: grantID, Expires: until}); err != nil {
+		r.write.Unlock()
 		return fmt.Errorf("tokens: revoke grant: %w", err)
 	}
-	s.changed(ctx)
-	return nil
+	// Not under r.write: telling the replicas reloads this one too.
+	r.write.Unlock()
+	return s.changed(ctx)
 }
 
 // DisableClient refuses every access token of clientID until
@@ -134,15 +136,16 @@ func (s *Service) DisableClient(ctx context.Context, clientID string) error {
 	}
 	r := &s.rev
 	r.write.Lock()
-	defer r.write.Unlock()
 	r.mu.Lock()
 	r.clients[clientID] = struct{}{}
 	r.mu.Unlock()
 	if err := s.o.Records.PutRecord(ctx, store.Record{Kind: kindDisabledClient, Key: clientID}); err != nil {
+		r.write.Unlock()
 		return fmt.Errorf("tokens: disable client: %w", err)
 	}
-	s.changed(ctx)
-	return nil
+	// Not under r.write: telling the replicas reloads this one too.
+	r.write.Unlock()
+	return s.changed(ctx)
 }
 
 // EnableClient undoes DisableClient: the client's unexpired, unrevoked
@@ -151,15 +154,16 @@ func (s *Service) DisableClient(ctx context.Context, clientID string) error {
 func (s *Service) EnableClient(ctx context.Context, clientID string) error {
 	r := &s.rev
 	r.write.Lock()
-	defer r.write.Unlock()
 	if _, err := s.o.Records.DeleteRecord(ctx, kindDisabledClient, clientID); err != nil {
+		r.write.Unlock()
 		return fmt.Errorf("tokens: enable client: %w", err)
 	}
 	r.mu.Lock()
 	delete(r.clients, clientID)
 	r.mu.Unlock()
-	s.changed(ctx)
-	return nil
+	// Not under r.write: telling the replicas reloads this one too.
+	r.write.Unlock()
+	return s.changed(ctx)
 }
 
 // loadRevocations refreshes the in-memory revocation state from Records:
@@ -209,9 +213,12 @@ func (s *Service) loadRevocations(ctx context.Context) error {
 }
 
 // changed tells the other replicas (Options.Changed) that revocations
-// changed, so that they reload at once instead of at their next tick.
-func (s *Service) changed(ctx context.Context) {
+// changed and returns once they apply it.
+func (s *Service) changed(ctx context.Context) error {
 	if s.o.Changed != nil {
-		s.o.Changed(ctx)
+		if err := s.o.Changed(ctx); err != nil {
+			return fmt.Errorf("tokens: the change is stored but not yet confirmed by every replica: %w", err)
+		}
 	}
+	return nil
 }

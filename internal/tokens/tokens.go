@@ -77,9 +77,15 @@ type Options struct {
 	// a negative value disables the cache.
 	CacheEntries int
 	// Changed, when set, is called after a revocation (token, grant,
-	// client) has been stored, to tell other replicas to Reload now
-	// (PostgreSQL NOTIFY). It must not block for long.
-	Changed func(ctx context.Context)
+	// client) has been stored here and in Records, and returns once every
+	// other replica applies it (coherence.Member.Publish); its error is
+	// the revoking call's.
+	Changed func(ctx context.Context) error
+	// Fresh, when set, is called by Verify before it consults the
+	// in-memory revocations: it returns an error (coherence.ErrUnavailable)
+	// when this process cannot confirm they are current, and Verify
+	// returns that error as it is (a 503, not an invalid token).
+	Fresh func(ctx context.Context) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }

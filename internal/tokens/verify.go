@@ -44,7 +44,9 @@ type header struct {
 // 5 s of leeway, and exp - iat is at most MaxLifetime; jti, sub and
 // client_id are present. Then revocation: the jti, the grant, the client.
 //
-// Every refusal matches ErrInvalidToken and one reason (ErrExpired, …).
+// Every refusal matches ErrInvalidToken and one reason (ErrExpired, …);
+// the one other error is Options.Fresh's (the revocations cannot be
+// confirmed current: answer 503).
 // A token verified before is found in the cache by its SHA-256; a cache
 // hit still checks the key, exp and the revocations. The Principal is the
 // caller's own copy, but its Scopes share memory with the cache: read
@@ -52,6 +54,11 @@ type header struct {
 func (s *Service) Verify(ctx context.Context, raw string) (*policy.Principal, error) {
 	if len(raw) == 0 || len(raw) > maxTokenLen {
 		return nil, invalid(ErrMalformed)
+	}
+	if s.o.Fresh != nil {
+		if err := s.o.Fresh(ctx); err != nil {
+			return nil, err
+		}
 	}
 	now := s.o.Now()
 	var sum [sha256.Size]byte

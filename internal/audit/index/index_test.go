@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"net/url"
 	"os"
@@ -15,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/audit/journal"
@@ -25,6 +22,7 @@ import (
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
+	"github.com/wardenfhir/warden/internal/store/storetest"
 )
 
 const base = "https://warden.example/fhir"
@@ -48,43 +46,15 @@ func backends(t testing.TB) map[string]func(testing.TB) database {
 			return s
 		},
 	}
-	if dsn := os.Getenv("WARDEN_TEST_POSTGRES"); dsn != "" {
-		b["postgres"] = func(t testing.TB) database { return openPostgres(t, dsn) }
+	if os.Getenv("WARDEN_TEST_POSTGRES") != "" {
+		b["postgres"] = openPostgres
 	}
 	return b
 }
 
 // openPostgres opens a store in a fresh schema, dropped after the test.
-func openPostgres(t testing.TB, dsn string) database {
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	schema := fmt.Sprintf("warden_index_%016x", rand.Uint64())
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	s, err := postgres.Open(ctx, u.String(), postgres.Options{})
+func openPostgres(t testing.TB) database {
+	s, err := postgres.Open(context.Background(), storetest.PostgresURL(t), postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,10 @@ func (b *Bus) Publish(ctx context.Context, channel string) error {
 // calls fn after each reconnection too, since notices sent while it was
 // away are lost.
 func (b *Bus) Listen(ctx context.Context, channel string, ready func(), fn func()) error {
+	return b.listenLoop(ctx, channel, ready, fn, nil)
+}
+
+func (b *Bus) listenLoop(ctx context.Context, channel string, ready, fn, down func()) error {
 	first := true
 	for ctx.Err() == nil {
 		// A failed connection is retried after a pause; the periodic
@@ -52,6 +56,9 @@ func (b *Bus) Listen(ctx context.Context, channel string, ready func(), fn func(
 				fn()
 			}
 		}, fn)
+		if down != nil {
+			down()
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -82,4 +89,22 @@ func (b *Bus) listen(ctx context.Context, channel string, connected, fn func()) 
 		}
 		fn()
 	}
+}
+
+// Channel is one channel of a Bus, as coherence.Notifier wants it.
+type Channel struct {
+	b    *Bus
+	name string
+}
+
+// Channel returns the bus's channel called name.
+func (b *Bus) Channel(name string) Channel { return Channel{b, name} }
+
+// Publish sends a notice on the channel.
+func (c Channel) Publish(ctx context.Context) error { return c.b.Publish(ctx, c.name) }
+
+// Listen is Bus.Listen on the channel; down is called whenever the
+// listening connection is lost (and once when ctx ends).
+func (c Channel) Listen(ctx context.Context, ready, notice, down func()) error {
+	return c.b.listenLoop(ctx, c.name, ready, notice, down)
 }

@@ -1,0 +1,54 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PostgresURL returns the URL of a fresh, empty schema in the test
+// database named by WARDEN_TEST_POSTGRES (./scripts/test sets it), dropped
+// when the test ends; it skips the test when the variable is not set.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("WARDEN_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("WARDEN_TEST_POSTGRES not set (./scripts/test sets it)")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connecting to the test database: %v", err)
+	}
+	defer admin.Close(ctx)
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := "warden_test_" + hex.EncodeToString(b)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
