@@ -18,6 +18,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -125,6 +127,14 @@ func open(ctx context.Context, path string, opts Options) (*backend, error) {
 		}
 		undo = append(undo, func() { c.close() })
 		return c, nil
+	}
+
+	// The file holds patient data: only its owner may read it. SQLite
+	// gives its -wal and -shm files the database file's permissions.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: creating %s: %w: %w", path, store.ErrUnavailable, err)
 	}
 
 	b := &backend{readers: make(chan *conn, nread), nreaders: nread}

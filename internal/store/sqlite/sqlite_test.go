@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -168,6 +169,14 @@ func TestOpen(t *testing.T) {
 	}
 	if err := s.Tx(ctx, func(tx store.Tx) error { return tx.Put(ctx, basic("a", 1)) }); err != nil {
 		t.Fatal(err)
+	}
+	// The files hold patient data: only their owner may read them.
+	for _, f := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(f); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(f), fi.Mode().Perm())
+		}
 	}
 	s.Close()
 	s, err = sqlite.Open(ctx, path, sqlite.Options{})
