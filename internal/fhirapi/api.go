@@ -49,6 +49,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Verifier checks the access token of every request but /metadata.
 	Verifier Verifier
+	// Consents, when set, applies the patients' privacy consents to every
+	// disclosure and write (see Consents); nil enforces none.
+	Consents Consents
 	// Origins are the browser origins allowed to call the API (CORS);
 	// nil allows none.
 	Origins Origins

@@ -278,6 +278,11 @@ func (a *API) prepare(typ, id string, res map[string]any, version int64) (store.
 	if err != nil {
 		return store.Write{}, err
 	}
+	if typ == "Consent" && a.opts.Consents != nil {
+		if err := a.opts.Consents.Validate(body); err != nil {
+			return store.Write{}, errorf(http.StatusBadRequest, "invalid", "The Consent cannot be enforced as written: "+err.Error())
+		}
+	}
 	return store.Write{Resource: store.Resource{Type: typ, ID: id, Version: version, LastUpdated: now, JSON: body}, Entries: entries, Patients: patients}, nil
 }
 

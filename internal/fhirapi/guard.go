@@ -65,6 +65,9 @@ func (a *API) db(ctx context.Context) store.Store {
 		return &guard{s: a.store, a: a, p: p, now: a.now(), au: auditFrom(ctx)}
 	}
 	if trusted, _ := ctx.Value(trustedKey).(bool); trusted || a.opts.Unauthenticated {
+		if a.opts.Consents != nil {
+			return trustedView{a.store, a}
+		}
 		return a.store
 	}
 	return &guard{s: a.store, a: a, now: a.now(), au: auditFrom(ctx)}
@@ -126,6 +129,13 @@ func (g *guard) read(ctx context.Context, act policy.Action,
 	typ, id string) (*store.Resource, error) {
 	res, err := g.readChecked(ctx, act, read, find, typ, id)
 	if err == nil && res != nil {
+		ok, cerr := g.consented(ctx, act, res, true)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if !ok {
+			return nil, hidden(typ, id)
+		}
 		g.au.disclosed(g.a, *res)
 	}
 	return res, err
@@ -173,6 +183,13 @@ func (g *guard) readChecked(ctx context.Context, act policy.Action,
 func (g *guard) VRead(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
 	res, err := g.vread(ctx, typ, id, version)
 	if err == nil && res != nil {
+		ok, cerr := g.consented(ctx, policy.ActRead, res, true)
+		if cerr != nil {
+			return nil, cerr
+		}
+		if !ok {
+			return nil, hidden(typ, id)
+		}
 		g.au.disclosed(g.a, *res)
 	}
 	return res, err
@@ -205,6 +222,16 @@ func (g *guard) vread(ctx context.Context, typ, id string, version int64) (*stor
 func (g *guard) History(ctx context.Context, hq store.HistoryQuery) (*store.HistoryPage, error) {
 	page, err := g.history(ctx, hq)
 	if err == nil && page != nil {
+		removed, err := g.withhold(ctx, policy.ActRead, &page.Versions)
+		if err != nil {
+			return nil, err
+		}
+		if removed > 0 {
+			page.Total = -1
+			if len(page.Versions) == 0 && hq.ID != "" && hq.After == "" {
+				return nil, hidden(hq.Type, hq.ID)
+			}
+		}
 		g.au.disclosed(g.a, page.Versions...)
 	}
 	return page, err
@@ -312,6 +339,9 @@ func (g *guard) searchChecked(ctx context.Context,
 		if res.Included, err = g.filter(ctx, find, res.Included); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.consentedSearch(ctx, find, &nq, page, res); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -475,7 +505,12 @@ func hasChainOrHas(cs []search.Clause) bool {
 // Tx implements store.Store: the transaction's reads, searches and
 // writes are guarded too.
 func (g *guard) Tx(ctx context.Context, fn func(store.Tx) error) error {
-	return g.s.Tx(ctx, func(tx store.Tx) error { return fn(guardTx{tx: tx, g: g}) })
+	var changed bool
+	err := g.s.Tx(ctx, func(tx store.Tx) error { return fn(guardTx{tx: tx, g: g, changed: &changed}) })
+	if err == nil && changed {
+		err = g.a.consentsChanged(ctx)
+	}
+	return err
 }
 
 // Ping implements store.Store.
@@ -488,8 +523,9 @@ func (g *guard) Close() error {
 
 // guardTx is a store.Tx seen through a guard.
 type guardTx struct {
-	tx store.Tx
-	g  *guard
+	tx      store.Tx
+	g       *guard
+	changed *bool // set when the transaction writes a Consent
 }
 
 func (t guardTx) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
@@ -555,6 +591,22 @@ func (t guardTx) Put(ctx context.Context, w store.Write) error {
 	if err != nil {
 		return err
 	}
+	if r.Type == "Consent" && t.changed != nil {
+		*t.changed = true
+	}
+	if err := t.consentedPrev(ctx, act, r.Type, r.ID); err != nil {
+		return err
+	}
+	if !r.Deleted {
+		nw := written(w)
+		ok, err := t.g.consented(ctx, act, &nw, true)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(http.StatusForbidden, "forbidden", "A patient's consent does not allow this change")
+		}
+	}
 	if !narrowed(d) {
 		if err := t.tx.Put(ctx, w); err != nil {
 			return err
@@ -597,6 +649,30 @@ func (t guardTx) Put(ctx context.Context, w store.Write) error {
 		}
 	}
 	t.g.au.disclosed(t.g.a, written(w))
+	return nil
+}
+
+// consentedPrev hides the current version of typ/id from a write when
+// the consents withhold it from the caller (an update-as-create must not
+// tell it exists by colliding with it).
+func (t guardTx) consentedPrev(ctx context.Context, act policy.Action, typ, id string) error {
+	if t.g.a.opts.Consents == nil || t.g.p == nil {
+		return nil
+	}
+	prev, err := t.tx.Read(ctx, typ, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeleted):
+		return nil
+	case err != nil:
+		return err
+	}
+	ok, err := t.g.consented(ctx, act, prev, true)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return hidden(typ, id)
+	}
 	return nil
 }
 
