@@ -496,6 +496,16 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 		s.redirectError(w, r, redirectURI, state, fositeAuthorizeError(err))
 		return
 	}
+	// A patient's approval is a consent (issue 6): recorded before the
+	// app gets its code, or the app gets none.
+	if s.o.Grants != nil && sess.Patient != "" && !isPractitioner(u) {
+		g := Grant{ID: ar.GetID(), Patient: sess.Patient, UserID: u.ID, ClientID: c.ID,
+			Scopes: granted, Granted: s.o.Now(), Active: true}
+		if err := s.o.Grants.Record(ctx, g); err != nil {
+			s.errorPage(w, http.StatusServiceUnavailable, "The authorization could not be recorded. Try again.")
+			return
+		}
+	}
 	resp.AddParameter("iss", s.o.Issuer)
 	s.clearInteraction(w)
 	s.provider.WriteAuthorizeResponse(ctx, w, ar, resp)

@@ -117,6 +117,10 @@ type Options struct {
 	// MTLSScopes are scope prefixes (e.g. "system/") whose tokens are
 	// issued only over mutual TLS and bound to the client certificate.
 	MTLSScopes []string
+	// Grants, when set, records each patient's approvals as they are
+	// made and serves the patient pages at /auth/portal (connected apps,
+	// revoke, withhold a category); nil records nothing and serves none.
+	Grants Grants
 }
 
 // Server is the authorization server.
@@ -134,6 +138,7 @@ type Server struct {
 	// upstreamSealed seals the upstream sign-in cookie; nil without
 	// Options.Upstream.
 	upstreamSealed *web.Sealed
+	portal         *web.Sealed // the patient pages' session cookie
 }
 
 type endpointURLs struct {
@@ -207,7 +212,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		urls: endpointsFor(base),
 	}
 	s.registry = NewRegistry(o.Records, o.Tokens, o.Now)
-	s.store = &fositeStorage{records: o.Records, registry: s.registry, revoker: o.Tokens}
+	s.store = &fositeStorage{records: o.Records, registry: s.registry, revoker: o.Tokens, grants: o.Grants}
 	s.auth = &clientAuthenticator{
 		registry: s.registry, records: o.Records, httpClient: o.HTTPClient, now: o.Now,
 		audiences: []string{s.urls.token, o.Issuer}, certs: o.Certificates,
@@ -229,6 +234,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	if s.sealed, err = web.NewSealed(sealKey, interactionPurpose); err != nil {
+		return nil, err
+	}
+	portalKey, err := hkdf.Key(sha256.New, o.CookieKey, nil, "warden authserver portal cookie", 32)
+	if err != nil {
+		return nil, err
+	}
+	if s.portal, err = web.NewSealed(portalKey, portalPurpose); err != nil {
 		return nil, err
 	}
 	if o.Upstream != nil {
@@ -290,6 +302,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.Handle("POST /auth/login", web.Protect(http.HandlerFunc(s.handleLogin)))
 	mux.Handle("POST /auth/picker", web.Protect(http.HandlerFunc(s.handlePicker)))
 	mux.Handle("POST /auth/approve", web.Protect(http.HandlerFunc(s.handleApprove)))
+	s.registerPortal(mux)
 	if s.o.Upstream != nil {
 		mux.HandleFunc("GET "+upstreamStartPath, s.handleUpstreamStart)
 		mux.HandleFunc("GET "+upstreamCallbackPath, s.handleUpstreamCallback)

@@ -56,6 +56,7 @@ type fositeStorage struct {
 	records  store.Records
 	registry *Registry
 	revoker  grantRevoker
+	grants   Grants // nil: no ledger
 }
 
 // grantRevoker kills every token of a grant; *tokens.Service implements it.
@@ -330,8 +331,15 @@ func (s *fositeStorage) revokeGrant(ctx context.Context, grantID string) error {
 			return err
 		}
 	}
-	_, err := s.records.DeleteGroup(ctx, recordKindRefresh, grantID)
-	return err
+	if _, err := s.records.DeleteGroup(ctx, recordKindRefresh, grantID); err != nil {
+		return err
+	}
+	if s.grants != nil {
+		// The patient's record of it says so too (a no-op for grants
+		// that are not a patient's).
+		return s.grants.Deactivate(ctx, grantID)
+	}
+	return nil
 }
 
 // fositeClient adapts a Client to fosite.Client.

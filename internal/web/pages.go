@@ -42,7 +42,7 @@ const StylesheetPath = "/static/warden.css"
 
 // Pages renders the authorization pages. It is safe for concurrent use.
 type Pages struct {
-	login, picker, approve, errorPage *template.Template
+	login, picker, approve, portal, errorPage *template.Template
 	stylesheetURL                     string // StylesheetPath with a version query that changes with the content
 	stylesheetETag                    string
 }
@@ -115,6 +115,31 @@ type ScopeOption struct {
 	Checked     bool
 }
 
+// PortalPage is the patient's page of connected apps. Its forms post
+// csrf_token and grant to RevokeAction, and also label (one of
+// Categories' codes) to BlockAction; the sign-out form posts csrf_token
+// to LogoutAction.
+type PortalPage struct {
+	RevokeAction, BlockAction, LogoutAction, CSRF string
+	UserName                                      string
+	Notice, Error                                 string // public messages
+	Apps                                          []PortalApp
+	Categories                                    []PortalCategory
+}
+
+// PortalApp is one app with access to the patient's record.
+type PortalApp struct {
+	ID, Name   string
+	Active     bool
+	Since      string   // when access was granted, as shown
+	LastAccess string   // when the app last read the record, or "never"
+	May        []string // what it may do, in plain language
+	Blocked    []string // the categories withheld from it, as shown
+}
+
+// PortalCategory is a kind of sensitive data a patient can withhold.
+type PortalCategory struct{ Code, Name string }
+
 // NewPages parses the embedded templates.
 func NewPages() (*Pages, error) {
 	base, err := template.New("layout").ParseFS(templateFS, "templates/layout.html")
@@ -135,7 +160,7 @@ func NewPages() (*Pages, error) {
 	for _, x := range []struct {
 		t    **template.Template
 		name string
-	}{{&p.login, "login.html"}, {&p.picker, "picker.html"}, {&p.approve, "approve.html"}, {&p.errorPage, "error.html"}} {
+	}{{&p.login, "login.html"}, {&p.picker, "picker.html"}, {&p.approve, "approve.html"}, {&p.portal, "portal.html"}, {&p.errorPage, "error.html"}} {
 		if *x.t, err = page(x.name); err != nil {
 			return nil, err
 		}
@@ -174,6 +199,11 @@ func (p *Pages) Approve(w http.ResponseWriter, pg ApprovePage) {
 		return
 	}
 	p.render(w, http.StatusOK, p.approve, pg, src)
+}
+
+// Portal writes the patient's page of connected apps.
+func (p *Pages) Portal(w http.ResponseWriter, pg PortalPage) {
+	p.render(w, http.StatusOK, p.portal, pg, "")
 }
 
 // Error writes an error page with status and message. The message is shown

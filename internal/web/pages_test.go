@@ -541,3 +541,36 @@ func TestStylesheet(t *testing.T) {
 		t.Error("page does not link the stylesheet")
 	}
 }
+
+func TestPortalPage(t *testing.T) {
+	p := newPages(t)
+	rec := render(t, func(w http.ResponseWriter) {
+		p.Portal(w, web.PortalPage{RevokeAction: "/auth/portal/revoke", BlockAction: "/auth/portal/block", LogoutAction: "/auth/portal/logout",
+			CSRF: token, UserName: "<Ana & Bo>", Notice: "Access revoked.",
+			Apps: []web.PortalApp{
+				{ID: "g1", Name: "Growth <Chart>", Active: true, Since: "1 March 2026", LastAccess: "never", May: []string{"Read your observations"}, Blocked: []string{"Mental health"}},
+				{ID: "g2", Name: "Old App", Since: "1 January 2026", LastAccess: "2 January 2026"},
+			},
+			Categories: []web.PortalCategory{{"PSY", "Mental health"}, {"ETH", "Substance use treatment"}}})
+	})
+	if rec.Code != 200 {
+		t.Errorf("status %d", rec.Code)
+	}
+	golden(t, "portal.html", rec.Body.String())
+	body := rec.Body.String()
+	if strings.Contains(body, "<Chart>") || strings.Contains(body, "<Ana") {
+		t.Error("names are not escaped")
+	}
+	forms := parseForms(t, body)
+	checkCSRF(t, forms, token)
+	// Sign-out, then revoke and block for the active app only.
+	if len(forms) != 3 || forms[1].action != "/auth/portal/revoke" || forms[2].action != "/auth/portal/block" {
+		t.Fatalf("forms: %+v", forms)
+	}
+	if g := forms[1].named("grant"); len(g) != 1 || g[0].value != "g1" {
+		t.Errorf("revoke form grant: %+v", g)
+	}
+	if l := forms[2].named("label"); len(l) == 0 {
+		t.Errorf("block form has no label field: %+v", forms[2])
+	}
+}
