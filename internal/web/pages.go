@@ -43,8 +43,8 @@ const StylesheetPath = "/static/warden.css"
 // Pages renders the authorization pages. It is safe for concurrent use.
 type Pages struct {
 	login, picker, approve, portal, errorPage *template.Template
-	stylesheetURL                     string // StylesheetPath with a version query that changes with the content
-	stylesheetETag                    string
+	stylesheetURL                             string // StylesheetPath with a version query that changes with the content
+	stylesheetETag                            string
 }
 
 // LoginPage is the sign-in form. It posts username, password, otp and
