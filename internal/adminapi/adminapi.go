@@ -36,10 +36,16 @@ type Launcher interface {
 	MintLaunch(ctx context.Context, l authserver.LaunchContext) (string, error)
 }
 
+// Grants lists the patients' grants of a client (grants.Ledger).
+type Grants interface {
+	ForClient(ctx context.Context, clientID string) ([]authserver.Grant, error)
+}
+
 // API is the administration API.
 type API struct {
 	clients  Clients
 	launcher Launcher
+	grants   Grants // nil: no grant ledger
 	token    []byte
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -61,6 +67,7 @@ func New(clients Clients, launcher Launcher, token []byte, log *slog.Logger) (*A
 	a.mux.HandleFunc("POST /admin/clients/{id}/disable", a.setDisabled(true))
 	a.mux.HandleFunc("POST /admin/clients/{id}/enable", a.setDisabled(false))
 	a.mux.HandleFunc("POST /admin/launch", a.launch)
+	a.mux.HandleFunc("GET /admin/clients/{id}/grants", a.clientGrants)
 	return a, nil
 }
 
@@ -210,6 +217,46 @@ func (a *API) showClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, View(c, ""))
+}
+
+// WithGrants adds GET /admin/clients/{id}/grants: every patient grant
+// of the client, from the ledger.
+func (a *API) WithGrants(g Grants) *API {
+	a.grants = g
+	return a
+}
+
+// GrantView is a grant as the admin API shows it: no user id, no last
+// access (the audit trail answers who read what).
+type GrantView struct {
+	ID      string    `json:"id"`
+	Patient string    `json:"patient"`
+	Scopes  []string  `json:"scopes"`
+	Granted time.Time `json:"granted"`
+	Active  bool      `json:"active"`
+	Blocked []string  `json:"blocked,omitempty"`
+}
+
+func (a *API) clientGrants(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := a.clients.Get(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if a.grants == nil {
+		writeError(w, http.StatusNotImplemented, "no grant ledger is configured")
+		return
+	}
+	gs, err := a.grants.ForClient(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]GrantView, 0, len(gs))
+	for _, g := range gs {
+		out = append(out, GrantView{ID: g.ID, Patient: g.Patient, Scopes: g.Scopes, Granted: g.Granted, Active: g.Active, Blocked: g.Blocked})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"client_id": id, "grants": out})
 }
 
 func (a *API) setDisabled(disabled bool) http.HandlerFunc {

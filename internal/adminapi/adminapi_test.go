@@ -163,3 +163,51 @@ func TestShortTokenRefused(t *testing.T) {
 		t.Error("a short admin token was accepted")
 	}
 }
+
+type fixedGrants []authserver.Grant
+
+func (g fixedGrants) ForClient(_ context.Context, client string) ([]authserver.Grant, error) {
+	var out []authserver.Grant
+	for _, x := range g {
+		if x.ClientID == client {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// TestAdminClientGrants: the admin view lists a client's grants, only
+// with the admin token, and only for a registered client.
+func TestAdminClientGrants(t *testing.T) {
+	h, _, _ := newAPI(t)
+	tok := string(adminToken)
+	w, m := call(t, h, "POST", "/admin/clients", tok, `{"name":"Chart","type":"public","redirect_uris":["https://chart.example/cb"],"scopes":"patient/*.rs"}`)
+	if w.Code != 201 {
+		t.Fatalf("add: %d %s", w.Code, w.Body)
+	}
+	id := m["client_id"].(string)
+	if w, _ := call(t, h, "GET", "/admin/clients/"+id+"/grants", tok, ""); w.Code != http.StatusNotImplemented {
+		t.Fatalf("without a ledger: %d", w.Code)
+	}
+	h.(*adminapi.API).WithGrants(fixedGrants{
+		{ID: "g1", Patient: "p1", ClientID: id, UserID: "secret-user", Scopes: []string{"patient/*.rs"}, Active: true, Blocked: []string{"PSY"}},
+		{ID: "g2", Patient: "p2", ClientID: "other", Active: true},
+	})
+	if w, _ := call(t, h, "GET", "/admin/clients/"+id+"/grants", "", ""); w.Code != 401 {
+		t.Fatalf("without the token: %d", w.Code)
+	}
+	if w, _ := call(t, h, "GET", "/admin/clients/nope/grants", tok, ""); w.Code != 404 {
+		t.Fatalf("unknown client: %d", w.Code)
+	}
+	w, m = call(t, h, "GET", "/admin/clients/"+id+"/grants", tok, "")
+	if w.Code != 200 {
+		t.Fatalf("grants: %d %s", w.Code, w.Body)
+	}
+	gs, _ := m["grants"].([]any)
+	if len(gs) != 1 || gs[0].(map[string]any)["id"] != "g1" || gs[0].(map[string]any)["patient"] != "p1" {
+		t.Fatalf("grants: %s", w.Body)
+	}
+	if strings.Contains(w.Body.String(), "secret-user") {
+		t.Error("the admin view shows the approving user's id")
+	}
+}

@@ -418,7 +418,7 @@ func mintLaunch(ctx context.Context, a *adminSession, l authserver.LaunchContext
 	if err != nil {
 		return "", err
 	}
-	srv, err := newAuthServer(ctx, a.cfg, a.db, a.core, api, a.base, nil)
+	srv, err := newAuthServer(ctx, a.cfg, a.db, a.core, api, a.base, nil, nil)
 	if err != nil {
 		return "", err
 	}

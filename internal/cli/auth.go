@@ -178,7 +178,7 @@ func policyOptions(cfg config.Config) policy.Options {
 }
 
 // newAuthServer builds the SMART authorization server.
-func newAuthServer(ctx context.Context, cfg config.Config, db database, core *authCore, api *fhirapi.API, issuer string, certs authserver.CertificateChecker) (*authserver.Server, error) {
+func newAuthServer(ctx context.Context, cfg config.Config, db database, core *authCore, api *fhirapi.API, issuer string, certs authserver.CertificateChecker, ledger authserver.Grants) (*authserver.Server, error) {
 	cookieKey, err := secretFile(cfg.DataDir, "cookie.key", 32)
 	if err != nil {
 		return nil, err
@@ -209,6 +209,7 @@ func newAuthServer(ctx context.Context, cfg config.Config, db database, core *au
 		Certificates:         certs,
 		DPoP:                 core.dpop,
 		MTLSScopes:           cfg.Auth.MTLSScopes,
+		Grants:               ledger,
 	})
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/wardenfhir/warden/internal/coherence"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
+	"github.com/wardenfhir/warden/internal/grants"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/server"
 	"github.com/wardenfhir/warden/internal/store/postgres"
@@ -294,16 +295,19 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		DPoP:                 core.dpop,
 		Origin:               originOf(base),
 		OAuth:                oauthURIs(base),
+		// The authorization server is built below, with the API.
+		RevokeGrant: func(ctx context.Context, id string) error { return in.auth.RevokeGrant(ctx, id) },
 	})
 	if err != nil {
 		return fail(err)
 	}
 	in.api = api
+	ledger := grants.New(api)
 	var certs authserver.CertificateChecker
 	if in.tls != nil {
 		certs = in.tls
 	}
-	if in.auth, err = newAuthServer(ctx, cfg, st, core, api, base, certs); err != nil {
+	if in.auth, err = newAuthServer(ctx, cfg, st, core, api, base, certs, ledger); err != nil {
 		return fail(err)
 	}
 	adminToken, err := adminTokenFile(cfg.DataDir)
@@ -314,6 +318,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	if err != nil {
 		return fail(err)
 	}
+	admin.WithGrants(ledger)
 	probe.Handle(api.Prefix(), api)
 	if sink == nil {
 		probe.SetAdminAPI(admin)

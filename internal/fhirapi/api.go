@@ -49,6 +49,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Verifier checks the access token of every request but /metadata.
 	Verifier Verifier
+	// RevokeGrant revokes an app grant (authserver.Server.RevokeGrant):
+	// POST Consent/{id}/$revoke calls it; an id that is no grant's is a
+	// no-op. Nil: the operation answers 501.
+	RevokeGrant func(ctx context.Context, grantID string) error
 	// Consents, when set, applies the patients' privacy consents to every
 	// disclosure and write (see Consents); nil enforces none.
 	Consents Consents

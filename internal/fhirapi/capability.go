@@ -48,6 +48,10 @@ func (a *API) capabilityStatement() map[string]any {
 		if typ == "Patient" {
 			res["operation"] = []any{map[string]any{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}
 		}
+		if typ == "Consent" && a.opts.RevokeGrant != nil {
+			res["operation"] = []any{map[string]any{"name": "revoke", "definition": "https://github.com/wardenfhir/warden/fhir/OperationDefinition/Consent-revoke",
+				"documentation": "POST Consent/[id]/$revoke: withdraw the consent at once; an app grant's tokens stop working in every process before the answer"}}
+		}
 		resources = append(resources, res)
 	}
 	return map[string]any{

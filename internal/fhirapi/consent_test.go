@@ -222,3 +222,45 @@ func mustMarshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestConsentRevokeOperation: POST Consent/{id}/$revoke needs the right
+// to update that Consent; it revokes the grant and leaves the Consent
+// inactive; another patient's Consent is not found.
+func TestConsentRevokeOperation(t *testing.T) {
+	var revoked []string
+	f := newAuthzFixture(t, func(o *fhirapi.Options) {
+		o.RevokeGrant = func(_ context.Context, id string) error { revoked = append(revoked, id); return nil }
+	})
+	consent := map[string]any{"resourceType": "Consent", "id": "c1", "status": "active",
+		"scope":    map[string]any{"coding": []any{map[string]any{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}}},
+		"category": []any{map[string]any{"coding": []any{map[string]any{"system": "http://loinc.org", "code": "59284-0"}}}},
+		"patient":  map[string]any{"reference": "Patient/p1"}}
+	f.mustStatus(f.as("p1-all", "PUT", "/Consent/c1", consent), 201)
+	for _, c := range []struct {
+		token  string
+		status int
+	}{
+		{"p2-all", 404},   // another patient's: hidden
+		{"p1-read", 403},  // may read, not change
+		{"", 401},         // no token
+		{"p1-obs-u", 403}, // may change Observations only
+	} {
+		if r := f.as(c.token, "POST", "/Consent/c1/$revoke", nil); r.status != c.status {
+			t.Errorf("%q: %d, want %d: %s", c.token, r.status, c.status, r.body)
+		}
+	}
+	if len(revoked) != 0 {
+		t.Fatalf("refused calls revoked %v", revoked)
+	}
+	r := f.as("p1-all", "POST", "/Consent/c1/$revoke", nil)
+	f.mustStatus(r, 200)
+	if st := r.json(t)["status"]; st != "inactive" || !slices.Equal(revoked, []string{"c1"}) {
+		t.Fatalf("after $revoke: status %v, revoked %v", st, revoked)
+	}
+	if r := f.as("p1-all", "POST", "/Consent/nosuch/$revoke", nil); r.status != 404 {
+		t.Errorf("unknown Consent: %d", r.status)
+	}
+	if r := f.as("p1-all", "GET", "/Consent/c1/$revoke", nil); r.status != 404 && r.status != 405 {
+		t.Errorf("GET $revoke: %d", r.status)
+	}
+}

@@ -158,6 +158,10 @@ func (a *API) route(method string, seg []string) handler {
 		case http.MethodDelete:
 			return a.delete
 		}
+	case n == 3 && seg[0] == "Consent" && validID(seg[1]) && seg[2] == "$revoke":
+		if method == http.MethodPost {
+			return a.revokeConsent
+		}
 	case n == 3 && seg[0] == "Patient" && validID(seg[1]) && seg[2] == "$everything":
 		if method == http.MethodGet {
 			return a.everything
