@@ -111,7 +111,10 @@ func seedAuth(ctx context.Context, in *instance, dir string, patients []string) 
 		return nil, err
 	}
 	logins := []identity.NewUser{{Username: "practitioner", Name: "Dr. Demo Practitioner", FHIRUser: "Practitioner/" + practitioner, TOTP: true}}
-	for i, id := range cared {
+	// One patient login for each of the first four patients: the
+	// end-to-end clients sign in as different users (each one-time code
+	// is accepted once), and patient4 is the patient pages' browser test.
+	for i, id := range patients[:min(4, len(patients))] {
 		logins = append(logins, identity.NewUser{Username: fmt.Sprintf("patient%d", i+1), FHIRUser: "Patient/" + id, Patients: []string{id}, TOTP: true})
 	}
 	for _, nu := range logins {
