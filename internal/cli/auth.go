@@ -22,6 +22,7 @@ import (
 	"github.com/wardenfhir/warden/internal/identity"
 	"github.com/wardenfhir/warden/internal/keyring"
 	"github.com/wardenfhir/warden/internal/policy"
+	"github.com/wardenfhir/warden/internal/privacy"
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/tokens"
@@ -43,11 +44,14 @@ type authCore struct {
 	// database (package coherence); set by a serving instance
 	// (joinCoherence), nil in admin commands, which publish their
 	// changes without being members.
-	member  atomic.Pointer[coherence.Member]
-	keys    *keyring.Keyring
-	tokens  *tokens.Service
-	users   *identity.Directory
-	clients *authserver.Registry
+	member atomic.Pointer[coherence.Member]
+	// consents caches patients' compiled consents; a coherence round
+	// forgets them when any process changed a Consent.
+	consents atomic.Pointer[privacy.Enforcer]
+	keys     *keyring.Keyring
+	tokens   *tokens.Service
+	users    *identity.Directory
+	clients  *authserver.Registry
 	// dpop checks DPoP proofs at the token endpoint and the FHIR API;
 	// its memory of used proofs is this process's on SQLite, the shared
 	// store's on PostgreSQL (every replica refuses a replay).
@@ -145,7 +149,16 @@ func (c *authCore) joinCoherence(ctx context.Context, db database, log *slog.Log
 		n = c.bus.Channel(coherenceChannel)
 	}
 	var logged atomic.Bool
-	m, err := coherence.Join(ctx, coherence.Options{Records: db, Notifier: n, Reload: c.tokens.Reload,
+	reload := func(ctx context.Context) error {
+		if err := c.tokens.Reload(ctx); err != nil {
+			return err
+		}
+		if e := c.consents.Load(); e != nil {
+			return e.Reload(ctx)
+		}
+		return nil
+	}
+	m, err := coherence.Join(ctx, coherence.Options{Records: db, Notifier: n, Reload: reload,
 		Failed: func(err error) {
 			// Requests see it as 503s; say it once per outage.
 			if logged.CompareAndSwap(false, true) {

@@ -23,10 +23,13 @@ import (
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/coherence"
 	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/consent"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/grants"
 	"github.com/wardenfhir/warden/internal/mtls"
+	"github.com/wardenfhir/warden/internal/privacy"
 	"github.com/wardenfhir/warden/internal/server"
+	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
 )
@@ -275,7 +278,29 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		trail.index = x
 		freshen = func(ctx context.Context) error { _, err := x.CatchUp(ctx); return err }
 	}
-	api, err := fhirapi.New(st, fhirapi.Options{
+	// Patients' consents, loaded through the API as Warden itself,
+	// compiled and cached until a Consent changes anywhere.
+	var api *fhirapi.API
+	def := consent.OptOut
+	if cfg.Consent.Default == "opt-in" {
+		def = consent.OptIn
+	}
+	consents, err := privacy.New(privacy.Options{Default: def,
+		Load: privacy.LoadFrom(func(ctx context.Context, typ string, q url.Values) ([]store.Resource, error) {
+			return api.SearchTrusted(ctx, typ, q)
+		}),
+		Publish: func(ctx context.Context) error {
+			effective, err := in.member.Publish(ctx)
+			if err == nil {
+				audit.AnnotationsFrom(ctx).Effective(effective)
+			}
+			return err
+		}})
+	if err != nil {
+		return fail(err)
+	}
+	core.consents.Store(consents)
+	api, err = fhirapi.New(st, fhirapi.Options{
 		BaseURL:              base,
 		CursorKey:            cursorKey,
 		DefaultCount:         cfg.FHIR.DefaultCount,
@@ -297,6 +322,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		OAuth:                oauthURIs(base),
 		// The authorization server is built below, with the API.
 		RevokeGrant: func(ctx context.Context, id string) error { return in.auth.RevokeGrant(ctx, id) },
+		Consents:    consents,
 	})
 	if err != nil {
 		return fail(err)

@@ -31,14 +31,15 @@ import (
 // Each leaf field's yaml tag names its key, its doc tag describes it for
 // [Describe]; the environment variable is derived from the path of keys.
 type Config struct {
-	DataDir string `yaml:"data_dir" doc:"directory for Warden's own files: the SQLite database, the development PKI, generated keys"`
-	Server  Server `yaml:"server"`
-	Admin   Admin  `yaml:"admin"`
-	Store   Store  `yaml:"store"`
-	FHIR    FHIR   `yaml:"fhir"`
-	Auth    Auth   `yaml:"auth"`
-	Audit   Audit  `yaml:"audit"`
-	Log     Log    `yaml:"log"`
+	DataDir string  `yaml:"data_dir" doc:"directory for Warden's own files: the SQLite database, the development PKI, generated keys"`
+	Server  Server  `yaml:"server"`
+	Admin   Admin   `yaml:"admin"`
+	Store   Store   `yaml:"store"`
+	FHIR    FHIR    `yaml:"fhir"`
+	Auth    Auth    `yaml:"auth"`
+	Audit   Audit   `yaml:"audit"`
+	Consent Consent `yaml:"consent"`
+	Log     Log     `yaml:"log"`
 }
 
 // Server configures the FHIR listener.
@@ -127,6 +128,11 @@ type Audit struct {
 	WitnessPolicy string `yaml:"witness_policy" doc:"C2SP tlog-policy file naming the witnesses (warden witness) that must cosign each checkpoint before it is published; empty publishes checkpoints signed by Warden alone"`
 }
 
+// Consent configures the enforcement of patients' privacy consents.
+type Consent struct {
+	Default string `yaml:"default" doc:"where a patient's consents say nothing: opt-out (data flows to apps and users the scopes and site policy allow, as HIPAA permits for treatment, payment and operations) or opt-in (nothing of a patient flows to a client without a Consent permitting it; each patient's app approval is one)"`
+}
+
 // Log configures the operational log (never PHI).
 type Log struct {
 	Level  string `yaml:"level" doc:"least severe level written: debug, info, warn or error"`
@@ -167,7 +173,8 @@ func Default() Config {
 			StepUpMaxAge:           15 * time.Minute,
 			DPoPNonce:              true,
 		},
-		Audit: Audit{IndexRate: 1000},
-		Log:   Log{Level: "info", Format: "json"},
+		Audit:   Audit{IndexRate: 1000},
+		Consent: Consent{Default: "opt-out"},
+		Log:     Log{Level: "info", Format: "json"},
 	}
 }

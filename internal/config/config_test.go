@@ -52,6 +52,7 @@ func TestDefaults(t *testing.T) {
 		"audit.disabled":                   "false",
 		"audit.index_rate":                 "1000",
 		"audit.witness_policy":             "",
+		"consent.default":                  "opt-out",
 		"store.url":                        "",
 		"store.sqlite_synchronous":         "full",
 		"store.max_conns":                  "16",
@@ -179,6 +180,8 @@ auth:
   signer_rotation: 168h
   step_up: [delete]
   step_up_max_age: 5m
+consent:
+  default: opt-in
 log:
   level: debug
   format: text
@@ -202,8 +205,9 @@ log:
 		Auth: config.Auth{AccessTokenLifetime: 3 * time.Minute, SensitiveScopes: []string{"patient/*.cruds"}, SensitiveTokenLifetime: time.Minute,
 			RefreshTokenLifetime: 720 * time.Hour, OnlineRefreshLifetime: 8 * time.Hour, SigningKeyRotation: 168 * time.Hour,
 			StepUp: []string{"delete"}, StepUpMaxAge: 5 * time.Minute, DPoPNonce: true},
-		Audit: config.Audit{IndexRate: 1000},
-		Log:   config.Log{Level: "debug", Format: "text"},
+		Audit:   config.Audit{IndexRate: 1000},
+		Consent: config.Consent{Default: "opt-in"},
+		Log:     config.Log{Level: "debug", Format: "text"},
 	}
 	cfg, err := config.Load(writeConfig(t, full), nil)
 	if err != nil {
@@ -412,6 +416,11 @@ func TestValidate(t *testing.T) {
 			c.Server.InsecureAllowHTTP, c.Server.TLS.CertFile, c.Server.TLS.KeyFile = true, "c.pem", "k.pem"
 		}, "server.insecure_allow_http"},
 		{"http base URL without insecure_allow_http", func(c *config.Config) { c.Server.BaseURL = "http://127.0.0.1:8443/fhir" }, "server.base_url"},
+
+		// Consent default: exactly one of two words.
+		{"consent default misspelt", func(c *config.Config) { c.Consent.Default = "optout" }, "consent.default"},
+		{"consent default empty", func(c *config.Config) { c.Consent.Default = "" }, "consent.default"},
+		{"consent default opt-in", func(c *config.Config) { c.Consent.Default = "opt-in" }, ""},
 
 		// Addresses.
 		{"addr without port", func(c *config.Config) { c.Server.Addr = "127.0.0.1" }, "server.addr"},

@@ -32,6 +32,12 @@ func (c Config) Validate() error {
 	var v validator
 	v.nonEmpty("data_dir", c.DataDir)
 
+	switch c.Consent.Default {
+	case "opt-out", "opt-in":
+	default:
+		v.fail("consent.default", "%q: want opt-out or opt-in", c.Consent.Default)
+	}
+
 	s := c.Server
 	serverHost, serverOK := v.addr("server.addr", s.Addr)
 	if s.InsecureAllowHTTP {

@@ -57,14 +57,19 @@ func PrincipalFrom(ctx context.Context) *policy.Principal {
 // over HTTP sets it.
 func Trusted(ctx context.Context) context.Context { return context.WithValue(ctx, trustedKey, true) }
 
-// db is the store as the caller in ctx may see it. Without a principal,
-// only trusted internal calls and the unauthenticated test build get the
-// store itself; anything else gets a store that refuses everything.
+// db is the store as the caller in ctx may see it. Only trusted internal
+// calls and the unauthenticated test build get the store itself; a
+// principal gets its guard; anything else gets a store that refuses
+// everything.
 func (a *API) db(ctx context.Context) store.Store {
-	if p := PrincipalFrom(ctx); p != nil {
+	// Trusted first: Warden's own services (the consent loader, the grant
+	// ledger) run inside a caller's request, whose principal must not
+	// narrow what they read.
+	trusted, _ := ctx.Value(trustedKey).(bool)
+	if p := PrincipalFrom(ctx); p != nil && !trusted {
 		return &guard{s: a.store, a: a, p: p, now: a.now(), au: auditFrom(ctx)}
 	}
-	if trusted, _ := ctx.Value(trustedKey).(bool); trusted || a.opts.Unauthenticated {
+	if trusted || a.opts.Unauthenticated {
 		if a.opts.Consents != nil {
 			return trustedView{a.store, a}
 		}

@@ -3,13 +3,13 @@ package grants_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/wardenfhir/warden/internal/authserver"
+	"github.com/wardenfhir/warden/internal/consent"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/grants"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
@@ -59,21 +59,40 @@ func TestLedger(t *testing.T) {
 	if g := got[1]; g.ClientID != "growth-chart" || !g.Active || !g.Granted.Equal(t0) || !slices.Equal(g.Scopes, g1.Scopes) || !g.LastAccess.IsZero() {
 		t.Fatalf("grant read back: %+v", g)
 	}
-	// The stored Consent says what the scopes open.
+	// The stored Consent is enforceable and says what the scopes open.
 	r, err := api.ReadTrusted(ctx, "Consent", "grant-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct {
-		Status    string
-		Provision struct {
-			Type  string
-			Class []struct{ Code string }
+	c, err := consent.Parse(r.JSON)
+	if err != nil {
+		t.Fatalf("the stored grant does not parse: %v", err)
+	}
+	pol := consent.Compile("p1", []*consent.Consent{c}, consent.OptOut)
+	read, _ := consent.ActionFor("read")
+	for _, x := range []struct {
+		client, typ string
+		permit      bool
+	}{{"growth-chart", "Observation", true}, {"growth-chart", "Condition", false}, {"other", "Condition", true}} {
+		v := pol.Decide(&consent.Access{Actor: consent.Actor{ClientID: x.client}, Action: read, Time: t0.Add(time.Hour),
+			Resource: consent.Resource{Type: x.typ, ID: "x", Ref: x.typ + "/x"}})
+		if v.Permit != x.permit {
+			t.Errorf("%s reading a %s under the grant: %+v", x.client, x.typ, v)
 		}
 	}
-	json.Unmarshal(r.JSON, &c)
-	if c.Status != "active" || c.Provision.Type != "permit" || len(c.Provision.Class) != 2 || c.Provision.Class[0].Code != "Observation" || c.Provision.Class[1].Code != "Patient" {
-		t.Fatalf("stored Consent: %s", r.JSON)
+
+	// A new grant of the same app to the same patient supersedes the old.
+	g1b := g1
+	g1b.ID, g1b.Granted, g1b.Scopes = "grant-1b", t0.Add(2*time.Hour), []string{"patient/Observation.rs"}
+	if err := l.Record(ctx, g1b); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = l.ForPatient(ctx, "p1")
+	if len(got) != 3 || got[0].ID != "grant-1b" || !got[0].Active || got[2].ID != "grant-1" || got[2].Active || !got[1].Active {
+		t.Fatalf("after a new grant of the same app: %+v", got)
+	}
+	if err := l.Deactivate(ctx, "grant-1b"); err != nil {
+		t.Fatal(err)
 	}
 
 	// Blocking a category: once, and only by the grant's patient.
@@ -89,8 +108,8 @@ func TestLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ = l.ForPatient(ctx, "p1")
-	if !slices.Equal(got[1].Blocked, []string{"PSY", "ETH"}) {
-		t.Fatalf("blocked: %v", got[1].Blocked)
+	if g := find(got, "grant-1"); !slices.Equal(g.Blocked, []string{"PSY", "ETH"}) {
+		t.Fatalf("blocked: %v", g.Blocked)
 	}
 
 	// Deactivation; an unknown id is no error.
@@ -101,7 +120,7 @@ func TestLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ = l.ForPatient(ctx, "p1")
-	if got[1].Active || !got[0].Active {
+	if find(got, "grant-1").Active || !find(got, "grant-2").Active {
 		t.Fatalf("after deactivation: %+v", got)
 	}
 
@@ -110,7 +129,7 @@ func TestLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(byClient) != 2 {
+	if len(byClient) != 3 {
 		t.Fatalf("growth-chart's grants: %+v", byClient)
 	}
 
@@ -122,27 +141,38 @@ func TestLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ = l.ForPatient(ctx, "p1")
-	if want := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC); !got[0].LastAccess.Equal(want) || !got[1].LastAccess.IsZero() {
-		t.Fatalf("last access: %v, %v", got[0].LastAccess, got[1].LastAccess)
+	if want := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC); !find(got, "grant-2").LastAccess.Equal(want) || !find(got, "grant-1").LastAccess.IsZero() {
+		t.Fatalf("last access: %+v", got)
 	}
+}
+
+func find(gs []authserver.Grant, id string) authserver.Grant {
+	for _, g := range gs {
+		if g.ID == id {
+			return g
+		}
+	}
+	return authserver.Grant{}
 }
 
 func TestGrantOfRefuses(t *testing.T) {
 	for _, body := range []string{
 		`{}`, `not json`,
-		`{"resourceType":"Consent","id":"c","category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/p1"}}`,
-		`{"resourceType":"Observation","id":"c","category":[{"coding":[{"system":"` + grants.SystemCategory + `","code":"smart-app-grant"}]}]}`,
-		// A grant without its client.
-		`{"resourceType":"Consent","id":"c","category":[{"coding":[{"system":"` + grants.SystemCategory + `","code":"smart-app-grant"}]}],"patient":{"reference":"Patient/p1"},"provision":{"type":"permit"}}`,
+		// A patient's own privacy consent is not an app grant.
+		`{"resourceType":"Consent","id":"c","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/p1"},"provision":{"type":"deny"}}`,
+		`{"resourceType":"Observation","id":"c"}`,
 	} {
 		if _, err := grants.GrantOf([]byte(body)); err == nil {
 			t.Errorf("GrantOf accepted %s", body)
 		}
 	}
 	g := authserver.Grant{ID: "g", Patient: "p", ClientID: "c", Active: true, Granted: time.Unix(0, 0).UTC(), Scopes: []string{"patient/*.rs"}, Blocked: []string{"HIV"}}
-	body, _ := json.Marshal(grants.ConsentOf(g))
+	body, err := grants.ConsentOf(g)
+	if err != nil {
+		t.Fatal(err)
+	}
 	back, err := grants.GrantOf(body)
-	if err != nil || back.ID != g.ID || back.ClientID != g.ClientID || !slices.Equal(back.Blocked, g.Blocked) || !slices.Equal(back.Scopes, g.Scopes) {
+	if err != nil || back.ID != g.ID || back.ClientID != g.ClientID || !slices.Equal(back.Blocked, g.Blocked) || !slices.Equal(back.Scopes, g.Scopes) || !back.Granted.Equal(g.Granted) {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
 }

@@ -114,8 +114,8 @@ func securityOf(data []byte) ([]Coding, error) {
 func maxRank(cs []Coding) int {
 	m := 0
 	for _, c := range cs {
-		if isConfidentiality(c) && confidentialityRank(c.Code) > m {
-			m = confidentialityRank(c.Code)
+		if isConfidentiality(c) && ConfidentialityRank(c.Code) > m {
+			m = ConfidentialityRank(c.Code)
 		}
 	}
 	return m

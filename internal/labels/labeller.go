@@ -275,10 +275,10 @@ func (l *Labeller) result(why []Reason) Result {
 		seen[r.Category] = true
 		sec = append(sec, l.sensitivity(r.Category))
 		if c := l.conf[r.Category]; c == "" {
-			if confidentialityRank("R") > confidentialityRank(level) {
+			if ConfidentialityRank("R") > ConfidentialityRank(level) {
 				level = "R"
 			}
-		} else if confidentialityRank(c) > confidentialityRank(level) {
+		} else if ConfidentialityRank(c) > ConfidentialityRank(level) {
 			level = c
 		}
 	}

@@ -52,9 +52,9 @@ type Coding struct {
 	Display string `json:"display,omitempty"`
 }
 
-// confidentialityRank orders the v3 Confidentiality codes
+// ConfidentialityRank orders the v3 Confidentiality codes
 // (U < L < M < N < R < V); 0 means "not a ranked confidentiality code".
-func confidentialityRank(code string) int {
+func ConfidentialityRank(code string) int {
 	switch code {
 	case "U":
 		return 1
@@ -85,5 +85,5 @@ func Confidentiality(code string) Coding {
 
 // isConfidentiality reports whether c is a ranked v3 Confidentiality code.
 func isConfidentiality(c Coding) bool {
-	return c.System == ConfidentialitySystem && confidentialityRank(c.Code) > 0
+	return c.System == ConfidentialitySystem && ConfidentialityRank(c.Code) > 0
 }

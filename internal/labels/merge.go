@@ -12,12 +12,12 @@ package labels
 func Merge(existing, computed []Coding) []Coding {
 	best := ""
 	for _, c := range existing {
-		if isConfidentiality(c) && confidentialityRank(c.Code) > confidentialityRank(best) {
+		if isConfidentiality(c) && ConfidentialityRank(c.Code) > ConfidentialityRank(best) {
 			best = c.Code
 		}
 	}
 	for _, c := range computed {
-		if isConfidentiality(c) && confidentialityRank(c.Code) > confidentialityRank(best) {
+		if isConfidentiality(c) && ConfidentialityRank(c.Code) > ConfidentialityRank(best) {
 			best = c.Code
 		}
 	}
