@@ -9,6 +9,7 @@ import (
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/importer"
+	"github.com/wardenfhir/warden/internal/labels"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
 )
 
@@ -69,7 +70,12 @@ the exit status is 1 if any file failed.`,
 			if err != nil {
 				return err
 			}
-			api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://import.invalid/fhir", CursorKey: key, MaxBodyBytes: 256 << 20, MaxBundleEntries: 100000, MaxJSONDepth: cfg.FHIR.MaxJSONDepth})
+			labeller, err := labels.New()
+			if err != nil {
+				return err
+			}
+			api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://import.invalid/fhir", CursorKey: key, MaxBodyBytes: 256 << 20,
+				MaxBundleEntries: 100000, MaxJSONDepth: cfg.FHIR.MaxJSONDepth, Labeller: labeller})
 			if err != nil {
 				return err
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/wardenfhir/warden/internal/consent"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/grants"
+	"github.com/wardenfhir/warden/internal/labels"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/privacy"
 	"github.com/wardenfhir/warden/internal/server"
@@ -300,7 +301,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	core.consents.Store(consents)
+	labeller, err := labels.New()
+	if err != nil {
+		return fail(err)
+	}
 	api, err = fhirapi.New(st, fhirapi.Options{
+		Labeller:             labeller,
 		BaseURL:              base,
 		CursorKey:            cursorKey,
 		DefaultCount:         cfg.FHIR.DefaultCount,

@@ -23,6 +23,7 @@ import (
 	"github.com/wardenfhir/warden/internal/fhir/model"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
+	"github.com/wardenfhir/warden/internal/labels"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/store"
 )
@@ -53,6 +54,11 @@ type Options struct {
 	// POST Consent/{id}/$revoke calls it; an id that is no grant's is a
 	// no-op. Nil: the operation answers 501.
 	RevokeGrant func(ctx context.Context, grantID string) error
+	// Labeller, when set, labels every resource written (API, bundles,
+	// import) with HL7 v3 security labels in meta.security: the
+	// sensitivity of its codes and of the resources it references (site
+	// policy), never lowering a client's labels.
+	Labeller *labels.Labeller
 	// Consents, when set, applies the patients' privacy consents to every
 	// disclosure and write (see Consents); nil enforces none.
 	Consents Consents

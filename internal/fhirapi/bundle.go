@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/labels"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -293,6 +294,8 @@ func (a *API) prepareEntries(ctx context.Context, entries []*bundleEntry) (refs,
 			refs[be.fullURL] = be.typ + "/" + be.id
 		}
 	}
+	stored := a.storeLabels(ctx, a.store.Read)
+	prepared := map[*bundleEntry]map[string]any{}
 	for _, be := range entries {
 		if be.id == "" || be.cond != nil || be.ifNone != "" || (be.method != "POST" && be.method != "PUT") {
 			continue
@@ -304,12 +307,48 @@ func (a *API) prepareEntries(ctx context.Context, entries []*bundleEntry) (refs,
 		if bid, _ := res["id"].(string); be.method == "PUT" && bid != "" && bid != be.id {
 			continue // runEntry reports the mismatch
 		}
-		w, err := a.prepare(be.typ, be.id, res, 1)
+		w, err := a.prepare(be.typ, be.id, res, 1, stored)
 		if err == nil {
 			be.prepared = &w
+			prepared[be] = res
 		}
 	}
+	a.propagateInBundle(entries, prepared, stored)
 	return refs, cond
+}
+
+// propagateInBundle labels again the prepared entries whose type inherits
+// labels along references, now that every entry's own labels are known:
+// an Encounter inherits the HIV label of a Condition later in the same
+// Bundle. (One level: what an entry inherits is not passed on again
+// within the Bundle.)
+func (a *API) propagateInBundle(entries []*bundleEntry, prepared map[*bundleEntry]map[string]any, stored labelsLookup) {
+	l := a.opts.Labeller
+	if l == nil {
+		return
+	}
+	own := map[string][]labels.Coding{}
+	for be, res := range prepared {
+		meta, _ := res["meta"].(map[string]any)
+		own[be.typ+"/"+be.id] = securityOf(meta)
+	}
+	lookup := func(ref string) []labels.Coding {
+		if sec, ok := own[ref]; ok {
+			return sec
+		}
+		return stored(ref)
+	}
+	for _, be := range entries {
+		res := prepared[be]
+		if res == nil || !l.Propagates(be.typ) {
+			continue
+		}
+		if w, err := a.prepare(be.typ, be.id, res, 1, lookup); err == nil {
+			be.prepared = &w
+		} else {
+			be.prepared = nil // runEntry prepares it again, and reports
+		}
+	}
 }
 
 // resolveLocal rewrites the references of res that refs resolves, and

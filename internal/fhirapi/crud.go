@@ -243,7 +243,7 @@ func (a *API) put(ctx context.Context, tx store.Tx, typ, id string, res map[stri
 	if prev != nil {
 		version = prev.Version + 1
 	}
-	w, err := a.prepare(typ, id, res, version)
+	w, err := a.prepare(typ, id, res, version, a.storeLabels(ctx, tx.Read))
 	if err != nil {
 		return nil, err
 	}
@@ -254,12 +254,16 @@ func (a *API) put(ctx context.Context, tx store.Tx, typ, id string, res map[stri
 }
 
 // prepare builds the store write for version of typ/id: it stamps id and
-// meta into res and does the CPU work of a write (index extraction,
-// compartment, encoding), so that callers can do it outside a store
-// transaction.
-func (a *API) prepare(typ, id string, res map[string]any, version int64) (store.Write, error) {
+// meta into res, labels it (security labels of its codes, and those it
+// inherits through lookup), and does the CPU work of a write (index
+// extraction, compartment, encoding), so that callers can do it outside a
+// store transaction.
+func (a *API) prepare(typ, id string, res map[string]any, version int64, lookup labelsLookup) (store.Write, error) {
 	now := a.now().UTC().Truncate(time.Millisecond)
 	res["id"] = id
+	if _, err := a.label(res, lookup); err != nil {
+		return store.Write{}, err
+	}
 	meta, _ := res["meta"].(map[string]any)
 	if meta == nil {
 		meta = map[string]any{}

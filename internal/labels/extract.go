@@ -93,6 +93,14 @@ func codedElements(data []byte) (string, []codedElement, error) {
 	}
 	var r codedResource
 	if err := json.Unmarshal(data, &r); err != nil {
+		// Element names mean other things in types this labeller does not
+		// read (PractitionerRole.code is a list): those are not malformed.
+		var head struct {
+			ResourceType string `json:"resourceType"`
+		}
+		if json.Unmarshal(data, &head) == nil && head.ResourceType != "" && !scannedTypes[head.ResourceType] {
+			return head.ResourceType, nil, nil
+		}
 		return "", nil, fmt.Errorf("%w: %v", ErrMalformedResource, err)
 	}
 	if r.ResourceType == "" {

@@ -322,3 +322,24 @@ func TestApply(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadTypesWithOtherShapes: element names this labeller reads mean
+// other things in types it does not read (PractitionerRole.code is a
+// list); such resources are labelled N, not refused.
+func TestUnreadTypesWithOtherShapes(t *testing.T) {
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := l.Label([]byte(`{"resourceType":"PractitionerRole","code":[{"coding":[{"system":"http://nucc.org/provider-taxonomy","code":"208D00000X"}]}],"item":"x"}`))
+	if err != nil {
+		t.Fatalf("PractitionerRole refused: %v", err)
+	}
+	if len(res.Security) != 1 || res.Security[0].Code != "N" {
+		t.Fatalf("labels %v", res.Security)
+	}
+	// A read type with a wrong shape is still malformed.
+	if _, err := l.Label([]byte(`{"resourceType":"Condition","code":[{"coding":[]}]}`)); err == nil {
+		t.Fatal("a Condition with a list for code was accepted")
+	}
+}

@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// Propagates reports whether resources of type typ inherit labels
+// through references (the policy names paths for it).
+func (l *Labeller) Propagates(typ string) bool { return len(l.via[typ]) > 0 }
+
 // Propagate returns the sensitivity labels resource inherits through the
 // reference elements named by the policy's PropagateVia for its type:
 // for each reference found there, labelsOf(reference) returns the labels
