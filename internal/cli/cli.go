@@ -49,6 +49,7 @@ func commands() []*command {
 		witnessCommand(),
 		auditCommand(),
 		pkiCommand(),
+		labelsCommand(),
 		configCommand(),
 		versionCommand(),
 	}

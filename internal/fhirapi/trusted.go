@@ -75,3 +75,32 @@ func (a *API) PutTrusted(ctx context.Context, typ, id string, body []byte, ifVer
 	})
 	return out, err
 }
+
+// ResourceTypes lists the R4 resource types the API serves.
+func (a *API) ResourceTypes() []string { return a.model.ResourceTypes() }
+
+// EachTrusted calls fn for every current resource of typ, as Warden
+// itself, in pages of 200 (for maintenance commands: relabelling).
+func (a *API) EachTrusted(ctx context.Context, typ string, fn func(store.Resource) error) error {
+	q, err := a.parseQuery(typ, url.Values{"_sort": {"_id"}}, search.Options{DefaultCount: 200, MaxCount: 200})
+	if err != nil {
+		return err
+	}
+	db := a.db(Trusted(ctx))
+	cursor := ""
+	for {
+		res, err := db.Search(ctx, q, store.PageRequest{Cursor: cursor})
+		if err != nil {
+			return err
+		}
+		for _, r := range res.Matches {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if res.Next == "" {
+			return nil
+		}
+		cursor = res.Next
+	}
+}
