@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/wardenfhir/warden/internal/adminapi"
 	"github.com/wardenfhir/warden/internal/audit"
@@ -206,13 +209,36 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			}
 			certFile, keyFile, in.caFile = pki.CertFile, pki.KeyFile, pki.CAFile
 		}
+		var ocsp *mtls.OCSPChecker
+		if t := cfg.Server.TLS; t.ClientOCSP {
+			var err error
+			if ocsp, err = mtls.NewOCSPChecker(mtls.OCSPOptions{ResponderURL: t.ClientOCSPResponder, FailOpen: t.ClientOCSPFailOpen,
+				Timeout: t.ClientOCSPTimeout, Logger: log}); err != nil {
+				return nil, fmt.Errorf("server.tls.client_ocsp: %w", err)
+			}
+		}
 		listener, err := mtls.NewListener(mtls.ServerOptions{CertFile: certFile, KeyFile: keyFile,
-			MinVersion: cfg.Server.TLS.MinVersion, ClientCAFile: cfg.Server.TLS.ClientCAFile, CRLFiles: cfg.Server.TLS.ClientCRLFiles, Logger: log})
+			MinVersion: cfg.Server.TLS.MinVersion, ClientCAFile: cfg.Server.TLS.ClientCAFile, CRLFiles: cfg.Server.TLS.ClientCRLFiles,
+			OCSP: ocsp, Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		in.tls = listener
 		srvOpts.TLS = listener.TLSConfig()
+		if f := cfg.Server.TLS.ClientCertRoutesFile; f != "" {
+			rules, err := loadRouteRules(f)
+			if err != nil {
+				return nil, err
+			}
+			// Checked now, so that a bad rule stops the start.
+			if _, err := mtls.RequireClientCert(listener, rules, http.NotFoundHandler()); err != nil {
+				return nil, fmt.Errorf("server.tls.client_cert_routes_file: %w", err)
+			}
+			srvOpts.Around = func(next http.Handler) http.Handler {
+				g, _ := mtls.RequireClientCert(listener, rules, next)
+				return g
+			}
+		}
 	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
@@ -429,4 +455,20 @@ func originOf(base string) string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// loadRouteRules reads server.tls.client_cert_routes_file: a YAML list of
+// mtls.RouteRule.
+func loadRouteRules(path string) ([]mtls.RouteRule, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls.client_cert_routes_file: %w", err)
+	}
+	var rules []mtls.RouteRule
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rules); err != nil {
+		return nil, fmt.Errorf("server.tls.client_cert_routes_file %s: %w", path, err)
+	}
+	return rules, nil
 }

@@ -66,6 +66,13 @@ type TLS struct {
 	// demanded by TLS itself; policy decides who must present one.
 	ClientCAFile   string   `yaml:"client_ca_file" doc:"PEM bundle of the CAs whose client certificates are trusted (mutual TLS, RFC 8705 PKI binding); empty trusts only self-signed certificates bound to a registered client key"`
 	ClientCRLFiles []string `yaml:"client_crl_files" doc:"CRL files (PEM or DER) of those CAs; a revoked client certificate fails the handshake"`
+	// OCSP for client certificates, beside the CRLs.
+	ClientOCSP          bool          `yaml:"client_ocsp" doc:"also ask each CA-issued client certificate's OCSP responder (its AIA, or client_ocsp_responder) whether it is revoked; answers are cached until their nextUpdate"`
+	ClientOCSPResponder string        `yaml:"client_ocsp_responder" doc:"OCSP responder URL to ask instead of the certificates' AIA; empty uses the AIA"`
+	ClientOCSPFailOpen  bool          `yaml:"client_ocsp_fail_open" doc:"accept a certificate when no valid OCSP answer can be had (responder down, timeout); false refuses it (revoked and unknown answers are always refused)"`
+	ClientOCSPTimeout   time.Duration `yaml:"client_ocsp_timeout" doc:"how long a handshake waits for the OCSP responder"`
+	// ClientCertRoutesFile names a YAML file of per-route rules.
+	ClientCertRoutesFile string `yaml:"client_cert_routes_file" doc:"YAML file of routes that require a client certificate: a list of {prefix, methods, allow: any|identities, identities: [dn:…, dns:…, uri:…, sha256:…]} (docs/MTLS.md); requests on them without a suitable CA-issued certificate get 403; empty requires none"`
 }
 
 // Admin configures the operations listener (Prometheus metrics, health).
@@ -147,7 +154,7 @@ func Default() Config {
 		DataDir: "warden-data",
 		Server: Server{
 			Addr:              "127.0.0.1:8443",
-			TLS:               TLS{MinVersion: "1.3"},
+			TLS:               TLS{MinVersion: "1.3", ClientOCSPTimeout: 3 * time.Second},
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,

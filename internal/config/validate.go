@@ -54,6 +54,15 @@ func (c Config) Validate() error {
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		v.fail("server.tls", "set both cert_file and key_file, or neither (for a development certificate)")
 	}
+	if s.TLS.ClientOCSP {
+		v.timeout("server.tls.client_ocsp_timeout", s.TLS.ClientOCSPTimeout)
+		if s.TLS.ClientCAFile == "" {
+			v.fail("server.tls.client_ocsp", "needs server.tls.client_ca_file: OCSP is asked about certificates of trusted CAs")
+		}
+	}
+	if s.TLS.ClientCertRoutesFile != "" && (s.TLS.ClientCAFile == "" || s.InsecureAllowHTTP) {
+		v.fail("server.tls.client_cert_routes_file", "needs TLS and server.tls.client_ca_file: the routes accept CA-issued client certificates only")
+	}
 	switch s.TLS.MinVersion {
 	case "1.2", "1.3":
 	default:

@@ -1,7 +1,9 @@
 // Package mtls builds Warden's TLS configurations and owns its small PKI:
-// the development certificate authority that `warden demo` creates, and
-// (later) client-certificate identity and reloading. It never logs key
-// material and writes private keys with mode 0600.
+// the development certificate authority that `warden demo` creates, the
+// FHIR listener's TLS (client-certificate identity, CRL and OCSP checks,
+// reloading of rotated files) and the per-route client-certificate policy
+// (RouteGuard). It never logs key material or certificate subjects and
+// writes private keys with mode 0600.
 package mtls
 
 import (

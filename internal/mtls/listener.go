@@ -2,6 +2,7 @@ package mtls
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -44,6 +45,9 @@ type ServerOptions struct {
 	// Logger, if set, hears of changed files that could not be loaded
 	// (the previous material stays in use): once per distinct failure.
 	Logger *slog.Logger
+	// OCSP, if set, asks the certificate's OCSP responder about every
+	// client certificate that chains to a trusted CA (after the CRLs).
+	OCSP *OCSPChecker
 }
 
 // Listener is the TLS side of the FHIR listener: its certificate and
@@ -51,23 +55,23 @@ type ServerOptions struct {
 // certificates are requested on every connection but not demanded (browser
 // apps present none); a presented one must be currently valid and, unless
 // self-signed (bound to a client's registered key, RFC 8705 §2.2), chain
-// to the trusted CAs for client authentication without being revoked —
-// otherwise the handshake fails. Policy above decides which clients and
-// routes need a certificate (Identify).
+// to the trusted CAs for client authentication without being revoked (CRL,
+// and OCSP when ServerOptions.OCSP is set) — otherwise the handshake
+// fails. Policy above decides which clients and routes need a certificate
+// (Identify, RouteGuard).
 type Listener struct {
-	o ServerOptions
-
-	mu      sync.RWMutex
-	cert    *tls.Certificate
-	roots   *x509.CertPool
-	crls    []*x509.RevocationList
-	gen     uint64 // bumps on every reload: cached identities of older generations are stale
-	stamps  map[string]stamp
-	checked time.Time
-	loadErr error // last reload failure (the previous material stays in use)
+	o        ServerOptions
+	material *Reloading[*material]
 
 	cache   sync.Map     // thumbprint → cachedIdentity
 	entries atomic.Int64 // in cache, about: bounded by maxCachedIdentities
+}
+
+// material is what the Listener's files hold.
+type material struct {
+	cert  *tls.Certificate
+	roots *x509.CertPool
+	crls  []*x509.RevocationList
 }
 
 // maxCachedIdentities bounds the identity cache: anyone can present a
@@ -76,15 +80,11 @@ type Listener struct {
 // over.
 const maxCachedIdentities = 10_000
 
-type stamp struct {
-	size int64
-	mod  time.Time
-}
-
 type cachedIdentity struct {
-	gen uint64
-	id  Identity
-	err error
+	gen    uint64 // the material's generation: older ones are stale
+	id     Identity
+	issuer *x509.Certificate // of a verified certificate, for OCSP
+	err    error
 }
 
 // NewListener loads the files once; a missing or broken file is an error
@@ -103,9 +103,16 @@ func NewListener(o ServerOptions) (*Listener, error) {
 		return nil, fmt.Errorf("mtls: unsupported minimum TLS version %q", o.MinVersion)
 	}
 	l := &Listener{o: o}
-	if err := l.reload(); err != nil {
+	files := []string{o.CertFile, o.KeyFile}
+	if o.ClientCAFile != "" {
+		files = append(files, o.ClientCAFile)
+	}
+	files = append(files, o.CRLFiles...)
+	m, err := NewReloading(files, o.CheckEvery, o.Logger, "TLS (server certificate, client CA bundle, CRLs)", o.loadMaterial)
+	if err != nil {
 		return nil, err
 	}
+	l.material = m
 	return l, nil
 }
 
@@ -173,39 +180,51 @@ func (l *Listener) Identify(cs *tls.ConnectionState) (Identity, error) {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
 		return Identity{}, nil
 	}
-	l.maybeReload()
 	leaf := cs.PeerCertificates[0]
 	tp := Thumbprint(leaf)
 	now := l.o.Now()
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return Identity{}, ErrCertExpired
 	}
-	l.mu.RLock()
-	gen, roots, crls := l.gen, l.roots, l.crls
-	l.mu.RUnlock()
-	if c, ok := l.cache.Load(tp); ok && c.(cachedIdentity).gen == gen {
-		return c.(cachedIdentity).id, c.(cachedIdentity).err
+	m, gen := l.material.Current()
+	c, ok := l.cache.Load(tp)
+	if !ok || c.(cachedIdentity).gen != gen {
+		id, issuer, err := identify(leaf, cs.PeerCertificates[1:], m.roots, m.crls, now)
+		id.Thumbprint = tp
+		if l.entries.Add(1) > maxCachedIdentities {
+			l.cache.Clear()
+			l.entries.Store(1)
+		}
+		c = cachedIdentity{gen: gen, id: id, issuer: issuer, err: err}
+		l.cache.Store(tp, c)
 	}
-	id, err := identify(leaf, cs.PeerCertificates[1:], roots, crls, now)
-	id.Thumbprint = tp
-	if l.entries.Add(1) > maxCachedIdentities {
-		l.cache.Clear()
-		l.entries.Store(1)
+	ci := c.(cachedIdentity)
+	if ci.err != nil {
+		return Identity{}, ci.err
 	}
-	l.cache.Store(tp, cachedIdentity{gen: gen, id: id, err: err})
-	return id, err
+	// OCSP answers expire on their own schedule (nextUpdate), so they are
+	// asked of the checker on every handshake; its cache makes a repeated
+	// certificate cost no network call.
+	if ci.id.Verified && ci.issuer != nil && l.o.OCSP != nil {
+		if err := l.o.OCSP.Check(context.Background(), leaf, ci.issuer); err != nil {
+			return Identity{}, err
+		}
+	}
+	return ci.id, nil
 }
 
-func identify(leaf *x509.Certificate, rest []*x509.Certificate, roots *x509.CertPool, crls []*x509.RevocationList, now time.Time) (Identity, error) {
+// identify verifies leaf (chain, usage, CRLs) and returns its identity and,
+// when it chains to a trusted CA, its issuer.
+func identify(leaf *x509.Certificate, rest []*x509.Certificate, roots *x509.CertPool, crls []*x509.RevocationList, now time.Time) (Identity, *x509.Certificate, error) {
 	id := Identity{SubjectDN: leaf.Subject.String(), DNSNames: leaf.DNSNames, NotAfter: leaf.NotAfter}
 	for _, u := range leaf.URIs {
 		id.URIs = append(id.URIs, u.String())
 	}
 	if selfSigned(leaf) {
-		return id, nil
+		return id, nil, nil
 	}
 	if roots == nil {
-		return Identity{}, ErrCertUnknown
+		return Identity{}, nil, ErrCertUnknown
 	}
 	inter := x509.NewCertPool()
 	for _, c := range rest {
@@ -216,19 +235,23 @@ func identify(leaf *x509.Certificate, rest []*x509.Certificate, roots *x509.Cert
 	if err != nil {
 		var inv x509.CertificateInvalidError
 		if errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage {
-			return Identity{}, ErrCertUsage
+			return Identity{}, nil, ErrCertUsage
 		}
-		return Identity{}, ErrCertUnknown
+		return Identity{}, nil, ErrCertUnknown
 	}
 	for _, chain := range chains {
 		for i := 0; i+1 < len(chain); i++ {
 			if revoked(chain[i], chain[i+1], crls) {
-				return Identity{}, ErrCertRevoked
+				return Identity{}, nil, ErrCertRevoked
 			}
 		}
 	}
 	id.Verified = true
-	return id, nil
+	var issuer *x509.Certificate
+	if len(chains[0]) > 1 {
+		issuer = chains[0][1] // else the leaf itself is a trust anchor: nothing to ask its issuer
+	}
+	return id, issuer, nil
 }
 
 // selfSigned: issuer equals subject and the certificate's own key signs
@@ -253,111 +276,60 @@ func revoked(c, issuer *x509.Certificate, crls []*x509.RevocationList) bool {
 }
 
 func (l *Listener) certificate() (*tls.Certificate, error) {
-	l.maybeReload()
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.cert == nil {
+	m, _ := l.material.Current()
+	if m.cert == nil {
 		return nil, ErrNoCertConfig
 	}
-	return l.cert, nil
+	return m.cert, nil
 }
 
 // ReloadError is the last failure to reload changed files (nil when the
 // current files are in use).
-func (l *Listener) ReloadError() error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.loadErr
-}
+func (l *Listener) ReloadError() error { return l.material.Err() }
 
-// maybeReload reloads when CheckEvery has passed and a file changed.
-func (l *Listener) maybeReload() {
-	now := time.Now()
-	l.mu.RLock()
-	due := now.Sub(l.checked) >= l.o.CheckEvery
-	l.mu.RUnlock()
-	if !due {
-		return
-	}
-	l.mu.Lock()
-	if now.Sub(l.checked) < l.o.CheckEvery {
-		l.mu.Unlock()
-		return
-	}
-	l.checked = now
-	changed := false
-	for name, st := range l.stamps {
-		if fi, err := os.Stat(name); err != nil || fi.Size() != st.size || !fi.ModTime().Equal(st.mod) {
-			changed = true
-			break
-		}
-	}
-	l.mu.Unlock()
-	if changed {
-		if err := l.reload(); err != nil {
-			l.mu.Lock()
-			repeated := l.loadErr != nil && l.loadErr.Error() == err.Error()
-			l.loadErr = err
-			l.mu.Unlock()
-			if l.o.Logger != nil && !repeated {
-				l.o.Logger.Warn("TLS files changed but cannot be loaded; the previous certificate, CA bundle and CRLs stay in use", "error", err.Error())
-			}
-		}
-	}
-}
-
-// reload reads every file and swaps the material in only if all of it
-// loads: a half-written rotation keeps the previous certificate.
-func (l *Listener) reload() error {
-	files := []string{l.o.CertFile, l.o.KeyFile}
-	if l.o.ClientCAFile != "" {
-		files = append(files, l.o.ClientCAFile)
-	}
-	files = append(files, l.o.CRLFiles...)
-	stamps := map[string]stamp{}
-	for _, f := range files {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return fmt.Errorf("mtls: %w", err)
-		}
-		stamps[f] = stamp{fi.Size(), fi.ModTime()}
-	}
-	pair, err := tls.LoadX509KeyPair(l.o.CertFile, l.o.KeyFile)
+// loadMaterial reads every file; the Reloading swaps the material in only
+// if all of it loads.
+func (o ServerOptions) loadMaterial() (*material, error) {
+	pair, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
 	if err != nil {
-		return fmt.Errorf("mtls: loading server certificate: %w", err)
+		return nil, fmt.Errorf("mtls: loading server certificate: %w", err)
 	}
-	var roots *x509.CertPool
-	if l.o.ClientCAFile != "" {
-		b, err := os.ReadFile(l.o.ClientCAFile)
-		if err != nil {
-			return fmt.Errorf("mtls: %w", err)
-		}
-		roots = x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(b) {
-			return fmt.Errorf("mtls: no certificate in the client CA bundle %s", l.o.ClientCAFile)
-		}
+	roots, err := LoadCertPool(o.ClientCAFile)
+	if err != nil {
+		return nil, err
 	}
 	var crls []*x509.RevocationList
-	for _, f := range l.o.CRLFiles {
+	for _, f := range o.CRLFiles {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return fmt.Errorf("mtls: %w", err)
+			return nil, fmt.Errorf("mtls: %w", err)
 		}
 		if p, _ := pem.Decode(b); p != nil && p.Type == "X509 CRL" {
 			b = p.Bytes
 		}
 		crl, err := x509.ParseRevocationList(b)
 		if err != nil {
-			return fmt.Errorf("mtls: CRL %s: %w", f, err)
+			return nil, fmt.Errorf("mtls: CRL %s: %w", f, err)
 		}
 		crls = append(crls, crl)
 	}
-	l.mu.Lock()
-	l.cert, l.roots, l.crls, l.stamps, l.loadErr = &pair, roots, crls, stamps, nil
-	l.gen++
-	l.checked = time.Now()
-	l.mu.Unlock()
-	return nil
+	return &material{cert: &pair, roots: roots, crls: crls}, nil
+}
+
+// LoadCertPool reads a PEM bundle of CA certificates; "" is a nil pool.
+func LoadCertPool(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("mtls: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("mtls: no certificate in the CA bundle %s", file)
+	}
+	return pool, nil
 }
 
 // CachedIdentities is how many certificate checks are cached (for tests

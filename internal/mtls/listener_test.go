@@ -111,7 +111,11 @@ type mtlsEnv struct {
 	certFile, keyFile        string
 }
 
-func newEnv(t *testing.T) *mtlsEnv {
+func newEnv(t *testing.T) *mtlsEnv { return newEnvWith(t, nil, nil) }
+
+// newEnvWith is newEnv with changed options (set before the listener is
+// made) and a handler wrapped around the default one.
+func newEnvWith(t *testing.T, opts func(*mtlsEnv, *mtls.ServerOptions), wrap func(*mtls.Listener, http.Handler) http.Handler) *mtlsEnv {
 	e := &mtlsEnv{dir: t.TempDir(), serverCA: newTestCA(t, "server CA"), trusted: newTestCA(t, "partner CA"), other: newTestCA(t, "other CA")}
 	e.certFile, e.keyFile = writePEM(t, filepath.Join(e.dir, "server"), e.serverCA.issue(t, "server", x509.ExtKeyUsageServerAuth, time.Now().Add(time.Hour)))
 	bundle := filepath.Join(e.dir, "clients-ca.pem")
@@ -119,8 +123,12 @@ func newEnv(t *testing.T) *mtlsEnv {
 	e.crlFile = filepath.Join(e.dir, "partner.crl")
 	os.WriteFile(e.crlFile, e.trusted.crl(t, 1), 0o600)
 	e.logs = &syncBuffer{}
-	l, err := mtls.NewListener(mtls.ServerOptions{CertFile: e.certFile, KeyFile: e.keyFile, ClientCAFile: bundle,
-		CRLFiles: []string{e.crlFile}, CheckEvery: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
+	o := mtls.ServerOptions{CertFile: e.certFile, KeyFile: e.keyFile, ClientCAFile: bundle,
+		CRLFiles: []string{e.crlFile}, CheckEvery: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
+	if opts != nil {
+		opts(e, &o)
+	}
+	l, err := mtls.NewListener(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,14 +137,18 @@ func newEnv(t *testing.T) *mtlsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := l.Identify(r.TLS)
 		if err != nil {
 			http.Error(w, "refused", 403)
 			return
 		}
 		io.WriteString(w, id.Thumbprint+" "+map[bool]string{true: "verified", false: "unverified"}[id.Verified])
-	})}
+	})
+	if wrap != nil {
+		h = wrap(l, h)
+	}
+	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	e.addr = ln.Addr().String()

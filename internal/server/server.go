@@ -28,6 +28,10 @@ import (
 
 // Options configure the listeners.
 type Options struct {
+	// Around, when set, wraps the public router inside the request id,
+	// logging and recovery of every request (per-route client
+	// certificate rules).
+	Around func(http.Handler) http.Handler
 	Addr              string
 	TLS               *tls.Config // nil only with InsecureAllowHTTP
 	InsecureAllowHTTP bool        // plain HTTP; callers allow it only on loopback
@@ -73,7 +77,11 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, registry: reg, metrics: newMetrics(reg)}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.handler = s.wrap(s.mux)
+	var inner http.Handler = s.mux
+	if opts.Around != nil {
+		inner = opts.Around(s.mux)
+	}
+	s.handler = s.wrap(inner)
 	return s
 }
 
