@@ -31,7 +31,7 @@ type Options struct {
 	// Around, when set, wraps the public router inside the request id,
 	// logging and recovery of every request (per-route client
 	// certificate rules).
-	Around func(http.Handler) http.Handler
+	Around            func(http.Handler) http.Handler
 	Addr              string
 	TLS               *tls.Config // nil only with InsecureAllowHTTP
 	InsecureAllowHTTP bool        // plain HTTP; callers allow it only on loopback
