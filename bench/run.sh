@@ -35,6 +35,9 @@ export WARDEN_DATA_DIR=$work/data
 export WARDEN_SERVER_ADDR=127.0.0.1:18443
 export WARDEN_ADMIN_ADDR=127.0.0.1:19464
 export WARDEN_LOG_LEVEL=warn
+# Request limits (on by default) would throttle a load generator on one
+# address: these benchmarks measure the server, not the guard.
+export WARDEN_LIMITS_DISABLED=true
 case "$STORE" in
 sqlite) ;;
 postgres) # a throwaway cluster on loopback, as scripts/test makes one

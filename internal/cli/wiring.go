@@ -30,6 +30,8 @@ import (
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/grants"
 	"github.com/wardenfhir/warden/internal/labels"
+	"github.com/wardenfhir/warden/internal/limits"
+	"github.com/wardenfhir/warden/internal/limits/redislimit"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/privacy"
 	"github.com/wardenfhir/warden/internal/server"
@@ -158,6 +160,8 @@ type instance struct {
 	server *server.Server
 	log    *slog.Logger
 	caFile string // development CA, when one was created
+	// limitsStore is the limits' Redis connection (nil in memory).
+	limitsStore io.Closer
 }
 
 // baseURL is the FHIR base the server announces.
@@ -260,6 +264,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	base := baseURL(cfg, probe.Addr())
 	fail := func(err error) (*instance, error) {
 		probe.Close()
+		if in.limitsStore != nil {
+			in.limitsStore.Close()
+		}
 		if in.audit != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			in.audit.Close(cctx)
@@ -331,8 +338,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	if err != nil {
 		return fail(err)
 	}
+	limiter, limitsStore, err := newLimiter(cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	in.limitsStore = limitsStore
 	api, err = fhirapi.New(st, fhirapi.Options{
 		Labeller:             labeller,
+		Limiter:              limiter,
 		BaseURL:              base,
 		CursorKey:            cursorKey,
 		DefaultCount:         cfg.FHIR.DefaultCount,
@@ -443,8 +456,53 @@ func (in *instance) Close() error {
 		errs = append(errs, in.audit.Close(ctx))
 		cancel()
 	}
+	if in.limitsStore != nil {
+		errs = append(errs, in.limitsStore.Close())
+	}
 	errs = append(errs, in.store.Close())
 	return errors.Join(errs...)
+}
+
+// newLimiter builds the FHIR API's limits from the limits section: the
+// classes and costs of limits.file over the built-in defaults, counted in
+// this process or in Redis. Nil when limits.disabled (logged loudly).
+func newLimiter(cfg config.Config, log *slog.Logger) (*limits.Limiter, io.Closer, error) {
+	lc := cfg.Limits
+	if lc.Disabled {
+		log.Error("REQUEST LIMITS ARE OFF (limits.disabled): nothing stops a client from scraping; never run this in production")
+		return nil, nil, nil
+	}
+	c := limits.Default()
+	if lc.File != "" {
+		b, err := os.ReadFile(lc.File)
+		if err != nil {
+			return nil, nil, fmt.Errorf("limits.file: %w", err)
+		}
+		if c, err = limits.ParseConfig(b); err != nil {
+			return nil, nil, fmt.Errorf("limits.file %s: %w", lc.File, err)
+		}
+	}
+	c.Store, c.StorePasswordFile, c.StoreTimeout, c.OnStoreError = lc.Store, lc.StorePasswordFile, lc.StoreTimeout, lc.OnStoreError
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	var st limits.Store = limits.NewMemoryStore()
+	var closer io.Closer
+	if c.Store != "memory" {
+		rs, err := redislimit.Open(c.Store, redislimit.Options{Timeout: c.StoreTimeout, PasswordFile: c.StorePasswordFile})
+		if err != nil {
+			return nil, nil, fmt.Errorf("limits.store: %w", err)
+		}
+		st, closer = rs, rs
+	}
+	l, err := limits.New(c, st)
+	if err != nil {
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, nil, err
+	}
+	return l, closer, nil
 }
 
 // originOf is the scheme://host[:port] of the base URL: what DPoP proofs'

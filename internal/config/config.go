@@ -39,6 +39,7 @@ type Config struct {
 	Auth    Auth    `yaml:"auth"`
 	Audit   Audit   `yaml:"audit"`
 	Consent Consent `yaml:"consent"`
+	Limits  Limits  `yaml:"limits"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -140,6 +141,17 @@ type Consent struct {
 	Default string `yaml:"default" doc:"where a patient's consents say nothing: opt-out (data flows to apps and users the scopes and site policy allow, as HIPAA permits for treatment, payment and operations) or opt-in (nothing of a patient flows to a client without a Consent permitting it; each patient's app approval is one)"`
 }
 
+// Limits configures the FHIR API's rate, cost, concurrency and
+// distinct-patient limits (docs/LIMITS.md).
+type Limits struct {
+	Disabled          bool          `yaml:"disabled" doc:"serve without any limit; limits are on by default"`
+	File              string        `yaml:"file" doc:"YAML file of the limits per class (patient-app, clinician-app, backend), per named client, per address and certificate, and the cost table (docs/LIMITS.md); empty uses the built-in defaults"`
+	Store             string        `yaml:"store" doc:"where the counters live: memory (this process) or redis://HOST:PORT/DB (rediss:// for TLS), shared by every replica"`
+	StorePasswordFile string        `yaml:"store_password_file" doc:"file holding the Redis password (never in the URL)"`
+	StoreTimeout      time.Duration `yaml:"store_timeout" doc:"longest wait for the counters' store per request"`
+	OnStoreError      string        `yaml:"on_store_error" doc:"closed: refuse requests (503) while the store is unreachable; open: serve them unlimited"`
+}
+
 // Log configures the operational log (never PHI).
 type Log struct {
 	Level  string `yaml:"level" doc:"least severe level written: debug, info, warn or error"`
@@ -182,6 +194,7 @@ func Default() Config {
 		},
 		Audit:   Audit{IndexRate: 1000},
 		Consent: Consent{Default: "opt-out"},
+		Limits:  Limits{Store: "memory", StoreTimeout: 100 * time.Millisecond, OnStoreError: "closed"},
 		Log:     Log{Level: "info", Format: "json"},
 	}
 }

@@ -58,6 +58,12 @@ func TestDefaults(t *testing.T) {
 		"audit.index_rate":                   "1000",
 		"audit.witness_policy":               "",
 		"consent.default":                    "opt-out",
+		"limits.disabled":                    "false",
+		"limits.file":                        "",
+		"limits.store":                       "memory",
+		"limits.store_password_file":         "",
+		"limits.store_timeout":               "100ms",
+		"limits.on_store_error":              "closed",
 		"store.url":                          "",
 		"store.sqlite_synchronous":           "full",
 		"store.max_conns":                    "16",
@@ -212,6 +218,7 @@ log:
 			StepUp: []string{"delete"}, StepUpMaxAge: 5 * time.Minute, DPoPNonce: true},
 		Audit:   config.Audit{IndexRate: 1000},
 		Consent: config.Consent{Default: "opt-in"},
+		Limits:  config.Limits{Store: "memory", StoreTimeout: 100 * time.Millisecond, OnStoreError: "closed"},
 		Log:     config.Log{Level: "debug", Format: "text"},
 	}
 	cfg, err := config.Load(writeConfig(t, full), nil)
@@ -429,6 +436,11 @@ func TestValidate(t *testing.T) {
 			c.Server.TLS.ClientOCSP, c.Server.TLS.ClientCAFile, c.Server.TLS.ClientOCSPTimeout = true, "ca.pem", 0
 		}, "server.tls.client_ocsp_timeout"},
 		{"routes without a client CA", func(c *config.Config) { c.Server.TLS.ClientCertRoutesFile = "routes.yaml" }, "server.tls.client_cert_routes_file"},
+
+		// Limits.
+		{"limits store unknown", func(c *config.Config) { c.Limits.Store = "memcached://x" }, "limits.store"},
+		{"limits store redis", func(c *config.Config) { c.Limits.Store = "redis://127.0.0.1:6379/0" }, ""},
+		{"limits fail mode", func(c *config.Config) { c.Limits.OnStoreError = "maybe" }, "limits.on_store_error"},
 
 		// Consent default: exactly one of two words.
 		{"consent default misspelt", func(c *config.Config) { c.Consent.Default = "optout" }, "consent.default"},

@@ -32,6 +32,18 @@ func (c Config) Validate() error {
 	var v validator
 	v.nonEmpty("data_dir", c.DataDir)
 
+	switch c.Limits.OnStoreError {
+	case "closed", "open":
+	default:
+		v.fail("limits.on_store_error", "%q: want closed or open", c.Limits.OnStoreError)
+	}
+	if c.Limits.Store != "memory" && !strings.HasPrefix(c.Limits.Store, "redis://") && !strings.HasPrefix(c.Limits.Store, "rediss://") {
+		v.fail("limits.store", "%q: want memory, redis://… or rediss://…", c.Limits.Store)
+	}
+	if !c.Limits.Disabled {
+		v.timeout("limits.store_timeout", c.Limits.StoreTimeout)
+	}
+
 	switch c.Consent.Default {
 	case "opt-out", "opt-in":
 	default:

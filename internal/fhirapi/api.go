@@ -24,6 +24,7 @@ import (
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
 	"github.com/wardenfhir/warden/internal/labels"
+	"github.com/wardenfhir/warden/internal/limits"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/store"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	// sensitivity of its codes and of the resources it references (site
 	// policy), never lowering a client's labels.
 	Labeller *labels.Labeller
+	// Limiter, when set, enforces rate, cost, concurrency and
+	// distinct-patient limits (package limits): 429 with Retry-After.
+	Limiter *limits.Limiter
 	// Consents, when set, applies the patients' privacy consents to every
 	// disclosure and write (see Consents); nil enforces none.
 	Consents Consents

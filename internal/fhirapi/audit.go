@@ -66,6 +66,28 @@ func (ra *requestAudit) disclosed(_ *API, rs ...store.Resource) {
 }
 
 // denied records the rule that refused (the first one wins).
+// patientIDs are the patients disclosed so far.
+func (ra *requestAudit) patientIDs() []string {
+	if ra == nil {
+		return nil
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	out := make([]string, 0, len(ra.patients))
+	for p := range ra.patients {
+		out = append(out, p)
+	}
+	return out
+}
+
+// withhold forgets what the response would have disclosed: it is not
+// released.
+func (ra *requestAudit) withhold() {
+	ra.mu.Lock()
+	ra.patients, ra.resources = nil, nil
+	ra.mu.Unlock()
+}
+
 func (ra *requestAudit) denied(rule string) {
 	if ra == nil || rule == "" {
 		return
@@ -118,6 +140,23 @@ func (a *API) serveAudited(w http.ResponseWriter, r *http.Request, seg []string)
 	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, ra))
 	held := audithttp.NewHeld()
 	a.serve(held, r, seg)
+	// The patients the response would disclose count against the
+	// caller's distinct-patient budgets; over budget, nothing is released.
+	if patients := ra.patientIDs(); len(patients) > 0 {
+		ra.mu.Lock()
+		p := ra.principal
+		ra.mu.Unlock()
+		d, err := a.limitPatients(r.Context(), p, patients)
+		if err != nil || !d.Allowed {
+			ra.withhold()
+			held = audithttp.NewHeld()
+			if err != nil {
+				a.limitUnavailable(held, r, err)
+			} else {
+				a.throttled(held, r, d)
+			}
+		}
+	}
 	rec := a.auditRecord(r, seg, ra, held.Status(), start)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), audithttp.Timeout)
 	defer cancel()

@@ -61,6 +61,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 		a.preflight(w, r, public)
 		return
 	}
+	if !a.limitPeer(w, r) {
+		return
+	}
 	if !public && !a.opts.Unauthenticated {
 		p, err := a.authenticate(r)
 		if err != nil {
@@ -86,6 +89,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 			return
 		}
 	}
+	release, ok := a.limitCaller(w, r, PrincipalFrom(r.Context()), seg)
+	if !ok {
+		return
+	}
+	defer release()
 	if err := h(w, r, seg); err != nil {
 		a.writeError(w, r, err)
 	}

@@ -1,0 +1,106 @@
+package fieldcrypt
+
+import "sync"
+
+// keyCache holds unwrapped keysets, bounded in number. A nil state
+// records a shredded scope or patient. Each change that removes entries
+// (shredding, Invalidate) advances the generation; a keyset loaded
+// before that is not cached afterwards, so a load racing a shred cannot
+// bring a destroyed key back into memory.
+type keyCache struct {
+	mu         sync.RWMutex
+	max        int
+	gen        uint64
+	categories map[string]*categoryState
+	patients   map[string]*patientState
+}
+
+func newKeyCache(max int) *keyCache {
+	return &keyCache{max: max, categories: map[string]*categoryState{}, patients: map[string]*patientState{}}
+}
+
+func (c *keyCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+func (c *keyCache) category(key string) (*categoryState, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	st, ok := c.categories[key]
+	return st, c.gen, ok
+}
+
+func (c *keyCache) patient(key string) (*patientState, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	st, ok := c.patients[key]
+	return st, c.gen, ok
+}
+
+// evictOne makes room: it drops an arbitrary entry (Go's map order is
+// random), patients first, since there are many more of them.
+func (c *keyCache) evictOne() {
+	for k := range c.patients {
+		delete(c.patients, k)
+		return
+	}
+	for k := range c.categories {
+		delete(c.categories, k)
+		return
+	}
+}
+
+func (c *keyCache) putCategory(key string, st *categoryState, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if _, ok := c.categories[key]; !ok && len(c.categories)+len(c.patients) >= c.max {
+		c.evictOne()
+	}
+	c.categories[key] = st
+}
+
+func (c *keyCache) putPatient(key string, st *patientState, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if _, ok := c.patients[key]; !ok && len(c.categories)+len(c.patients) >= c.max {
+		c.evictOne()
+	}
+	c.patients[key] = st
+}
+
+// dropPatient forgets one patient keyset without advancing the
+// generation: it is for reloading a keyset that changed, not for
+// destroying one.
+func (c *keyCache) dropPatient(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.patients, key)
+}
+
+func (c *keyCache) dropCategory(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.categories, key)
+}
+
+func (c *keyCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.categories)
+	clear(c.patients)
+}
+
+func (c *keyCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.categories) + len(c.patients)
+}
