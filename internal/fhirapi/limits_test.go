@@ -77,7 +77,7 @@ func TestLimitsThroughTheAPI(t *testing.T) {
 		})
 		f.mustStatus(f.as("backend-obs", "GET", "/Observation/o1lab", nil), 200)
 		f.mustStatus(f.as("backend-obs", "GET", "/Observation/o1vital", nil), 200) // same patient
-		r := f.as("backend-obs", "GET", "/Observation/o2", nil)                     // a second patient
+		r := f.as("backend-obs", "GET", "/Observation/o2", nil)                    // a second patient
 		if r.status != 429 || strings.Contains(string(r.body), "p2") {
 			t.Fatalf("second patient: %d %s", r.status, r.body)
 		}
