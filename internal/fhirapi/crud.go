@@ -339,8 +339,15 @@ func (a *API) updateIn(ctx context.Context, tx store.Tx, typ, id string, res map
 	status := http.StatusOK
 	if prev == nil || prev.Deleted {
 		status = http.StatusCreated
-	} else if unchanged(prev, res) {
-		return prev, status, nil
+	} else {
+		// Compared as it would be stored: labelled (prepare labels it
+		// again, to the same result).
+		if _, err := a.label(res, a.storeLabels(ctx, tx.Read)); err != nil {
+			return nil, 0, err
+		}
+		if unchanged(prev, res) {
+			return prev, status, nil
+		}
 	}
 	out, err := a.put(ctx, tx, typ, id, res, prev)
 	return out, status, err

@@ -44,6 +44,15 @@ func TestLabelsOnWrite(t *testing.T) {
 	if got := securityCodes(t, ts.do("PUT", "/Observation/glucose", plain)); !slices.Equal(got, []string{"N"}) {
 		t.Fatalf("glucose labelled %v", got)
 	}
+	// Writing the same content again (a re-import) changes nothing: the
+	// labels the server added do not make it look different.
+	for _, res := range []map[string]any{plain, hiv} {
+		r := ts.do("PUT", "/Observation/"+res["id"].(string), res)
+		ts.mustStatus(r, 200)
+		if v := r.json(t)["meta"].(map[string]any)["versionId"]; v != "1" {
+			t.Fatalf("an identical update made version %v", v)
+		}
+	}
 	// A client's very-restricted label stays; its false low one is raised.
 	mine := observation("p1", "http://loinc.org", "2345-7", "2024-01-01", 1)
 	mine["id"] = "mine"
@@ -77,8 +86,33 @@ func TestLabelsOnWrite(t *testing.T) {
 	if ids := entryIDs(t, r.json(t), "match"); len(ids) != 1 {
 		t.Fatalf("Encounters labelled HIV: %v", ids)
 	}
+	// A transaction of PUTs loaded twice (an import run again) leaves
+	// every resource at version 1, inherited labels included.
+	again := map[string]any{"resourceType": "Bundle", "type": "transaction", "entry": []any{
+		map[string]any{"resource": map[string]any{"resourceType": "Encounter", "id": "e9", "status": "finished",
+			"class":           map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+			"subject":         map[string]any{"reference": "Patient/p1"},
+			"reasonReference": []any{map[string]any{"reference": "Condition/c9"}}},
+			"request": map[string]any{"method": "PUT", "url": "Encounter/e9"}},
+		map[string]any{"resource": map[string]any{"resourceType": "Condition", "id": "c9",
+			"code":    map[string]any{"coding": []any{map[string]any{"system": "http://snomed.info/sct", "code": "86406008"}}},
+			"subject": map[string]any{"reference": "Patient/p1"}},
+			"request": map[string]any{"method": "PUT", "url": "Condition/c9"}},
+	}}
+	ts.mustStatus(ts.do("POST", "/", again), 200)
+	ts.mustStatus(ts.do("POST", "/", again), 200)
+	for _, ref := range []string{"/Encounter/e9", "/Condition/c9"} {
+		r := ts.do("GET", ref, nil)
+		if v := r.json(t)["meta"].(map[string]any)["versionId"]; v != "1" {
+			t.Errorf("%s at version %v after loading the same transaction twice", ref, v)
+		}
+		if got := securityCodes(t, r); !slices.Contains(got, "HIV") {
+			t.Errorf("%s labels %v", ref, got)
+		}
+	}
+
 	r = ts.do("GET", "/Observation?_security=http://terminology.hl7.org/CodeSystem/v3-ActCode|HIV", nil)
-	if ids := entryIDs(t, r.json(t), "match"); !slices.Equal(ids, []string{"Observation/hiv", "Observation/low"}) && !slices.Equal(ids, []string{"Observation/low", "Observation/hiv"}) {
+	if ids := entryIDs(t, r.json(t), "match"); len(ids) != 2 || !slices.Contains(ids, "Observation/hiv") || !slices.Contains(ids, "Observation/low") {
 		t.Fatalf("Observations labelled HIV: %v", ids)
 	}
 }
