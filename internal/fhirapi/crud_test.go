@@ -114,6 +114,8 @@ func TestBadInput(t *testing.T) {
 		{"xml accept", "GET", "/Patient", "", []string{"Accept", "application/fhir+xml"}, 406},
 		{"xml format", "GET", "/Patient?_format=xml", "", nil, 406},
 		{"xml body", "POST", "/Patient", "<Patient/>", []string{"Content-Type", "application/fhir+xml"}, 415},
+		{"gzip body", "POST", "/Patient", "\x1f\x8b\x08\x00" + secret, []string{"Content-Encoding", "gzip"}, 415},
+		{"deflate body", "PUT", "/Patient/x", `{"resourceType":"Patient","id":"x"}`, []string{"Content-Encoding", "deflate"}, 415},
 		{"method override", "POST", "/Patient", `{"resourceType":"Patient"}`, []string{"X-HTTP-Method-Override", "DELETE"}, 400},
 		{"unknown type", "GET", "/Patientx", "", nil, 404},
 		{"bad id", "GET", "/Patient/a_b", "", nil, 404},

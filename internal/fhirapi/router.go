@@ -201,6 +201,11 @@ func negotiate(r *http.Request) error {
 	if acc := r.Header.Get("Accept"); acc != "" && !acceptsJSON(acc) {
 		return errorf(http.StatusNotAcceptable, "not-supported", "Only application/fhir+json is supported; XML is not")
 	}
+	// Compressed request bodies are refused rather than inflated: a few
+	// kilobytes of gzip can expand to gigabytes (a decompression bomb).
+	if ce := strings.TrimSpace(r.Header.Get("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
+		return errorf(http.StatusUnsupportedMediaType, "not-supported", "Compressed request bodies (Content-Encoding) are not accepted; send the body uncompressed")
+	}
 	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 		ct := r.Header.Get("Content-Type")
 		if ct == "" {
