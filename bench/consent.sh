@@ -46,6 +46,17 @@ obs() { curl -sf --cacert "$CA" -H "$AUTH" "$B/Observation?patient=$1&_security:
   python3 -c 'import json,sys; print(json.load(sys.stdin)["entry"][0]["resource"]["id"])'; }
 OA=$(obs "$PA"); OB=$(obs "$PB")
 
+run() { # NAME URL
+  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "$2" | tail -1 |
+    sed "s/}\$/,\"name\":\"$1\"}/" | tee -a "$out/consent.jsonl"
+}
+res=()
+# Phase 1: neither patient has a consent (A's and B's Observations differ
+# in size; this measures that difference).
+for r in $(seq "$ROUNDS"); do
+  res+=("$(run before-A "$B/Observation/$OA")")
+  res+=("$(run before-B "$B/Observation/$OB")")
+done
 # Patient A's 20 consents: each denies the client one sensitive category
 # (none of which the read Observation carries) for some period.
 for i in $(seq 20); do
@@ -63,23 +74,22 @@ JSON
 done
 curl -sf --cacert "$CA" -H "$AUTH" "$B/Observation/$OA" >/dev/null || { echo "patient A's Observation is not readable" >&2; exit 1; }
 
-run() { # NAME URL
-  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "$2" | tail -1 |
-    sed "s/}\$/,\"name\":\"$1\"}/" | tee -a "$out/consent.jsonl"
-}
-res=()
+# Phase 2: A has 20 consents naming the client, B none.
 for r in $(seq "$ROUNDS"); do
-  res+=("$(run consents-20 "$B/Observation/$OA")")
-  res+=("$(run consents-0 "$B/Observation/$OB")")
+  res+=("$(run after-A "$B/Observation/$OA")")
+  res+=("$(run after-B "$B/Observation/$OB")")
 done
 python3 - "${res[@]}" <<'PY'
 import json, sys, statistics as st
 rs = [json.loads(a) for a in sys.argv[1:]]
 for r in rs: assert r["errors"] == 0 and r["non2xx"] == 0, r
-a = [r for r in rs if r["name"] == "consents-20"]; b = [r for r in rs if r["name"] == "consents-0"]
+by = lambda n: [r for r in rs if r["name"] == n]
 m = lambda xs, k: st.median(x[k] for x in xs)
-print("| patient | req/s | p50 ms | p99 ms |\n|---|---|---|---|")
-for name, xs in (("20 consents naming the client", a), ("no consent (as with enforcement off)", b)):
-    print("| %s | %.0f | %.2f | %.2f |" % (name, m(xs, "rps"), m(xs, "p50_ms"), m(xs, "p99_ms")))
-print("\nreads under 20 consents: %.0f%% of the throughput without; added p50: %.2f ms" % (100*m(a,"rps")/m(b,"rps"), m(a,"p50_ms")-m(b,"p50_ms")))
+print("| phase | patient A req/s | patient B req/s | A/B |\n|---|---|---|---|")
+r0 = m(by("before-A"), "rps") / m(by("before-B"), "rps")
+r1 = m(by("after-A"), "rps") / m(by("after-B"), "rps")
+print("| no consents | %.0f | %.0f | %.3f |" % (m(by("before-A"), "rps"), m(by("before-B"), "rps"), r0))
+print("| A: 20 consents naming the client | %.0f | %.0f | %.3f |" % (m(by("after-A"), "rps"), m(by("after-B"), "rps"), r1))
+print("\nreads of A under 20 consents: %.0f%% of their throughput without (A/B after over A/B before); p50 %.2f -> %.2f ms" %
+      (100 * r1 / r0, m(by("before-A"), "p50_ms"), m(by("after-A"), "p50_ms")))
 PY

@@ -3,6 +3,7 @@ package consent
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,142 @@ func FactsOf(typ, id string, raw []byte) (Resource, error) {
 		r.References = slices.Compact(refs)
 	}
 	return r, nil
+}
+
+// FactsFor is FactsOf reading only the facts need asks for (Policy.Needs):
+// a policy that constrains only labels and profiles reads meta alone,
+// which a scan finds without decoding the rest of the resource.
+func FactsFor(typ, id string, raw []byte, need Needs) (Resource, error) {
+	if need&^(NeedSecurity|NeedProfiles) != 0 {
+		return FactsOf(typ, id, raw)
+	}
+	r := Resource{Type: typ, ID: id, Ref: typ + "/" + id}
+	if need == 0 {
+		return r, nil
+	}
+	meta, ok := topMember(raw, "meta")
+	if !ok {
+		return FactsOf(typ, id, raw) // not a plain JSON object: the full reader decides
+	}
+	if meta == nil {
+		return r, nil
+	}
+	var m struct {
+		Security json.RawMessage `json:"security"`
+		Profile  json.RawMessage `json:"profile"`
+	}
+	if json.Unmarshal(meta, &m) != nil {
+		return FactsOf(typ, id, raw)
+	}
+	r.Security = appendCodings(nil, m.Security)
+	if len(m.Profile) > 0 && m.Profile[0] == '[' {
+		var profiles []any
+		json.Unmarshal(m.Profile, &profiles)
+		for _, p := range profiles {
+			if s, ok := p.(string); ok {
+				r.Profiles = append(r.Profiles, s)
+			}
+		}
+	}
+	return r, nil
+}
+
+// topMember returns the value of the top-level member name of the JSON
+// object raw (nil when absent), found by one scan that tells strings from
+// structure; ok is false when raw is not an object the scan can follow.
+// A repeated member name makes it false too (the resource is malformed),
+// so that the full reader decides.
+func topMember(raw []byte, name string) (value []byte, ok bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false
+	}
+	i++
+	var found []byte
+	seen := false
+	for {
+		i = skipSpace(raw, i)
+		if i < len(raw) && raw[i] == '}' {
+			return found, true
+		}
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, false
+		}
+		end := stringEnd(raw, i)
+		if end < 0 {
+			return nil, false
+		}
+		key := raw[i+1 : end]
+		i = skipSpace(raw, end+1)
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, false
+		}
+		start := skipSpace(raw, i+1)
+		stop := valueEnd(raw, start)
+		if stop < 0 {
+			return nil, false
+		}
+		// Case-insensitively, as encoding/json matches members (FactsOf
+		// reads the same member then).
+		if strings.EqualFold(string(key), name) {
+			if seen {
+				return nil, false
+			}
+			seen, found = true, raw[start:stop]
+		}
+		i = skipSpace(raw, stop)
+		if i < len(raw) && raw[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(raw) && raw[i] == '}' {
+			return found, true
+		}
+		return nil, false
+	}
+}
+
+// valueEnd is the index just past the JSON value starting at raw[start],
+// or -1.
+func valueEnd(raw []byte, start int) int {
+	if start >= len(raw) {
+		return -1
+	}
+	switch raw[start] {
+	case '"':
+		if e := stringEnd(raw, start); e >= 0 {
+			return e + 1
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for k := start; k < len(raw); k++ {
+			switch raw[k] {
+			case '"':
+				e := stringEnd(raw, k)
+				if e < 0 {
+					return -1
+				}
+				k = e
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return k + 1
+				}
+			}
+		}
+		return -1
+	}
+	k := start
+	for k < len(raw) && raw[k] != ',' && raw[k] != '}' && raw[k] != ']' && raw[k] != ' ' && raw[k] != '\n' && raw[k] != '\t' && raw[k] != '\r' {
+		k++
+	}
+	if k == start {
+		return -1
+	}
+	return k
 }
 
 // factsJSON is the part of a resource FactsOf reads: the elements of

@@ -88,3 +88,45 @@ func FuzzFactsOf(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFactsFor: reading only meta gives the labels and profiles the full
+// reader gives, for every resource the full reader accepts.
+func FuzzFactsFor(f *testing.F) {
+	f.Add([]byte(immunization))
+	f.Add([]byte(`{"resourceType":"Observation","meta":{"security":[{"system":"s","code":"c"}]},"meta":{}}`))
+	f.Add([]byte(`{"a":"\"meta\":{","meta":{"profile":["p"]},"b":[{"meta":1}]}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		full, err := FactsOf("Observation", "o1", raw)
+		if err != nil {
+			return
+		}
+		part, err := FactsFor("Observation", "o1", raw, NeedSecurity|NeedProfiles)
+		if err != nil {
+			t.Fatalf("FactsFor refused what FactsOf read: %v", err)
+		}
+		if !slices.Equal(full.Security, part.Security) || !slices.Equal(full.Profiles, part.Profiles) {
+			t.Fatalf("meta differs:\n full %+v %v\n part %+v %v", full.Security, full.Profiles, part.Security, part.Profiles)
+		}
+	})
+}
+
+func TestNeeds(t *testing.T) {
+	for _, c := range []struct {
+		provision string
+		want      Needs
+	}{
+		{`{"type":"deny","securityLabel":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]}`, NeedSecurity},
+		{`{"type":"permit","class":[{"system":"http://hl7.org/fhir/resource-types","code":"Observation"}]}`, 0},
+		{`{"type":"permit","class":[{"system":"http://example.org","code":"http://example.org/StructureDefinition/x"}]}`, NeedProfiles},
+		{`{"type":"deny","provision":[{"type":"permit","code":[{"coding":[{"system":"http://loinc.org","code":"1-1"}]}]}]}`, NeedCodes},
+		{`{"type":"deny","dataPeriod":{"start":"2020"}}`, NeedDate},
+		{`{"type":"deny","data":[{"meaning":"dependents","reference":{"reference":"Encounter/e1"}}]}`, NeedReferences},
+		{`{"type":"deny","data":[{"meaning":"authoredby","reference":{"reference":"Practitioner/d1"}}]}`, NeedAuthors},
+		{`{"type":"deny","data":[{"meaning":"instance","reference":{"reference":"Observation/o1"}}]}`, 0},
+	} {
+		p := policyOf(t, OptOut, consentJSON("c1", "active", "p1", c.provision))
+		if got := p.Needs(); got != c.want {
+			t.Errorf("%s: needs %b, want %b", c.provision, got, c.want)
+		}
+	}
+}

@@ -40,6 +40,7 @@ type Policy struct {
 	byRef    map[string][]int
 	byClass  map[string][]int
 	general  []int
+	needs    Needs // the facts any provision reads
 }
 
 type compiled struct {
@@ -85,6 +86,7 @@ func Compile(patientID string, cs []*Consent, def Default) *Policy {
 			continue
 		}
 		root := compileNode(c.Provision)
+		p.needs |= needsOf(root)
 		i := len(p.consents)
 		p.consents = append(p.consents, compiled{id: c.ID, root: root, deny: hasDeny(root)})
 		switch {
@@ -122,6 +124,58 @@ func allResourceTypes(cs []Coding) bool {
 		}
 	}
 	return true
+}
+
+// Needs says which facts of a resource Decide may read, so that callers
+// read only those (FactsFor).
+type Needs uint8
+
+const (
+	NeedSecurity Needs = 1 << iota // meta.security
+	NeedProfiles                   // meta.profile
+	NeedCodes
+	NeedDate
+	NeedReferences
+	NeedAuthors
+)
+
+// Needs returns the facts the policy's provisions read; 0 when Decide
+// needs nothing beyond the resource's type and id.
+func (p *Policy) Needs() Needs {
+	if p == nil {
+		return 0
+	}
+	return p.needs
+}
+
+func needsOf(n *node) Needs {
+	var need Needs
+	if n.hasLabels {
+		need |= NeedSecurity
+	}
+	for _, c := range n.classes {
+		if c.System != SystemResourceTypes {
+			need |= NeedProfiles
+		}
+	}
+	if len(n.codes) > 0 {
+		need |= NeedCodes
+	}
+	if !n.dataPeriod.IsZero() {
+		need |= NeedDate
+	}
+	for _, d := range n.data {
+		switch d.Meaning {
+		case "dependents":
+			need |= NeedReferences
+		case "authoredby":
+			need |= NeedAuthors
+		}
+	}
+	for _, c := range n.children {
+		need |= needsOf(c)
+	}
+	return need
 }
 
 func hasDeny(n *node) bool {

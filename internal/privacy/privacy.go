@@ -254,7 +254,7 @@ func (e *Enforcer) Allows(ctx context.Context, p *policy.Principal, act policy.A
 	if !ok {
 		return false, "unknown action", nil
 	}
-	facts, err := consent.FactsOf(res.Type, res.ID, res.JSON)
+	facts, err := consent.FactsFor(res.Type, res.ID, res.JSON, en.policy.Needs())
 	if err != nil {
 		// A stored resource always reads; refuse rather than guess.
 		return false, "unreadable resource", nil
