@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -294,7 +295,6 @@ func (a *API) prepareEntries(ctx context.Context, entries []*bundleEntry) (refs,
 			refs[be.fullURL] = be.typ + "/" + be.id
 		}
 	}
-	stored := a.storeLabels(ctx, a.store.Read)
 	prepared := map[*bundleEntry]map[string]any{}
 	for _, be := range entries {
 		if be.id == "" || be.cond != nil || be.ifNone != "" || (be.method != "POST" && be.method != "PUT") {
@@ -307,13 +307,15 @@ func (a *API) prepareEntries(ctx context.Context, entries []*bundleEntry) (refs,
 		if bid, _ := res["id"].(string); be.method == "PUT" && bid != "" && bid != be.id {
 			continue // runEntry reports the mismatch
 		}
-		w, err := a.prepare(be.typ, be.id, res, 1, stored)
+		// Own labels first; what an entry inherits is added below, once
+		// every entry's own labels are known.
+		w, err := a.prepare(be.typ, be.id, res, 1, nil)
 		if err == nil {
 			be.prepared = &w
 			prepared[be] = res
 		}
 	}
-	a.propagateInBundle(entries, prepared, stored)
+	a.propagateInBundle(entries, prepared, a.storeLabels(ctx, a.store.Read))
 	return refs, cond
 }
 
@@ -340,7 +342,18 @@ func (a *API) propagateInBundle(entries []*bundleEntry, prepared map[*bundleEntr
 	}
 	for _, be := range entries {
 		res := prepared[be]
-		if res == nil || !l.Propagates(be.typ) {
+		if res == nil || !l.Propagates(be.typ) || be.prepared == nil {
+			continue
+		}
+		// Most references lead to nothing sensitive: prepare again only
+		// when something is inherited that the entry does not have.
+		inherited, err := l.Propagate(be.prepared.Resource.JSON, lookup)
+		if err != nil {
+			be.prepared = nil // runEntry prepares it again, and reports
+			continue
+		}
+		have := own[be.typ+"/"+be.id]
+		if slices.Equal(labels.Merge(have, inherited.Security), have) {
 			continue
 		}
 		if w, err := a.prepare(be.typ, be.id, res, 1, lookup); err == nil {
