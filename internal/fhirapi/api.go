@@ -107,15 +107,17 @@ type OAuthURIs struct {
 // API is the FHIR REST API. It is an http.Handler for requests under
 // the base path.
 type API struct {
-	store  store.Store
-	reg    *searchparam.Registry
-	model  *model.Model
-	opts   Options
-	log    *slog.Logger
-	base   string // BaseURL without trailing slash
-	prefix string // path of BaseURL ("/fhir")
-	now    func() time.Time
-	limits validate.Limits
+	peers   peerBlocks      // peers refused for their address or certificate limit
+	touched touchedPatients // (caller, patient) pairs counted in the budgets recently
+	store   store.Store
+	reg     *searchparam.Registry
+	model   *model.Model
+	opts    Options
+	log     *slog.Logger
+	base    string // BaseURL without trailing slash
+	prefix  string // path of BaseURL ("/fhir")
+	now     func() time.Time
+	limits  validate.Limits
 
 	facts siteFacts // site-policy facts, cached
 

@@ -61,12 +61,18 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 		a.preflight(w, r, public)
 		return
 	}
-	if !a.limitPeer(w, r) {
+	// A peer over its limit is refused before anything else (from this
+	// process's memory of the refusal); a request that reaches no caller
+	// check below is charged to its peer where it ends.
+	if !a.peerAllowed(w, r) {
 		return
 	}
 	if !public && !a.opts.Unauthenticated {
 		p, err := a.authenticate(r)
 		if err != nil {
+			if !a.limitPeer(w, r) {
+				return
+			}
 			a.allowOrigin(w, r, false, "")
 			a.writeError(w, r, err)
 			return
@@ -75,10 +81,16 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 		auditFrom(r.Context()).authenticated(p)
 		a.allowOrigin(w, r, false, p.ClientID)
 	} else {
+		if !a.limitPeer(w, r) {
+			return
+		}
 		a.allowOrigin(w, r, public, "")
 	}
 	h := a.route(r.Method, seg)
 	if h == nil {
+		if PrincipalFrom(r.Context()) != nil && !a.limitPeer(w, r) {
+			return
+		}
 		a.writeError(w, r, errorf(http.StatusNotFound, "not-found", "Unknown path or method"))
 		return
 	}
