@@ -102,6 +102,9 @@ func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions
 	if len(raw) > a.opts.MaxBundleEntries {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "too-costly", "The Bundle has more than "+strconv.Itoa(a.opts.MaxBundleEntries)+" entries")
 	}
+	if err := a.chargeEntries(ctx, len(raw)); err != nil {
+		return nil, err
+	}
 	entries := make([]*bundleEntry, 0, len(raw))
 	for i, e := range raw {
 		be, err := a.parseEntry(i, e)

@@ -291,3 +291,30 @@ func (a *API) costRequest(r *http.Request, seg []string) limits.Request {
 	}
 	return req
 }
+
+// chargeEntries charges a batch or transaction Bundle's entries to its
+// caller, once their number is known (the request itself was charged as
+// one bundle): a Bundle of a thousand reads costs what a thousand reads
+// do. Trusted calls (import) are not charged.
+func (a *API) chargeEntries(ctx context.Context, n int) error {
+	l, p := a.opts.Limiter, PrincipalFrom(ctx)
+	if l == nil || p == nil || n == 0 {
+		return nil
+	}
+	cost := l.Cost(limits.Request{Interaction: limits.Batch, Entries: n}) - l.Cost(limits.Request{Interaction: limits.Batch})
+	if cost <= 0 {
+		return nil
+	}
+	d, err := l.Allow(ctx, callerKeys(p), cost)
+	if err != nil {
+		a.log.Error("rate limits cannot be checked; request refused", "error", err.Error())
+		return errorf(http.StatusServiceUnavailable, "transient", "Request limits cannot be checked right now; retry later")
+	}
+	if !d.Allowed {
+		auditFrom(ctx).denied("limit: " + d.Limit)
+		e := errorf(http.StatusTooManyRequests, "throttled", "Too many requests ("+d.Limit+"): the Bundle's "+strconv.Itoa(n)+" entries exceed what remains")
+		e.RetryAfter = max(d.RetryAfter, time.Second)
+		return e
+	}
+	return nil
+}

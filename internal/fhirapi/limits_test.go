@@ -69,6 +69,28 @@ func TestLimitsThroughTheAPI(t *testing.T) {
 		// Another user is not affected.
 		f.mustStatus(f.as("p2-all", "GET", "/Patient/p2/$everything", nil), 200)
 	})
+	t.Run("bundle entries", func(t *testing.T) {
+		// A batch of reads costs what the reads do: 40 entries × 2 units
+		// exceed a burst of 60.
+		f := newAuthzFixture(t, func(o *fhirapi.Options) {
+			o.Limiter = limiter(t, "classes:\n  patient-app:\n    user: {rate: 60/min, burst: 60}\n")
+		})
+		var entries []any
+		for range 40 {
+			entries = append(entries, map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/o1lab"}})
+		}
+		batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries}
+		r := f.as("p1-read", "POST", "/", batch)
+		if r.status != 429 || r.header.Get("Retry-After") == "" || strings.Contains(string(r.body), "o1lab\"") {
+			t.Fatalf("40-entry batch under a 60-unit burst: %d %s", r.status, r.body)
+		}
+		// A small one passes.
+		f2 := newAuthzFixture(t, func(o *fhirapi.Options) {
+			o.Limiter = limiter(t, "classes:\n  patient-app:\n    user: {rate: 60/min, burst: 60}\n")
+		})
+		batch["entry"] = entries[:5]
+		f2.mustStatus(f2.as("p1-read", "POST", "/", batch), 200)
+	})
 	t.Run("distinct patients", func(t *testing.T) {
 		sink := &recordingSink{}
 		f := newAuthzFixture(t, func(o *fhirapi.Options) {

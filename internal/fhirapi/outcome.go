@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
@@ -31,6 +32,8 @@ type Error struct {
 	// DPoPNonce, when set, is sent as DPoP-Nonce (RFC 9449 §8): the nonce
 	// the client's next proof must carry.
 	DPoPNonce string
+	// RetryAfter, when set, is sent as Retry-After in seconds (a 429).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -115,6 +118,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	writeJSON(w, e.Status, outcome(issues))
 }
