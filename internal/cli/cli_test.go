@@ -39,6 +39,13 @@ func TestMain(m *testing.M) {
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
+		// [postgres]: WARDEN_TEST_POSTGRES names a test database.
+		Condition: func(cond string) (bool, error) {
+			if cond == "postgres" {
+				return os.Getenv("WARDEN_TEST_POSTGRES") != "", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("SYNTHEA", filepath.Join(repoRoot(), "..", "shared", "data", "synthea"))
 			return nil
@@ -56,6 +63,13 @@ func TestScripts(t *testing.T) {
 			// mtls DEMODIR PATH [nocert]: the demo's mutual-TLS partner
 			// client (mtlsdemo_test.go).
 			"mtls": mtlsCmd,
+			// pgschema VAR / freeport VAR / copykeys FROM TO /
+			// revocationrace DATADIR PORT...: the revocation race across
+			// processes (racescript_test.go).
+			"pgschema":       pgSchemaCmd,
+			"freeport":       freePortCmd,
+			"copykeys":       copyKeysCmd,
+			"revocationrace": raceCmd,
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

@@ -92,79 +92,105 @@ func revocationRace(t *testing.T, storeURL string, processes int) {
 		toks = append(toks, tok)
 	}
 
-	var returned atomic.Int64 // UnixNano when RevokeGrant returned
-	var before, after, servedAfter, errs atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := w % processes
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest(http.MethodGet, origins[p]+"/Patient/race-p1", nil)
-				req.Header.Set("Authorization", "Bearer "+toks[(w+i)%len(toks)])
-				started := time.Now().UnixNano()
-				resp, err := clients[p].Do(req)
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				r := returned.Load()
-				switch {
-				case r == 0 || started <= r:
-					before.Add(1)
-				default:
-					after.Add(1)
-					if resp.StatusCode == http.StatusOK {
-						servedAfter.Add(1)
-					} else if resp.StatusCode != http.StatusUnauthorized {
-						t.Errorf("after revocation: status %d, want 401", resp.StatusCode)
-					}
-				}
-			}
-		}()
-	}
+	load := startRaceLoad(len(origins), func(w, i int) (*http.Client, *http.Request) {
+		p := w % len(origins)
+		req, _ := http.NewRequest(http.MethodGet, origins[p]+"/Patient/race-p1", nil)
+		req.Header.Set("Authorization", "Bearer "+toks[(w+i)%len(toks)])
+		return clients[p], req
+	})
 	time.Sleep(300 * time.Millisecond)
 	t0 := time.Now()
 	if err := ins[0].core.tokens.RevokeGrant(ctx, "race-grant-"+client); err != nil {
 		t.Fatal(err)
 	}
-	returned.Store(time.Now().UnixNano())
+	load.returned.Store(time.Now().UnixNano())
 	took := time.Since(t0)
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	load.stop()
 	t.Logf("%d processes: %d requests before, %d after the revoking call returned (which took %v); %d transport errors",
-		processes, before.Load(), after.Load(), took, errs.Load())
-	if servedAfter.Load() != 0 {
-		t.Fatalf("%d of %d requests that started after the revocation returned were served", servedAfter.Load(), after.Load())
+		processes, load.before.Load(), load.after.Load(), took, load.errs.Load())
+	if load.servedAfter.Load() != 0 {
+		t.Fatalf("%d of %d requests that started after the revocation returned were served", load.servedAfter.Load(), load.after.Load())
 	}
-	if before.Load() == 0 || after.Load() == 0 {
-		t.Fatalf("the race did not happen: %d requests before, %d after", before.Load(), after.Load())
+	if n := load.otherAfter.Load(); n != 0 {
+		t.Errorf("%d requests after revocation answered neither 200 nor 401", n)
 	}
-	if errs.Load() != 0 {
-		t.Errorf("%d requests failed in transport", errs.Load())
+	if load.before.Load() == 0 || load.after.Load() == 0 {
+		t.Fatalf("the race did not happen: %d requests before, %d after", load.before.Load(), load.after.Load())
 	}
+	if load.errs.Load() != 0 {
+		t.Errorf("%d requests failed in transport", load.errs.Load())
+	}
+}
+
+// raceLoad is 32 clients sending requests until stopped, each counted as
+// started before or after returned (UnixNano; 0: not yet), and after it
+// as served (200), refused (401) or other.
+type raceLoad struct {
+	returned                                     atomic.Int64
+	before, after, servedAfter, otherAfter, errs atomic.Int64
+	stop                                         func()
+}
+
+// startRaceLoad starts the clients; next gives worker w's i-th request.
+func startRaceLoad(targets int, next func(w, i int) (*http.Client, *http.Request)) *raceLoad {
+	l := &raceLoad{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				c, req := next(w, i)
+				started := time.Now().UnixNano()
+				resp, err := c.Do(req)
+				if err != nil {
+					l.errs.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if r := l.returned.Load(); r == 0 || started <= r {
+					l.before.Add(1)
+					continue
+				}
+				l.after.Add(1)
+				switch resp.StatusCode {
+				case http.StatusOK:
+					l.servedAfter.Add(1)
+				case http.StatusUnauthorized:
+				default:
+					l.otherAfter.Add(1)
+				}
+			}
+		}()
+	}
+	l.stop = func() { close(done); wg.Wait() }
+	return l
 }
 
 // copyDir copies the regular files of from into a new directory to,
 // private to the owner like the keys directory.
 func copyDir(t *testing.T, from, to string) {
 	t.Helper()
-	if err := os.MkdirAll(to, 0o700); err != nil {
+	if err := copyFiles(from, to); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func copyFiles(from, to string) error {
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
 	}
 	entries, err := os.ReadDir(from)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
@@ -172,10 +198,11 @@ func copyDir(t *testing.T, from, to string) {
 		}
 		b, err := os.ReadFile(filepath.Join(from, e.Name()))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }

@@ -20,35 +20,49 @@ func PostgresURL(t testing.TB) string {
 	if dsn == "" {
 		t.Skip("WARDEN_TEST_POSTGRES not set (./scripts/test sets it)")
 	}
+	u, drop, err := PostgresSchema(dsn)
+	if err != nil {
+		t.Fatalf("creating a test schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("dropping the test schema: %v", err)
+		}
+	})
+	return u
+}
+
+// PostgresSchema creates a fresh, empty schema in the database at dsn and
+// returns a URL selecting it and a func that drops it.
+func PostgresSchema(dsn string) (string, func() error, error) {
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
-		t.Fatalf("connecting to the test database: %v", err)
+		return "", nil, err
 	}
 	defer admin.Close(ctx)
 	b := make([]byte, 8)
 	rand.Read(b)
 	schema := "warden_test_" + hex.EncodeToString(b)
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
-	t.Cleanup(func() {
+	drop := func() error {
 		c, err := pgx.Connect(context.Background(), dsn)
 		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
+			return err
 		}
 		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
+		_, err = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		return err
+	}
 	u, err := url.Parse(dsn)
 	if err != nil {
-		t.Fatal(err)
+		drop()
+		return "", nil, err
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), drop, nil
 }
