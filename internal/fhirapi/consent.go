@@ -2,9 +2,11 @@ package fhirapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 
+	"github.com/wardenfhir/warden/internal/consent"
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/store"
@@ -185,23 +187,73 @@ type trustedView struct {
 }
 
 func (v trustedView) Tx(ctx context.Context, fn func(store.Tx) error) error {
-	var changed bool
-	err := v.Store.Tx(ctx, func(tx store.Tx) error { return fn(consentWatch{tx, &changed}) })
-	if err == nil && changed {
-		err = v.a.consentsChanged(ctx)
+	var changes consentChanges
+	err := v.Store.Tx(ctx, func(tx store.Tx) error { return fn(consentWatch{tx, &changes}) })
+	if err == nil {
+		err = v.a.consentsCommitted(ctx, &changes)
 	}
 	return err
 }
 
-// consentWatch notes whether a transaction writes a Consent.
+// consentWatch notes the Consents a transaction writes.
 type consentWatch struct {
 	store.Tx
-	changed *bool
+	changes *consentChanges
 }
 
 func (t consentWatch) Put(ctx context.Context, w store.Write) error {
-	if w.Resource.Type == "Consent" {
-		*t.changed = true
-	}
+	t.changes.note(w)
 	return t.Tx.Put(ctx, w)
+}
+
+// consentChanges are the Consents one transaction wrote.
+type consentChanges struct {
+	any bool
+	// endedGrants are app grants whose Consent the transaction deleted or
+	// made other than active: deactivating the consent revokes the grant.
+	endedGrants []string
+}
+
+func (c *consentChanges) note(w store.Write) {
+	if w.Resource.Type != "Consent" {
+		return
+	}
+	c.any = true
+	if w.Resource.Deleted {
+		c.endedGrants = append(c.endedGrants, w.Resource.ID)
+		return
+	}
+	var doc struct {
+		Status    string `json:"status"`
+		Extension []struct {
+			URL string `json:"url"`
+		} `json:"extension"`
+	}
+	if json.Unmarshal(w.Resource.JSON, &doc) != nil || doc.Status == "active" {
+		return
+	}
+	for _, e := range doc.Extension {
+		if e.URL == consent.ExtensionGrantedScopes {
+			c.endedGrants = append(c.endedGrants, w.Resource.ID)
+			return
+		}
+	}
+}
+
+// consentsCommitted runs after a transaction that wrote Consents
+// committed, before the request answers: the grants it ended are revoked
+// (their tokens die everywhere) and every process enforces the change.
+func (a *API) consentsCommitted(ctx context.Context, c *consentChanges) error {
+	if !c.any {
+		return nil
+	}
+	if a.opts.RevokeGrant != nil {
+		for _, id := range c.endedGrants {
+			if err := a.opts.RevokeGrant(ctx, id); err != nil {
+				a.log.Error("revoking the grant of a deactivated consent failed", "error", err.Error())
+				return errorf(http.StatusServiceUnavailable, "transient", "The consent change is stored but the app's access is not yet revoked; retry to confirm it")
+			}
+		}
+	}
+	return a.consentsChanged(ctx)
 }

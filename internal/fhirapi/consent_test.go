@@ -263,4 +263,32 @@ func TestConsentRevokeOperation(t *testing.T) {
 	if r := f.as("p1-all", "GET", "/Consent/c1/$revoke", nil); r.status != 404 && r.status != 405 {
 		t.Errorf("GET $revoke: %d", r.status)
 	}
+
+	// Deactivating an app grant's Consent any other way (an update, a
+	// delete) revokes the grant too; other Consents' changes revoke
+	// nothing.
+	revoked = nil
+	grant := map[string]any{}
+	for k, v := range consent {
+		grant[k] = v
+	}
+	grant["id"] = "g1"
+	grant["extension"] = []any{map[string]any{"url": "urn:warden:consent:granted-scopes", "valueString": "patient/*.rs"}}
+	f.mustStatus(f.as("p1-all", "PUT", "/Consent/g1", grant), 201)
+	consent["id"], consent["status"] = "c2", "inactive"
+	f.mustStatus(f.as("p1-all", "PUT", "/Consent/c2", consent), 201)
+	if len(revoked) != 0 {
+		t.Fatalf("writing an active grant and an inactive plain consent revoked %v", revoked)
+	}
+	grant["status"] = "inactive"
+	f.mustStatus(f.as("p1-all", "PUT", "/Consent/g1", grant), 200)
+	if !slices.Equal(revoked, []string{"g1"}) {
+		t.Fatalf("deactivating a grant's Consent revoked %v", revoked)
+	}
+	grant["id"], grant["status"] = "g2", "active"
+	f.mustStatus(f.as("p1-all", "PUT", "/Consent/g2", grant), 201)
+	f.mustStatus(f.as("p1-all", "DELETE", "/Consent/g2", nil), 204)
+	if !slices.Contains(revoked, "g2") {
+		t.Fatalf("deleting a grant's Consent revoked %v", revoked)
+	}
 }

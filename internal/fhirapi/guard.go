@@ -510,10 +510,10 @@ func hasChainOrHas(cs []search.Clause) bool {
 // Tx implements store.Store: the transaction's reads, searches and
 // writes are guarded too.
 func (g *guard) Tx(ctx context.Context, fn func(store.Tx) error) error {
-	var changed bool
-	err := g.s.Tx(ctx, func(tx store.Tx) error { return fn(guardTx{tx: tx, g: g, changed: &changed}) })
-	if err == nil && changed {
-		err = g.a.consentsChanged(ctx)
+	var changes consentChanges
+	err := g.s.Tx(ctx, func(tx store.Tx) error { return fn(guardTx{tx: tx, g: g, changes: &changes}) })
+	if err == nil {
+		err = g.a.consentsCommitted(ctx, &changes)
 	}
 	return err
 }
@@ -530,7 +530,7 @@ func (g *guard) Close() error {
 type guardTx struct {
 	tx      store.Tx
 	g       *guard
-	changed *bool // set when the transaction writes a Consent
+	changes *consentChanges // the Consents the transaction writes
 }
 
 func (t guardTx) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
@@ -596,8 +596,8 @@ func (t guardTx) Put(ctx context.Context, w store.Write) error {
 	if err != nil {
 		return err
 	}
-	if r.Type == "Consent" && t.changed != nil {
-		*t.changed = true
+	if t.changes != nil {
+		t.changes.note(w)
 	}
 	if err := t.consentedPrev(ctx, act, r.Type, r.ID); err != nil {
 		return err
