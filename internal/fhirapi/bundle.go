@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -355,11 +354,10 @@ func (a *API) propagateInBundle(entries []*bundleEntry, prepared map[*bundleEntr
 			be.prepared = nil // runEntry prepares it again, and reports
 			continue
 		}
-		have := own[be.typ+"/"+be.id]
-		if slices.Equal(labels.Merge(have, inherited.Security), have) {
+		if !mergeSecurity(res, inherited.Security) {
 			continue
 		}
-		if w, err := a.prepare(be.typ, be.id, res, 1, lookup); err == nil {
+		if w, err := a.build(be.typ, be.id, res, 1); err == nil {
 			be.prepared = &w
 		} else {
 			be.prepared = nil // runEntry prepares it again, and reports

@@ -235,15 +235,23 @@ func (a *API) conditionQuery(typ, cond string) (q *search.Query, key string, err
 
 var errMultipleMatches = errorf(http.StatusPreconditionFailed, "multiple-matches", "The condition matches more than one resource")
 
-// put records res as the next version of typ/id after prev (nil for a new
-// resource): it sets id and meta, extracts search entries and the patient
-// compartment, and writes.
+// put labels res and records it as the next version of typ/id after
+// prev (nil for a new resource): it sets id and meta, extracts search
+// entries and the patient compartment, and writes.
 func (a *API) put(ctx context.Context, tx store.Tx, typ, id string, res map[string]any, prev *store.Resource) (*store.Resource, error) {
+	if _, err := a.label(res, a.storeLabels(ctx, tx.Read)); err != nil {
+		return nil, err
+	}
+	return a.putLabelled(ctx, tx, typ, id, res, prev)
+}
+
+// putLabelled is put for a resource already labelled.
+func (a *API) putLabelled(ctx context.Context, tx store.Tx, typ, id string, res map[string]any, prev *store.Resource) (*store.Resource, error) {
 	version := int64(1)
 	if prev != nil {
 		version = prev.Version + 1
 	}
-	w, err := a.prepare(typ, id, res, version, a.storeLabels(ctx, tx.Read))
+	w, err := a.build(typ, id, res, version)
 	if err != nil {
 		return nil, err
 	}
@@ -253,17 +261,17 @@ func (a *API) put(ctx context.Context, tx store.Tx, typ, id string, res map[stri
 	return &w.Resource, nil
 }
 
-// prepare builds the store write for version of typ/id: it stamps id and
-// meta into res, labels it (security labels of its codes, and those it
-// inherits through lookup), and does the CPU work of a write (index
-// extraction, compartment, encoding), so that callers can do it outside a
-// store transaction.
 func (a *API) prepare(typ, id string, res map[string]any, version int64, lookup labelsLookup) (store.Write, error) {
-	now := a.now().UTC().Truncate(time.Millisecond)
-	res["id"] = id
 	if _, err := a.label(res, lookup); err != nil {
 		return store.Write{}, err
 	}
+	return a.build(typ, id, res, version)
+}
+
+// build is prepare for a resource already labelled.
+func (a *API) build(typ, id string, res map[string]any, version int64) (store.Write, error) {
+	now := a.now().UTC().Truncate(time.Millisecond)
+	res["id"] = id
 	meta, _ := res["meta"].(map[string]any)
 	if meta == nil {
 		meta = map[string]any{}
@@ -336,20 +344,17 @@ func (a *API) updateIn(ctx context.Context, tx store.Tx, typ, id string, res map
 	if err := a.resolveReferences(ctx, tx, res, nil); err != nil {
 		return nil, 0, err
 	}
+	// Labelled first, so that it is compared as it would be stored.
+	if _, err := a.label(res, a.storeLabels(ctx, tx.Read)); err != nil {
+		return nil, 0, err
+	}
 	status := http.StatusOK
 	if prev == nil || prev.Deleted {
 		status = http.StatusCreated
-	} else {
-		// Compared as it would be stored: labelled (prepare labels it
-		// again, to the same result).
-		if _, err := a.label(res, a.storeLabels(ctx, tx.Read)); err != nil {
-			return nil, 0, err
-		}
-		if unchanged(prev, res) {
-			return prev, status, nil
-		}
+	} else if unchanged(prev, res) {
+		return prev, status, nil
 	}
-	out, err := a.put(ctx, tx, typ, id, res, prev)
+	out, err := a.putLabelled(ctx, tx, typ, id, res, prev)
 	return out, status, err
 }
 

@@ -43,11 +43,17 @@ func (a *API) label(res map[string]any, lookup labelsLookup) (bool, error) {
 		}
 		computed = labels.Merge(computed, inherited.Security)
 	}
+	return mergeSecurity(res, computed), nil
+}
+
+// mergeSecurity merges computed into res's meta.security (labels.Merge:
+// never lowering what is there) and reports whether it changed.
+func mergeSecurity(res map[string]any, computed []labels.Coding) bool {
 	meta, _ := res["meta"].(map[string]any)
 	existing := securityOf(meta)
 	merged := labels.Merge(existing, computed)
 	if slices.Equal(merged, existing) {
-		return false, nil
+		return false
 	}
 	if meta == nil {
 		meta = map[string]any{}
@@ -62,7 +68,7 @@ func (a *API) label(res map[string]any, lookup labelsLookup) (bool, error) {
 		list[i] = m
 	}
 	meta["security"] = list
-	return true, nil
+	return true
 }
 
 // securityOf reads meta.security as labels.
