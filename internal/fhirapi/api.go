@@ -23,9 +23,11 @@ import (
 	"github.com/wardenfhir/warden/internal/fhir/model"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
+	"github.com/wardenfhir/warden/internal/fieldcrypt"
 	"github.com/wardenfhir/warden/internal/labels"
 	"github.com/wardenfhir/warden/internal/limits"
 	"github.com/wardenfhir/warden/internal/policy"
+	"github.com/wardenfhir/warden/internal/sealing"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -60,6 +62,11 @@ type Options struct {
 	// sensitivity of its codes and of the resources it references (site
 	// policy), never lowering a client's labels.
 	Labeller *labels.Labeller
+	// Sealing, with Keys, seals the content of resources labelled with
+	// its categories before they reach the store (package sealing) and
+	// opens it only for callers cleared for them; nil seals nothing.
+	Sealing *sealing.Policy
+	Keys    *fieldcrypt.Keys
 	// Limiter, when set, enforces rate, cost, concurrency and
 	// distinct-patient limits (package limits): 429 with Retry-After.
 	Limiter *limits.Limiter
@@ -166,6 +173,12 @@ func New(st store.Store, opts Options) (*API, error) {
 		if j := strings.IndexByte(base[i+3:], '/'); j >= 0 {
 			prefix = base[i+3+j:]
 		}
+	}
+	if opts.Sealing != nil {
+		if opts.Keys == nil {
+			return nil, errors.New("fhirapi: sealing needs keys")
+		}
+		st = sealing.New(st, opts.Keys, *opts.Sealing)
 	}
 	return &API{
 		store:  st,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
 
 // testServer is the FHIR API over a fresh SQLite store, served plainly
@@ -22,6 +23,8 @@ type testServer struct {
 	api *fhirapi.API
 	srv *httptest.Server
 	url string // FHIR base
+	st  *sqlstore.Store
+	dir string // where the database file is
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -33,18 +36,22 @@ func newTestServer(t *testing.T) *testServer {
 func newTestServerWith(t *testing.T, configure func(*fhirapi.Options)) *testServer {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{Synchronous: "normal"})
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "w.db"), sqlite.Options{Synchronous: "normal"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ts := &testServer{t: t}
+	ts := &testServer{t: t, st: st, dir: dir}
 	var h http.Handler
 	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(ts.srv.Close)
 	ts.url = ts.srv.URL + "/fhir"
 	opts := fhirapi.Options{BaseURL: ts.url, CursorKey: bytes.Repeat([]byte{7}, 32), DefaultCount: 10, MaxCount: 100}
 	configure(&opts)
+	if opts.Sealing != nil && opts.Keys == nil {
+		opts.Keys = testKeys(t, st, dir)
+	}
 	ts.api, err = fhirapi.New(st, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package fhirapi
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -63,6 +64,34 @@ func (ra *requestAudit) disclosed(_ *API, rs ...store.Resource) {
 			ra.resources = append(ra.resources, r.Type+"/"+r.ID+"/_history/"+strconv.FormatInt(r.Version, 10))
 		}
 	}
+}
+
+// auditMark is what a request's audit held at some point.
+type auditMark struct {
+	resources int
+	patients  map[string]struct{}
+}
+
+// mark notes what has been recorded so far, for reset.
+func (ra *requestAudit) mark() auditMark {
+	if ra == nil {
+		return auditMark{}
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	return auditMark{resources: len(ra.resources), patients: maps.Clone(ra.patients)}
+}
+
+// reset forgets what was disclosed after m: a transaction attempt that
+// was rolled back and is run again (sealing.Store.Tx) disclosed nothing.
+func (ra *requestAudit) reset(m auditMark) {
+	if ra == nil {
+		return
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.resources = ra.resources[:min(m.resources, len(ra.resources))]
+	ra.patients = m.patients
 }
 
 // denied records the rule that refused (the first one wins).

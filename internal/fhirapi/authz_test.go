@@ -53,6 +53,7 @@ func principal(client, fhirUser, patient, scope string) *policy.Principal {
 // practitioner pr1; p2 has one Observation.
 type authzFixture struct {
 	*testServer
+	tok                    tokenTable
 	p1, p2, pr1            string
 	o1Lab, o1Vital, o2, e1 string
 }
@@ -73,7 +74,7 @@ func newAuthzFixture(t *testing.T, opts ...func(*fhirapi.Options)) *authzFixture
 			f(o)
 		}
 	})
-	f := &authzFixture{testServer: ts, p1: "p1", p2: "p2", pr1: "pr1",
+	f := &authzFixture{testServer: ts, tok: tokens, p1: "p1", p2: "p2", pr1: "pr1",
 		o1Lab: "o1lab", o1Vital: "o1vital", o2: "o2", e1: "e1"}
 	obs := func(id, patient, category string) map[string]any {
 		o := observation(patient, "http://loinc.org", "1234-5", "2024-01-01", 1)
@@ -129,6 +130,9 @@ func newAuthzFixture(t *testing.T, opts ...func(*fhirapi.Options)) *authzFixture
 	tokens["sched"] = principal("sched", "Patient/p1", "p1", "patient/Appointment.cruds patient/Slot.rs")
 	return f
 }
+
+// tokens is the fixture's token table, for tests that add their own.
+func (f *authzFixture) tokens() tokenTable { return f.tok }
 
 func (f *authzFixture) as(token, method, path string, body any, headers ...string) response {
 	f.t.Helper()

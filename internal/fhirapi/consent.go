@@ -49,6 +49,9 @@ const maxCountScan = 10_000
 // (a read refused as a whole), and only logged for a search's filtered
 // matches.
 func (g *guard) consented(ctx context.Context, act policy.Action, res *store.Resource, deny bool) (bool, error) {
+	if res != nil && len(res.Withheld) > 0 && !g.unsealedOK(act, res, deny) {
+		return false, nil
+	}
 	c := g.a.opts.Consents
 	if c == nil || g.p == nil || res == nil || res.Deleted {
 		return true, nil
@@ -72,7 +75,7 @@ func (g *guard) consented(ctx context.Context, act policy.Action, res *store.Res
 // withhold removes from list what the consents do not let the caller
 // see, and returns how many it removed.
 func (g *guard) withhold(ctx context.Context, act policy.Action, list *[]store.Resource) (int, error) {
-	if g.a.opts.Consents == nil || g.p == nil {
+	if (g.a.opts.Consents == nil || g.p == nil) && g.a.opts.Sealing == nil {
 		return 0, nil
 	}
 	var failed error
@@ -101,7 +104,7 @@ func (g *guard) consentedSearch(ctx context.Context,
 	find func(context.Context, *search.Query, store.PageRequest) (*store.SearchResult, error),
 	q *search.Query, page store.PageRequest, res *store.SearchResult) error {
 	c := g.a.opts.Consents
-	if c == nil || g.p == nil {
+	if (c == nil || g.p == nil) && g.a.opts.Sealing == nil {
 		return nil
 	}
 	removed, err := g.withhold(ctx, policy.ActSearch, &res.Matches)
@@ -118,9 +121,12 @@ func (g *guard) consentedSearch(ctx context.Context,
 	if q.Compartment != nil && q.Compartment.Type == "Patient" {
 		patient = q.Compartment.ID
 	}
-	may, err := c.MayWithhold(ctx, g.p, patient)
-	if err != nil {
-		return errorf(http.StatusServiceUnavailable, "transient", "Consent cannot be checked right now; nothing was disclosed. Retry later")
+	may := g.sealedMayWithhold(ctx)
+	if c != nil && g.p != nil && !may {
+		var err error
+		if may, err = c.MayWithhold(ctx, g.p, patient); err != nil {
+			return errorf(http.StatusServiceUnavailable, "transient", "Consent cannot be checked right now; nothing was disclosed. Retry later")
+		}
 	}
 	switch {
 	case !may && removed == 0:
@@ -188,7 +194,10 @@ type trustedView struct {
 
 func (v trustedView) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	var changes consentChanges
-	err := v.Store.Tx(ctx, func(tx store.Tx) error { return fn(consentWatch{tx, &changes}) })
+	err := v.Store.Tx(ctx, func(tx store.Tx) error {
+		changes = consentChanges{} // a rolled-back attempt changed nothing
+		return fn(consentWatch{tx, &changes})
+	})
 	if err == nil {
 		err = v.a.consentsCommitted(ctx, &changes)
 	}

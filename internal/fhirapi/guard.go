@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/policy"
+	"github.com/wardenfhir/warden/internal/sealing"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -55,7 +56,9 @@ func PrincipalFrom(ctx context.Context) *policy.Principal {
 // Trusted marks ctx as a call from inside Warden (the import command),
 // which acts with the whole store and no principal. Nothing reachable
 // over HTTP sets it.
-func Trusted(ctx context.Context) context.Context { return context.WithValue(ctx, trustedKey, true) }
+func Trusted(ctx context.Context) context.Context {
+	return context.WithValue(sealing.WithClearance(ctx, sealing.All()), trustedKey, true)
+}
 
 // db is the store as the caller in ctx may see it. Only trusted internal
 // calls and the unauthenticated test build get the store itself; a
@@ -511,7 +514,14 @@ func hasChainOrHas(cs []search.Clause) bool {
 // writes are guarded too.
 func (g *guard) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	var changes consentChanges
-	err := g.s.Tx(ctx, func(tx store.Tx) error { return fn(guardTx{tx: tx, g: g, changes: &changes}) })
+	m := g.au.mark()
+	err := g.s.Tx(ctx, func(tx store.Tx) error {
+		// A store may run this more than once (sealing.Store.Tx): an
+		// attempt rolled back disclosed and changed nothing.
+		g.au.reset(m)
+		changes = consentChanges{}
+		return fn(guardTx{tx: tx, g: g, changes: &changes})
+	})
 	if err == nil {
 		err = g.a.consentsCommitted(ctx, &changes)
 	}
@@ -661,7 +671,7 @@ func (t guardTx) Put(ctx context.Context, w store.Write) error {
 // the consents withhold it from the caller (an update-as-create must not
 // tell it exists by colliding with it).
 func (t guardTx) consentedPrev(ctx context.Context, act policy.Action, typ, id string) error {
-	if t.g.a.opts.Consents == nil || t.g.p == nil {
+	if (t.g.a.opts.Consents == nil || t.g.p == nil) && t.g.a.opts.Sealing == nil {
 		return nil
 	}
 	prev, err := t.tx.Read(ctx, typ, id)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/wardenfhir/warden/internal/labels"
+	"github.com/wardenfhir/warden/internal/sealing"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -90,6 +91,10 @@ func securityOf(meta map[string]any) []labels.Coding {
 // storeLabels looks labels up in the store (current versions) as rd
 // reads them.
 func (a *API) storeLabels(ctx context.Context, rd func(context.Context, string, string) (*store.Resource, error)) labelsLookup {
+	// A sealed resource's labels are read whatever the caller's
+	// clearance: a resource that references it must inherit them, or it
+	// would be stored in clear.
+	ctx = sealing.WithClearance(ctx, sealing.All())
 	return func(ref string) []labels.Coding {
 		typ, id, ok := a.cutRef(ref)
 		if !ok {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/validate"
+	"github.com/wardenfhir/warden/internal/fieldcrypt"
 	"github.com/wardenfhir/warden/internal/reqid"
+	"github.com/wardenfhir/warden/internal/sealing"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -70,6 +72,10 @@ func toError(err error) (e *Error, internal bool) {
 		return errorf(http.StatusServiceUnavailable, "transient", "The service is temporarily unavailable; retry later"), true
 	case errors.Is(err, context.Canceled):
 		return errorf(499, "transient", "Request cancelled"), false
+	case errors.Is(err, sealing.ErrForged):
+		return errorf(http.StatusBadRequest, "invalid", "A resource may not carry the _sealed member"), false
+	case errors.Is(err, fieldcrypt.ErrShredded):
+		return errorf(http.StatusConflict, "conflict", "This patient's data in a sensitivity category was erased (crypto-shredded); new data in that category is refused"), false
 	}
 	return errorf(http.StatusInternalServerError, "exception", "Internal error"), true
 }

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/wardenfhir/warden/internal/sealing"
 )
 
 // ServeHTTP routes a request under the API prefix. There is one routing
@@ -77,12 +79,15 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 			a.writeError(w, r, err)
 			return
 		}
-		r = r.WithContext(withPrincipal(r.Context(), p))
+		r = r.WithContext(withPrincipal(a.withClearance(r.Context(), p), p))
 		auditFrom(r.Context()).authenticated(p)
 		a.allowOrigin(w, r, false, p.ClientID)
 	} else {
 		if !a.limitPeer(w, r) {
 			return
+		}
+		if a.opts.Unauthenticated {
+			r = r.WithContext(sealing.WithClearance(r.Context(), sealing.All()))
 		}
 		a.allowOrigin(w, r, public, "")
 	}

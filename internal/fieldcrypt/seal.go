@@ -124,3 +124,55 @@ func (k *Keys) Reseal(ctx context.Context, sealed []byte, ad AD) ([]byte, bool, 
 	}
 	return out, true, nil
 }
+
+// Ready reports whether Seal for category and patient can run without
+// writing key records: the category's keysets and the patient's data
+// keyset exist, and the patient's is current after the last rotation.
+// A caller inside a store transaction (whose store may have a single
+// writer) checks it first and, when it is false, calls Prepare outside
+// the transaction. A shredded scope is ready: Seal then says
+// ErrShredded.
+func (k *Keys) Ready(ctx context.Context, category, tenant, patient string) (bool, error) {
+	if err := checkScope(category, tenant); err != nil {
+		return false, err
+	}
+	if !patientPattern.MatchString(patient) {
+		return false, ErrBadName
+	}
+	cat, err := k.category(ctx, category, tenant, false)
+	switch {
+	case errors.Is(err, errNoKeys):
+		return false, nil
+	case errors.Is(err, ErrShredded):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	p, err := k.patient(ctx, cat, category, tenant, patient, false)
+	switch {
+	case errors.Is(err, errNoKeys):
+		return false, nil
+	case errors.Is(err, ErrShredded):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return p.rec.Epoch >= cat.rec.Epoch, nil
+}
+
+// Prepare writes the key records Seal for category and patient needs
+// (see Ready).
+func (k *Keys) Prepare(ctx context.Context, category, tenant, patient string) error {
+	if err := checkScope(category, tenant); err != nil {
+		return err
+	}
+	if !patientPattern.MatchString(patient) {
+		return ErrBadName
+	}
+	cat, err := k.category(ctx, category, tenant, true)
+	if err != nil {
+		return err
+	}
+	_, err = k.patient(ctx, cat, category, tenant, patient, true)
+	return err
+}

@@ -21,6 +21,30 @@ var otherScopes = []string{
 	"profile",
 }
 
+// SensitivePrefix starts Warden's scopes for sealed sensitive data:
+// "sensitive/HIV" lets a token open resources sealed under the HIV
+// category, "sensitive/*" under every category (package sealing).
+const SensitivePrefix = "sensitive/"
+
+// sensitiveScope reports whether tok is a sensitive-data scope: the
+// prefix, then "*" or a category code of 1 to 32 letters, digits, "_"
+// or "-".
+func sensitiveScope(tok string) bool {
+	cat, ok := strings.CutPrefix(tok, SensitivePrefix)
+	if !ok || cat == "" || len(cat) > 32 {
+		return false
+	}
+	if cat == "*" {
+		return true
+	}
+	for _, c := range cat {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // ParseScopes parses a scope parameter (RFC 6749 §3.3: scope tokens
 // separated by spaces, each of the characters %x21 / %x23-5B / %x5D-7E)
 // into the scopes Warden understands, and returns every other token, in
@@ -70,7 +94,7 @@ func ParseScopes(s string) (sc Scopes, unknown []string) {
 		if seen.token(sc.Other, unknown, tok) {
 			continue
 		}
-		if _, known := slices.BinarySearch(otherScopes, tok); known {
+		if _, known := slices.BinarySearch(otherScopes, tok); known || sensitiveScope(tok) {
 			sc.Other = append(sc.Other, tok)
 		} else {
 			unknown = append(unknown, tok)

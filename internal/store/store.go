@@ -40,6 +40,11 @@ type Resource struct {
 	// only (Read, Search matches and includes); for other versions it is
 	// nil, which then means "not known", not "in none".
 	Patients []string
+	// Withheld names the sealed sensitivity categories whose content
+	// the caller was not cleared to open (package sealing): JSON is then
+	// the redacted form. Nil when nothing was withheld; stores leave it
+	// nil.
+	Withheld []string
 }
 
 // Write is one version to record in a transaction.
