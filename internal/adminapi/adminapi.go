@@ -45,7 +45,8 @@ type Grants interface {
 type API struct {
 	clients  Clients
 	launcher Launcher
-	grants   Grants // nil: no grant ledger
+	grants   Grants   // nil: no grant ledger
+	keys     KeyAdmin // nil: no field-level encryption
 	token    []byte
 	log      *slog.Logger
 	mux      *http.ServeMux
@@ -68,6 +69,10 @@ func New(clients Clients, launcher Launcher, token []byte, log *slog.Logger) (*A
 	a.mux.HandleFunc("POST /admin/clients/{id}/enable", a.setDisabled(false))
 	a.mux.HandleFunc("POST /admin/launch", a.launch)
 	a.mux.HandleFunc("GET /admin/clients/{id}/grants", a.clientGrants)
+	a.mux.HandleFunc("GET /admin/keys", a.keyStatus)
+	a.mux.HandleFunc("POST /admin/keys/{category}/rotate", a.rotateKeys)
+	a.mux.HandleFunc("POST /admin/keys/{category}/shred", a.shred)
+	a.mux.HandleFunc("POST /admin/keys/{category}/patients/{patient}/shred", a.shred)
 	return a, nil
 }
 
@@ -105,6 +110,12 @@ func AuditAction(r *http.Request) string {
 		return "client-show"
 	case p == "/admin/launch":
 		return "launch-create"
+	case p == "/admin/keys":
+		return "keys-status"
+	case strings.HasPrefix(p, "/admin/keys/") && strings.HasSuffix(p, "/rotate"):
+		return "keys-rotate"
+	case strings.HasPrefix(p, "/admin/keys/") && strings.HasSuffix(p, "/shred"):
+		return "keys-shred"
 	}
 	return "unknown-request"
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/fhirapi"
+	"github.com/wardenfhir/warden/internal/fieldcrypt"
 	"github.com/wardenfhir/warden/internal/identity"
 	"github.com/wardenfhir/warden/internal/keyring"
 	"github.com/wardenfhir/warden/internal/policy"
@@ -48,10 +49,17 @@ type authCore struct {
 	// consents caches patients' compiled consents; a coherence round
 	// forgets them when any process changed a Consent.
 	consents atomic.Pointer[privacy.Enforcer]
-	keys     *keyring.Keyring
-	tokens   *tokens.Service
-	users    *identity.Directory
-	clients  *authserver.Registry
+	// sealKeys are the field-encryption keys; a coherence round drops
+	// the unwrapped ones another process may have rotated or shredded.
+	sealKeys atomic.Pointer[fieldcrypt.Keys]
+	// publish returns once every serving process applied a change to
+	// revocations or keys (coherence), noting when in the request's
+	// audit event.
+	publish func(ctx context.Context) error
+	keys    *keyring.Keyring
+	tokens  *tokens.Service
+	users   *identity.Directory
+	clients *authserver.Registry
 	// dpop checks DPoP proofs at the token endpoint and the FHIR API;
 	// its memory of used proofs is this process's on SQLite, the shared
 	// store's on PostgreSQL (every replica refuses a replay).
@@ -83,6 +91,7 @@ func openAuthCore(ctx context.Context, cfg config.Config, db database, issuer st
 		}
 		return err
 	}
+	core.publish = changed
 	fresh := func(ctx context.Context) error {
 		if m := core.member.Load(); m != nil {
 			return m.Fresh(ctx)
@@ -152,6 +161,9 @@ func (c *authCore) joinCoherence(ctx context.Context, db database, log *slog.Log
 	reload := func(ctx context.Context) error {
 		if err := c.tokens.Reload(ctx); err != nil {
 			return err
+		}
+		if k := c.sealKeys.Load(); k != nil {
+			k.Invalidate()
 		}
 		if e := c.consents.Load(); e != nil {
 			return e.Reload(ctx)

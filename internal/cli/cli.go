@@ -50,6 +50,7 @@ func commands() []*command {
 		auditCommand(),
 		pkiCommand(),
 		labelsCommand(),
+		keysCommand(),
 		configCommand(),
 		versionCommand(),
 	}

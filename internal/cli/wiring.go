@@ -28,6 +28,7 @@ import (
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/consent"
 	"github.com/wardenfhir/warden/internal/fhirapi"
+	"github.com/wardenfhir/warden/internal/fieldcrypt"
 	"github.com/wardenfhir/warden/internal/grants"
 	"github.com/wardenfhir/warden/internal/labels"
 	"github.com/wardenfhir/warden/internal/limits"
@@ -338,6 +339,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	if err != nil {
 		return fail(err)
 	}
+	var sealKeys *fieldcrypt.Keys
+	sealPolicy := sealingPolicy(cfg)
+	if sealPolicy != nil {
+		if sealKeys, err = sealingKeys(cfg, st, core.keys); err != nil {
+			return fail(fmt.Errorf("opening the sealing keys: %w", err))
+		}
+		core.sealKeys.Store(sealKeys)
+	}
 	limiter, limitsStore, err := newLimiter(cfg, log)
 	if err != nil {
 		return fail(err)
@@ -345,6 +354,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	in.limitsStore = limitsStore
 	api, err = fhirapi.New(st, fhirapi.Options{
 		Labeller:             labeller,
+		Sealing:              sealPolicy,
+		Keys:                 sealKeys,
 		Limiter:              limiter,
 		BaseURL:              base,
 		CursorKey:            cursorKey,
@@ -390,6 +401,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	admin.WithGrants(ledger)
+	if sealKeys != nil {
+		admin.WithKeys(keyAdmin{keys: sealKeys, tenant: sealPolicy.Tenant, publish: core.publish})
+	}
 	probe.Handle(api.Prefix(), api)
 	if sink == nil {
 		probe.SetAdminAPI(admin)

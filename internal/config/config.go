@@ -40,6 +40,7 @@ type Config struct {
 	Audit   Audit   `yaml:"audit"`
 	Consent Consent `yaml:"consent"`
 	Limits  Limits  `yaml:"limits"`
+	Sealing Sealing `yaml:"sealing"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -152,6 +153,24 @@ type Limits struct {
 	OnStoreError      string        `yaml:"on_store_error" doc:"closed: refuse requests (503) while the store is unreachable; open: serve them unlimited"`
 }
 
+// Sealing configures the field-level encryption of sensitive resources
+// (docs/ENCRYPTION.md): resources labelled with a sealed category are
+// stored encrypted and opened only for callers cleared for it.
+type Sealing struct {
+	Disabled         bool     `yaml:"disabled" doc:"store sensitive resources in clear; sealing is on by default"`
+	Categories       []string `yaml:"categories" doc:"the sensitivity labels (HL7 v3 ActCode) whose resources are sealed; a token needs the scope sensitive/CODE (or sensitive/*) to open them"`
+	Elements         []string `yaml:"elements" doc:"CATEGORY:element entries sealing only those top-level elements for a category (for example SEX:note); a category without entries seals the whole clinical content"`
+	StepUp           []string `yaml:"step_up" doc:"categories that also need a multi-factor login within auth.step_up_max_age (or a break-the-glass reason)"`
+	NoBreakGlass     []string `yaml:"no_break_glass" doc:"categories a break-the-glass reason does not open without their scope"`
+	WithoutClearance string   `yaml:"without_clearance" doc:"what a caller without clearance gets: omit (as if the resource did not exist) or redact (id and meta only, labelled REDACTED)"`
+	KEK              string   `yaml:"kek" doc:"the key-encryption key that wraps the category keys: keyring (the master keyring in DIR/keys), passphrase (a local key file protected by WARDEN_KEK_PASSPHRASE_FILE or WARDEN_KEK_PASSPHRASE) or vault (HashiCorp Vault Transit)"`
+	KEKFile          string   `yaml:"kek_file" doc:"the passphrase-protected key file (kek: passphrase); empty means DIR/keys/kek.age, created on first start"`
+	VaultAddress     string   `yaml:"vault_address" doc:"Vault's base URL (kek: vault)"`
+	VaultMount       string   `yaml:"vault_mount" doc:"the Transit engine's mount path (kek: vault)"`
+	VaultKey         string   `yaml:"vault_transit_name" doc:"the Transit key's name, type aes256-gcm96 (kek: vault)"`
+	VaultTokenFile   string   `yaml:"vault_token_file" doc:"file holding the Vault token (kek: vault); never in the configuration itself"`
+}
+
 // Log configures the operational log (never PHI).
 type Log struct {
 	Level  string `yaml:"level" doc:"least severe level written: debug, info, warn or error"`
@@ -195,6 +214,8 @@ func Default() Config {
 		Audit:   Audit{IndexRate: 1000},
 		Consent: Consent{Default: "opt-out"},
 		Limits:  Limits{Store: "memory", StoreTimeout: 100 * time.Millisecond, OnStoreError: "closed"},
-		Log:     Log{Level: "info", Format: "json"},
+		Sealing: Sealing{Categories: []string{"ETH", "GDIS", "HIV", "PSY", "SDV", "SEX"}, WithoutClearance: "omit",
+			KEK: "keyring", VaultMount: "transit"},
+		Log: Log{Level: "info", Format: "json"},
 	}
 }

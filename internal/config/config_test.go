@@ -64,6 +64,18 @@ func TestDefaults(t *testing.T) {
 		"limits.store_password_file":         "",
 		"limits.store_timeout":               "100ms",
 		"limits.on_store_error":              "closed",
+		"sealing.disabled":                   "false",
+		"sealing.categories":                 "ETH,GDIS,HIV,PSY,SDV,SEX",
+		"sealing.elements":                   "",
+		"sealing.step_up":                    "",
+		"sealing.no_break_glass":             "",
+		"sealing.without_clearance":          "omit",
+		"sealing.kek":                        "keyring",
+		"sealing.kek_file":                   "",
+		"sealing.vault_address":              "",
+		"sealing.vault_mount":                "transit",
+		"sealing.vault_transit_name":         "",
+		"sealing.vault_token_file":           "",
 		"store.url":                          "",
 		"store.sqlite_synchronous":           "full",
 		"store.max_conns":                    "16",
@@ -219,7 +231,9 @@ log:
 		Audit:   config.Audit{IndexRate: 1000},
 		Consent: config.Consent{Default: "opt-in"},
 		Limits:  config.Limits{Store: "memory", StoreTimeout: 100 * time.Millisecond, OnStoreError: "closed"},
-		Log:     config.Log{Level: "debug", Format: "text"},
+		Sealing: config.Sealing{Categories: []string{"ETH", "GDIS", "HIV", "PSY", "SDV", "SEX"}, WithoutClearance: "omit",
+			KEK: "keyring", VaultMount: "transit"},
+		Log: config.Log{Level: "debug", Format: "text"},
 	}
 	cfg, err := config.Load(writeConfig(t, full), nil)
 	if err != nil {
@@ -440,6 +454,17 @@ func TestValidate(t *testing.T) {
 		// Limits.
 		{"limits store unknown", func(c *config.Config) { c.Limits.Store = "memcached://x" }, "limits.store"},
 		{"limits store redis", func(c *config.Config) { c.Limits.Store = "redis://127.0.0.1:6379/0" }, ""},
+		// Sealing.
+		{"sealing category malformed", func(c *config.Config) { c.Sealing.Categories = []string{"H/IV"} }, "sealing.categories"},
+		{"sealing step-up unknown category", func(c *config.Config) { c.Sealing.StepUp = []string{"XYZ"} }, "sealing.step_up"},
+		{"sealing no-break-glass unknown category", func(c *config.Config) { c.Sealing.NoBreakGlass = []string{"XYZ"} }, "sealing.no_break_glass"},
+		{"sealing element without category", func(c *config.Config) { c.Sealing.Elements = []string{"note"} }, "sealing.elements"},
+		{"sealing element meta", func(c *config.Config) { c.Sealing.Elements = []string{"HIV:meta"} }, "sealing.elements"},
+		{"sealing element ok", func(c *config.Config) { c.Sealing.Elements = []string{"SEX:note"} }, ""},
+		{"sealing without clearance unknown", func(c *config.Config) { c.Sealing.WithoutClearance = "show" }, "sealing.without_clearance"},
+		{"sealing kek unknown", func(c *config.Config) { c.Sealing.KEK = "hsm" }, "sealing.kek"},
+		{"sealing vault incomplete", func(c *config.Config) { c.Sealing.KEK = "vault"; c.Sealing.VaultAddress = "https://v:8200" }, "sealing.kek"},
+		{"sealing disabled skips checks", func(c *config.Config) { c.Sealing.Disabled = true; c.Sealing.KEK = "hsm" }, ""},
 		{"limits fail mode", func(c *config.Config) { c.Limits.OnStoreError = "maybe" }, "limits.on_store_error"},
 
 		// Consent default: exactly one of two words.

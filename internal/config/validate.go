@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,7 @@ func (c Config) Validate() error {
 	var v validator
 	v.nonEmpty("data_dir", c.DataDir)
 
+	v.sealing(c.Sealing)
 	switch c.Limits.OnStoreError {
 	case "closed", "open":
 	default:
@@ -294,3 +296,52 @@ func isHostName(s string) bool {
 	// An all-numeric name such as 300.1.1.1 is a mistyped address.
 	return strings.Trim(s, "0123456789.") != ""
 }
+
+// sealing checks the field-level encryption settings.
+func (v *validator) sealing(s Sealing) {
+	if s.Disabled {
+		return
+	}
+	known := map[string]bool{}
+	for _, c := range s.Categories {
+		if !sealingCategory.MatchString(c) {
+			v.fail("sealing.categories", "%q: want a code of letters, digits, _ or - (at most 32)", c)
+		}
+		known[c] = true
+	}
+	for _, list := range []struct {
+		key  string
+		cats []string
+	}{{"sealing.step_up", s.StepUp}, {"sealing.no_break_glass", s.NoBreakGlass}} {
+		for _, c := range list.cats {
+			if !known[c] {
+				v.fail(list.key, "%q is not in sealing.categories", c)
+			}
+		}
+	}
+	for _, e := range s.Elements {
+		cat, elem, ok := strings.Cut(e, ":")
+		if !ok || !known[cat] || !sealingElement.MatchString(elem) || elem == "resourceType" || elem == "id" || elem == "meta" {
+			v.fail("sealing.elements", "%q: want CATEGORY:element with a category of sealing.categories and a top-level element other than resourceType, id and meta", e)
+		}
+	}
+	switch s.WithoutClearance {
+	case "omit", "redact":
+	default:
+		v.fail("sealing.without_clearance", "%q: want omit or redact", s.WithoutClearance)
+	}
+	switch s.KEK {
+	case "keyring", "passphrase":
+	case "vault":
+		if s.VaultAddress == "" || s.VaultKey == "" || s.VaultTokenFile == "" {
+			v.fail("sealing.kek", "vault needs sealing.vault_address, sealing.vault_transit_name and sealing.vault_token_file")
+		}
+	default:
+		v.fail("sealing.kek", "%q: want keyring, passphrase or vault", s.KEK)
+	}
+}
+
+var (
+	sealingCategory = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	sealingElement  = regexp.MustCompile(`^[a-z][A-Za-z0-9]*$`)
+)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/detect"
 	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/fhir/model"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
@@ -70,6 +71,12 @@ type Options struct {
 	// Limiter, when set, enforces rate, cost, concurrency and
 	// distinct-patient limits (package limits): 429 with Retry-After.
 	Limiter *limits.Limiter
+	// Detector, when set, watches every request for abuse (scraping,
+	// enumeration, token replay…; package detect) and refuses callers it
+	// throttles, quarantines or asks to step up. Spoofed tells it which
+	// requests came with forwarding headers from untrusted peers.
+	Detector *detect.Engine
+	Spoofed  Spoofed
 	// Consents, when set, applies the patients' privacy consents to every
 	// disclosure and write (see Consents); nil enforces none.
 	Consents Consents

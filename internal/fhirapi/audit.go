@@ -14,6 +14,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audithttp"
+	"github.com/wardenfhir/warden/internal/detect"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/reqid"
@@ -185,6 +186,25 @@ func (a *API) serveAudited(w http.ResponseWriter, r *http.Request, seg []string)
 				a.throttled(held, r, d)
 			}
 		}
+	}
+	// Abuse detection sees every request as answered; a verdict that
+	// throttles, quarantines or asks for step-up holds back this very
+	// response too.
+	if a.opts.Detector != nil {
+		if v := a.detectAfter(r, seg, ra, held.Status()); v.Action >= detect.ActionStepUp {
+			ra.mu.Lock()
+			p := ra.principal
+			ra.mu.Unlock()
+			refusal := audithttp.NewHeld()
+			if !a.detectBefore(refusal, r, p) {
+				ra.withhold()
+				held = refusal
+			}
+		}
+	}
+	if a.opts.Audit == nil {
+		held.Release(w)
+		return
 	}
 	rec := a.auditRecord(r, seg, ra, held.Status(), start)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), audithttp.Timeout)

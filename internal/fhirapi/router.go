@@ -15,7 +15,7 @@ import (
 // With an audit sink every request is audited, allowed or refused, and
 // its response is released only once its event is durable.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a.opts.Audit != nil {
+	if a.opts.Audit != nil || a.opts.Detector != nil {
 		a.serveAudited(w, r, a.segments(r))
 		return
 	}
@@ -66,7 +66,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 	// A peer over its limit is refused before anything else (from this
 	// process's memory of the refusal); a request that reaches no caller
 	// check below is charged to its peer where it ends.
-	if !a.peerAllowed(w, r) {
+	if !a.peerAllowed(w, r) || !a.detectBefore(w, r, nil) {
 		return
 	}
 	if !public && !a.opts.Unauthenticated {
@@ -82,6 +82,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
 		r = r.WithContext(withPrincipal(a.withClearance(r.Context(), p), p))
 		auditFrom(r.Context()).authenticated(p)
 		a.allowOrigin(w, r, false, p.ClientID)
+		if !a.detectBefore(w, r, p) {
+			return
+		}
 	} else {
 		if !a.limitPeer(w, r) {
 			return

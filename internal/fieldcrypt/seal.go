@@ -176,3 +176,21 @@ func (k *Keys) Prepare(ctx context.Context, category, tenant, patient string) er
 	_, err = k.patient(ctx, cat, category, tenant, patient, true)
 	return err
 }
+
+// HasCategory reports whether a category's keysets exist and are not
+// shredded: whether anything can have been sealed or indexed under it.
+// It never writes (unlike BlindIndex, which makes the keysets on first
+// use), so it is safe inside a store transaction.
+func (k *Keys) HasCategory(ctx context.Context, category, tenant string) (bool, error) {
+	if err := checkScope(category, tenant); err != nil {
+		return false, err
+	}
+	_, err := k.category(ctx, category, tenant, false)
+	switch {
+	case errors.Is(err, errNoKeys), errors.Is(err, ErrShredded):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}

@@ -161,5 +161,6 @@ type keys interface {
 	Open(ctx context.Context, category, patient string, ad fieldcrypt.AD, sealed []byte) ([]byte, error)
 	BlindIndexCode(ctx context.Context, category, tenant, system, code string) (string, error)
 	Ready(ctx context.Context, category, tenant, patient string) (bool, error)
+	HasCategory(ctx context.Context, category, tenant string) (bool, error)
 	Prepare(ctx context.Context, category, tenant, patient string) error
 }

@@ -169,15 +169,18 @@ func (t sealedTx) Lock(ctx context.Context, key string) error { return t.tx.Lock
 // rolled back and run again (see Store.Tx), so what fn does meanwhile
 // does not matter.
 func (t sealedTx) Put(ctx context.Context, w store.Write) error {
-	if len(*t.need) > 0 {
-		return nil
-	}
 	missing, err := t.s.missingKeys(ctx, w)
 	if err != nil {
 		return err
 	}
-	if len(missing) > 0 {
-		*t.need = missing
+	for _, m := range missing {
+		if !slices.Contains(*t.need, m) {
+			*t.need = append(*t.need, m)
+		}
+	}
+	if len(*t.need) > 0 {
+		// Every later write is only checked for the keys it needs, so
+		// that one run of fn finds them all.
 		return nil
 	}
 	if w, err = t.s.Seal(ctx, w); err != nil {
@@ -508,14 +511,26 @@ func (s *Store) blind(ctx context.Context, cat string, es []searchparam.Entry) (
 // rewrite returns q with each plain or :not token value also looked for
 // as the blind index of every category the caller is cleared for.
 func (s *Store) rewrite(ctx context.Context, q *search.Query) (*search.Query, error) {
+	if len(q.Clauses) == 0 {
+		return q, nil
+	}
 	cl := ClearanceFrom(ctx)
 	var cats []string
 	for _, c := range s.p.sorted() {
-		if cl.Covers(c) {
+		if !cl.Covers(c) {
+			continue
+		}
+		// A category without keys has nothing sealed under it (and its
+		// keys must not be made here, inside a transaction perhaps).
+		ok, err := s.keys.HasCategory(ctx, c, s.p.Tenant)
+		if err != nil {
+			return nil, keyError(err)
+		}
+		if ok {
 			cats = append(cats, c)
 		}
 	}
-	if len(cats) == 0 || len(q.Clauses) == 0 {
+	if len(cats) == 0 {
 		return q, nil
 	}
 	nq := *q

@@ -400,3 +400,24 @@ func readCurrent(ctx context.Context, q Querier, typ, id string) (*store.Resourc
 
 // timeOf converts a last_updated column value.
 func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
+
+// ReplaceJSON replaces the stored JSON of one version of a resource if
+// it still equals old (compare-and-swap): store.ErrConflict when it
+// changed, store.ErrNotFound when there is no such version. The search
+// index is not touched. It is for re-encrypting sealed content in place
+// (package sealing's re-encryption job), which changes no searchable
+// value and must not make a new version.
+func (s *Store) ReplaceJSON(ctx context.Context, typ, id string, version int64, old, new []byte) error {
+	err := s.b.Update(ctx, func(q Querier) error {
+		n, err := q.Exec(ctx, `UPDATE resources SET json = ? WHERE type = ? AND id = ? AND version = ? AND json = ?`,
+			new, typ, id, version, old)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("sqlstore: %s/%s version %d changed or is gone: %w", typ, id, version, store.ErrConflict)
+		}
+		return nil
+	})
+	return s.wrap(err)
+}
