@@ -16,7 +16,7 @@ func BenchmarkBuildCommit(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				ev["id"] = newEventID()
+				ev["id"] = testEventID()
 				canon, err := Canonical(ev)
 				if err != nil {
 					b.Fatal(err)
@@ -37,7 +37,7 @@ func BenchmarkEventStages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ev["id"] = newEventID()
+	ev["id"] = testEventID()
 	canon, err := Canonical(ev)
 	if err != nil {
 		b.Fatal(err)

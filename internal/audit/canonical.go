@@ -150,6 +150,11 @@ func writeString(b *canonicalWriter, s string) error {
 	b.WriteByte('"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain ASCII bytes at a time: most of an event is.
+		if i+8 <= len(s) && plainWord(load64(s[i:i+8])) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, n := utf8.DecodeRuneInString(s[i:])
@@ -190,6 +195,29 @@ func writeString(b *canonicalWriter, s string) error {
 	b.WriteString(s[start:])
 	b.WriteByte('"')
 	return nil
+}
+
+// plainWord reports whether all eight bytes of w are plain ASCII (see
+// plainASCII): none is at or above 0x80, below 0x20, '"' or '\\'. It is
+// the classic test for a zero byte, (v - 0x01…01) &^ v & 0x80…80,
+// applied to w itself (bytes below 0x20 become "zero" after subtracting
+// 0x20 from each) and to w XOR '"' and w XOR '\\'; a byte at or above
+// 0x80, which the test could also flag, makes the word not plain anyway.
+func plainWord(w uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	zero := func(v uint64) uint64 { return (v - ones) &^ v & highs }
+	return (w&highs | (w-0x20*ones)&^w&highs | zero(w^'"'*ones) | zero(w^'\\'*ones)) == 0
+}
+
+// load64 is the first eight bytes of s as a little-endian word (the
+// compiler makes it one load).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // plainASCII marks the ASCII bytes a JSON string holds unescaped.

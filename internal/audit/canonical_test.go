@@ -77,7 +77,7 @@ func TestCanonicalRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ev["id"] = newEventID()
+			ev["id"] = testEventID()
 			canon, err := Canonical(ev)
 			if err != nil {
 				t.Fatal(err)
@@ -101,5 +101,35 @@ func TestCanonicalRoundTrip(t *testing.T) {
 				t.Errorf("canonical form has insignificant whitespace")
 			}
 		})
+	}
+}
+
+// plainWord agrees with plainASCII on every byte value in every position
+// of a word (the rest plain), and on words mixing two bytes of interest.
+func TestPlainWord(t *testing.T) {
+	word := func(b [8]byte) uint64 { return load64(string(b[:])) }
+	plain := func(b [8]byte) bool {
+		for _, c := range b {
+			if c >= 0x80 || !plainASCII[c] {
+				return false
+			}
+		}
+		return true
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			b := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
+			b[pos] = byte(c)
+			if got, want := plainWord(word(b)), plain(b); got != want {
+				t.Fatalf("plainWord(%q) = %v, want %v", b[:], got, want)
+			}
+			for _, d := range []byte{0, 0x1f, 0x20, '"', '\\', 0x7f, 0x80, 0xff} {
+				b2 := b
+				b2[(pos+3)%8] = d
+				if got, want := plainWord(word(b2)), plain(b2); got != want {
+					t.Fatalf("plainWord(%q) = %v, want %v", b2[:], got, want)
+				}
+			}
+		}
 	}
 }

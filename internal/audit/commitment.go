@@ -43,9 +43,17 @@ func Open(leaf []byte, nonce [32]byte, canonical []byte) bool {
 }
 
 func leafHash(nonce [32]byte, canonical []byte) []byte {
+	return putLeafHash(make([]byte, 0, LeafSize), nonce, canonical)
+}
+
+// putLeafHash appends SHA-256(LeafDomain || nonce || canonical) to dst.
+// canonical may share dst's array past the digest (Append computes the
+// leaf in front of its own event): the digest is written only after the
+// whole input has been read.
+func putLeafHash(dst []byte, nonce [32]byte, canonical []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte(LeafDomain))
 	h.Write(nonce[:])
 	h.Write(canonical)
-	return h.Sum(make([]byte, 0, LeafSize))
+	return h.Sum(dst)
 }

@@ -24,6 +24,12 @@ func AppendCanonical(dst []byte, r Record, base, id string) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
+	return appendEvent(dst, r, base, id, patients)
+}
+
+// appendEvent is AppendCanonical for a record checkRecord accepted, whose
+// patients patientIDs normalised.
+func appendEvent(dst []byte, r Record, base, id string, patients []string) ([]byte, error) {
 	outcome := r.Outcome
 	if outcome == "" {
 		outcome = outcomeOf(r.Status)

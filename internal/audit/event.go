@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -340,11 +341,20 @@ func adminAction(a string) string {
 // without duplicates.
 func patientIDs(in []string) ([]string, error) {
 	out := make([]string, 0, len(in))
-	seen := make(map[string]bool, len(in))
+	var seen map[string]bool // for many patients; a few are compared directly
 	for _, p := range in {
 		id := strings.TrimPrefix(p, "Patient/")
 		if !isID(id) {
 			return nil, fmt.Errorf("%w: patient id", ErrInvalidRecord)
+		}
+		if len(in) <= 8 {
+			if !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+			continue
+		}
+		if seen == nil {
+			seen = make(map[string]bool, len(in))
 		}
 		if !seen[id] {
 			seen[id] = true

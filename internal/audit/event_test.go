@@ -1,11 +1,14 @@
 package audit
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +136,7 @@ func TestBuildValid(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkValid(t, ev)
-			ev["id"] = newEventID()
+			ev["id"] = testEventID()
 			checkValid(t, ev)
 		})
 	}
@@ -374,5 +377,37 @@ func TestBuildRefuses(t *testing.T) {
 	}
 	if _, err := Build(good, testBase); err != nil {
 		t.Fatalf("the unmodified record: %v", err)
+	}
+}
+
+// testEventID is a fresh random event id, as Append makes them.
+func testEventID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// patientIDs keeps first occurrences in order, with or without the
+// Patient/ prefix, below and above the size where it switches from
+// comparing to a set.
+func TestPatientIDs(t *testing.T) {
+	for _, n := range []int{1, 3, 8, 9, 40} {
+		var in, want []string
+		for i := range n {
+			id := fmt.Sprintf("p%d", i)
+			want = append(want, id)
+			in = append(in, id, "Patient/"+id) // each twice, once as a reference
+		}
+		in = in[:n] // the first n of them: every id up to n/2, twice
+		got, err := patientIDs(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := want[:(n+1)/2]; !slices.Equal(got, w) {
+			t.Errorf("%d patients: got %v, want %v", n, got, w)
+		}
+	}
+	if _, err := patientIDs([]string{"p1", "Patient/p 2"}); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("bad id: err = %v", err)
 	}
 }

@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +22,11 @@ import (
 type Journal interface {
 	// Append returns once entry is on stable storage, with its sequence
 	// number (0, 1, 2, … in journal order).
+	// Append MUST NOT retain entry after it returns (the caller recycles
+	// its buffer).
 	Append(ctx context.Context, entry []byte) (uint64, error)
+	// Scan is Read with the entry valid only while fn runs.
+	Scan(from uint64, fn func(seq uint64, entry []byte) error) error
 	JournalReader
 }
 
@@ -56,28 +62,48 @@ var ErrBadEntry = errors.New("audit: malformed journal entry")
 
 // Encode is the binary form of e (see JournalEntry).
 func (e JournalEntry) Encode() ([]byte, error) {
-	if len(e.Leaf) != LeafSize || len(e.ID) > 255 || len(e.Patients) > 65535 {
+	if len(e.Leaf) != LeafSize {
 		return nil, ErrBadEntry
 	}
 	n := 32 + 32 + 8 + 1 + len(e.ID) + 2 + len(e.Canonical)
 	for _, p := range e.Patients {
-		if len(p) > 255 {
-			return nil, ErrBadEntry
-		}
 		n += 1 + len(p)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, e.Leaf...)
-	b = append(b, e.Nonce[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
-	b = append(b, byte(len(e.ID)))
-	b = append(b, e.ID...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Patients)))
-	for _, p := range e.Patients {
-		b = append(b, byte(len(p)))
-		b = append(b, p...)
+	b, err := appendEntryHead(make([]byte, 0, n), e.Leaf, e.Nonce, e.Time, e.ID, e.Patients)
+	if err != nil {
+		return nil, err
 	}
 	return append(b, e.Canonical...), nil
+}
+
+// appendEntryHead appends to dst everything of a JournalEntry before its
+// canonical event: leaf ‖ nonce ‖ time ‖ id ‖ patients. A nil leaf
+// leaves 32 zero bytes in its place, for the caller to fill once the
+// canonical event that follows is known.
+func appendEntryHead(dst, leaf []byte, nonce [32]byte, at time.Time, id string, patients []string) ([]byte, error) {
+	if leaf != nil && len(leaf) != LeafSize || len(id) > 255 || len(patients) > 65535 {
+		return dst, ErrBadEntry
+	}
+	for _, p := range patients {
+		if len(p) > 255 {
+			return dst, ErrBadEntry
+		}
+	}
+	if leaf == nil {
+		dst = append(dst, make([]byte, LeafSize)...)
+	} else {
+		dst = append(dst, leaf...)
+	}
+	dst = append(dst, nonce[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(at.UnixNano()))
+	dst = append(dst, byte(len(id)))
+	dst = append(dst, id...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(patients)))
+	for _, p := range patients {
+		dst = append(dst, byte(len(p)))
+		dst = append(dst, p...)
+	}
+	return dst, nil
 }
 
 // DecodeJournalEntry reads the binary form of a JournalEntry.
@@ -137,8 +163,13 @@ type JournaledPipeline struct {
 	kick  chan struct{}
 	// sequenced is the next journal entry to sequence, as Run last knew it.
 	sequenced atomic.Uint64
+	// logNext is the log index after the last leaf Run appended (0
+	// until its first round): where the log's open bundle ends.
+	logNext uint64
 
 	observe func(lag time.Duration) // set by ObserveLag before Run
+
+	entries bufferPool // Append's journal entries
 
 	mu      sync.Mutex
 	lastErr error // of Run's last round
@@ -154,21 +185,39 @@ func NewJournaledPipeline(j Journal, log Log, marks store.Records, base string) 
 
 // Append implements Sink. The Receipt carries the event id; its leaf
 // index is known once Run has sequenced it (Index is 0 until then).
+//
+// The journal entry is written in one recycled buffer: its head with the
+// leaf left blank, the canonical event after it, then the leaf (the
+// commitment to that event under a fresh nonce) in its place. The
+// journal copies the entry before Append returns, so the buffer goes
+// back to the pool.
 func (p *JournaledPipeline) Append(ctx context.Context, r Record) (Receipt, error) {
-	id := newEventID()
-	canonical, err := AppendCanonical(make([]byte, 0, 2048), r, p.base, id)
+	if err := checkRecord(r); err != nil {
+		return Receipt{}, err
+	}
+	patients, err := patientIDs(r.Patients)
 	if err != nil {
 		return Receipt{}, err
 	}
-	c, err := Commit(canonical)
+	// One read of the system's randomness for the event id (128 bits)
+	// and the commitment's nonce (256 bits).
+	var random [16 + 32]byte
+	if _, err := rand.Read(random[:]); err != nil {
+		return Receipt{}, fmt.Errorf("audit: reading a nonce: %w", err)
+	}
+	id, nonce := hex.EncodeToString(random[:16]), [32]byte(random[16:])
+	buf := p.entries.get()
+	defer p.entries.put(buf)
+	entry, err := appendEntryHead((*buf)[:0], nil, nonce, r.Time.UTC(), id, patients)
 	if err != nil {
 		return Receipt{}, err
 	}
-	patients, _ := patientIDs(r.Patients)
-	entry, err := JournalEntry{ID: id, Leaf: c.Leaf, Nonce: c.Nonce, Patients: patients, Time: r.Time.UTC(), Canonical: canonical}.Encode()
-	if err != nil {
+	head := len(entry)
+	if entry, err = appendEvent(entry, r, p.base, id, patients); err != nil {
 		return Receipt{}, err
 	}
+	*buf = entry
+	putLeafHash(entry[:0], nonce, entry[head:])
 	seq, err := p.j.Append(ctx, entry)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("%w: journal: %w", ErrStore, err)
@@ -220,7 +269,7 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 	for next < p.j.Len() {
 		var batch []sequencing
 		var seqs []uint64
-		err := p.j.Read(next, func(seq uint64, entry []byte) error {
+		err := p.j.Scan(next, func(seq uint64, entry []byte) error {
 			if len(batch) == sequenceBatch {
 				return errStopRead
 			}
@@ -238,24 +287,25 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		indexes := make([]uint64, len(batch))
-		errs := make([]error, len(batch))
-		var wg sync.WaitGroup
+		read := len(batch)
+		batch, seqs = batch[:p.roundSize(read)], seqs[:p.roundSize(read)]
+		leaves := make([][]byte, len(batch))
 		for i := range batch {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				indexes[i], errs[i] = p.log.Append(ctx, batch[i].leaf)
-			}()
+			leaves[i] = batch[i].leaf
 		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		// The whole batch in one call: Tessera batches it as it comes,
+		// without a goroutine per leaf.
+		indexes, err := p.log.AppendBatch(ctx, leaves)
+		if err != nil {
 			return fmt.Errorf("%w: %w", ErrLog, err)
+		}
+		if len(indexes) != len(batch) {
+			return fmt.Errorf("%w: %d indexes for %d leaves", ErrLog, len(indexes), len(batch))
 		}
 		// One record per batch (not per event): the request path's
 		// store sees one small write per few hundred events.
-		leaves, _ := json.Marshal(leafBatch{First: seqs[0], Indexes: indexes})
-		if err := p.marks.PutRecord(ctx, store.Record{Kind: kindLeafIndex, Key: IndexKey(seqs[0]), Value: leaves}); err != nil {
+		recorded, _ := json.Marshal(leafBatch{First: seqs[0], Indexes: indexes})
+		if err := p.marks.PutRecord(ctx, store.Record{Kind: kindLeafIndex, Key: IndexKey(seqs[0]), Value: recorded}); err != nil {
 			return err
 		}
 		next = seqs[len(seqs)-1] + 1
@@ -263,14 +313,51 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 			return err
 		}
 		p.sequenced.Store(next)
+		p.logNext = indexes[len(indexes)-1] + 1
 		if p.observe != nil {
 			now := time.Now()
 			for i := range batch {
 				p.observe(now.Sub(time.Unix(0, batch[i].at)))
 			}
 		}
+		// Less than a bundle left behind by whole-bundle rounds: it
+		// waits for the next kick or tick (at most one interval), when
+		// more may have come to fill a bundle.
+		if len(batch) < read && p.j.Len()-next < logBundle {
+			return nil
+		}
 	}
 	return nil
+}
+
+// logBundle is the width of a transparency log entry bundle and tile
+// (c2sp.org/tlog-tiles): the log writes a bundle and a tile file, each
+// with an fsync and a directory sync, for every batch that touches them,
+// so a batch that straddles a bundle boundary costs twice one that ends
+// on it, and a partial bundle is written again by every later batch
+// until it is full.
+const logBundle = 256
+
+// roundSize is how many of the read commitments pending (in journal
+// order) to append in this round, so that log batches under load fill
+// whole bundles: all of them while they do not reach the end of the
+// open bundle (a partial batch, as at low load, where every event must
+// still reach the log within an interval); else just enough to close
+// the open bundle, on its own; else whole bundles. Until the first
+// round has told the pipeline where the log ends, all of them.
+func (p *JournaledPipeline) roundSize(pending int) int {
+	if p.logNext == 0 {
+		return pending
+	}
+	room := logBundle - int(p.logNext%logBundle)
+	switch {
+	case pending < room:
+		return pending
+	case room < logBundle:
+		return room
+	default:
+		return pending / logBundle * logBundle
+	}
 }
 
 var errStopRead = errors.New("audit: batch full")

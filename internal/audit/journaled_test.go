@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ func (j *memJournal) Read(from uint64, fn func(uint64, []byte) error) error {
 	return nil
 }
 
+func (j *memJournal) Scan(from uint64, fn func(uint64, []byte) error) error { return j.Read(from, fn) }
+
 func (j *memJournal) Len() uint64 {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -55,14 +58,14 @@ type flakyLog struct {
 	broken bool
 }
 
-func (l *flakyLog) Append(ctx context.Context, leaf []byte) (uint64, error) {
+func (l *flakyLog) AppendBatch(ctx context.Context, leaves [][]byte) ([]uint64, error) {
 	l.mu.Lock()
 	broken := l.broken
 	l.mu.Unlock()
 	if broken {
-		return 0, errors.New("log down")
+		return nil, errors.New("log down")
 	}
-	return l.Log.Append(ctx, leaf)
+	return l.Log.AppendBatch(ctx, leaves)
 }
 
 func TestJournaledPipeline(t *testing.T) {
@@ -200,5 +203,211 @@ func TestJournalEntryEncoding(t *testing.T) {
 	}
 	if _, err := (audit.JournalEntry{Leaf: []byte{1}}).Encode(); !errors.Is(err, audit.ErrBadEntry) {
 		t.Errorf("short leaf: %v", err)
+	}
+}
+
+// Append writes each event into a recycled buffer: under concurrent
+// Appends, every journal entry must still be exactly its own event —
+// id of its receipt, canonical bytes AppendCanonical gives for its
+// record, a leaf that opens to them, its own patients — including events
+// too large for the buffers to be kept.
+func TestJournaledAppendEntries(t *testing.T) {
+	ctx := context.Background()
+	j := &memJournal{}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const base = "https://warden.test/fhir"
+	p, err := audit.NewJournaledPipeline(j, nopLog{}, st, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(i int) audit.Record {
+		r := audit.Record{RequestID: fmt.Sprintf("r%d", i), Time: time.Unix(1700000000, int64(i)).UTC(), Surface: audit.SurfaceFHIR,
+			Action: "search-type", Method: "GET", Path: "/fhir/Observation", Status: 200, ClientID: fmt.Sprintf("app-%d", i)}
+		n := 1 + i%7
+		if i%50 == 0 {
+			n = 2000 // an event of well over 64 KiB
+		}
+		for k := range n {
+			r.Patients = append(r.Patients, fmt.Sprintf("p%d-%d", i, k))
+			r.Resources = append(r.Resources, fmt.Sprintf("Observation/o%d-%d", i, k))
+		}
+		return r
+	}
+	const events = 400
+	ids := make([]string, events)
+	var wg sync.WaitGroup
+	for i := range events {
+		wg.Go(func() {
+			rc, err := p.Append(ctx, rec(i))
+			if err != nil {
+				t.Errorf("append %d: %v", i, err)
+			}
+			ids[i] = rc.EventID
+		})
+	}
+	wg.Wait()
+	byID := map[string]int{}
+	for i, id := range ids {
+		byID[id] = i
+	}
+	if len(byID) != events {
+		t.Fatalf("%d distinct event ids for %d events", len(byID), events)
+	}
+	err = j.Read(0, func(seq uint64, raw []byte) error {
+		e, err := audit.DecodeJournalEntry(raw)
+		if err != nil {
+			return err
+		}
+		i, ok := byID[e.ID]
+		if !ok {
+			return fmt.Errorf("entry %d: id %q was never handed out", seq, e.ID)
+		}
+		r := rec(i)
+		want, err := audit.AppendCanonical(nil, r, base, e.ID)
+		if err != nil {
+			return err
+		}
+		if string(e.Canonical) != string(want) {
+			t.Errorf("entry %d: canonical event is not the one of its record", seq)
+		}
+		if !audit.Open(e.Leaf, e.Nonce, e.Canonical) {
+			t.Errorf("entry %d: leaf does not open to its event", seq)
+		}
+		if !e.Time.Equal(r.Time) || len(e.Patients) != len(r.Patients) || e.Patients[0] != r.Patients[0] {
+			t.Errorf("entry %d: time or patients are not its record's", seq)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Len() != events {
+		t.Fatalf("%d entries for %d events", j.Len(), events)
+	}
+}
+
+// nopLog is a log that is never asked for anything (Run is not started).
+type nopLog struct{}
+
+func (nopLog) AppendBatch(context.Context, [][]byte) ([]uint64, error) {
+	return nil, errors.New("nopLog: not expected to be called")
+}
+
+// countingLog is a log whose leaves get consecutive indexes from start;
+// it records the size of every AppendBatch.
+type countingLog struct {
+	mu      sync.Mutex
+	next    uint64
+	batches []int
+}
+
+func (l *countingLog) AppendBatch(_ context.Context, leaves [][]byte) ([]uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]uint64, len(leaves))
+	for i := range leaves {
+		out[i] = l.next
+		l.next++
+	}
+	l.batches = append(l.batches, len(leaves))
+	return out, nil
+}
+
+// Under load, the sequencer appends whole entry bundles: once it knows
+// where the log ends (after its first round) it closes the open bundle
+// with a batch of its own, then appends whole bundles, and leaves less
+// than a bundle for the next tick, which appends it even though partial
+// (every event reaches the log within an interval). Nothing is skipped
+// or appended twice, and the recorded indexes are the log's.
+func TestSequencerFillsBundles(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	j := &memJournal{}
+	lg := &countingLog{next: 100} // a log that does not start on a bundle boundary
+	p, err := audit.NewJournaledPipeline(j, lg, st, "https://warden.test/fhir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const events = 1100
+	for i := range events {
+		r := audit.Record{RequestID: fmt.Sprintf("r%d", i), Time: time.Now(), Surface: audit.SurfaceFHIR, Action: "read",
+			Method: "GET", Path: "/fhir/Patient/p1", Status: 200, ClientID: "app"}
+		if _, err := p.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx, 50*time.Millisecond) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := p.Sequenced(ctx); n < events; n, _ = p.Sequenced(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d sequenced", n, events)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-done
+	lg.mu.Lock()
+	batches := slices.Clone(lg.batches)
+	lg.mu.Unlock()
+	// 512 read at once (where the log ends is not known yet: 100..611),
+	// 156 to close the bundle at 768, one whole bundle (to 1024), and the
+	// 176 left at the next tick.
+	if want := []int{512, 156, 256, 176}; !slices.Equal(batches, want) {
+		t.Errorf("batches %v, want %v", batches, want)
+	}
+	idx, err := p.LeafIndexes(ctx)
+	if err != nil || len(idx) != events {
+		t.Fatalf("leaf indexes: %d, %v", len(idx), err)
+	}
+	for i, x := range idx {
+		if x != 100+uint64(i) {
+			t.Fatalf("journal entry %d recorded at log index %d, want %d", i, x, 100+i)
+		}
+	}
+}
+
+// Append refuses a record it cannot describe, and journals nothing of it.
+func TestJournaledAppendRefuses(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	j := &memJournal{}
+	p, err := audit.NewJournaledPipeline(j, nopLog{}, st, "https://warden.test/fhir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := audit.Record{RequestID: "r1", Time: time.Now(), Surface: audit.SurfaceFHIR, Action: "read", Method: "GET",
+		Path: "/fhir/Patient/p1", Status: 200, ClientID: "app", Patients: []string{"p1"}}
+	for name, spoil := range map[string]func(*audit.Record){
+		"zero time":       func(r *audit.Record) { r.Time = time.Time{} },
+		"unknown surface": func(r *audit.Record) { r.Surface = "ftp" },
+		"bad patient id":  func(r *audit.Record) { r.Patients = []string{"p1", "p/2"} },
+		"bad resource":    func(r *audit.Record) { r.Resources = []string{"Patient?name=x"} },
+		"no request id":   func(r *audit.Record) { r.RequestID = "" },
+	} {
+		r := good
+		spoil(&r)
+		if _, err := p.Append(ctx, r); !errors.Is(err, audit.ErrInvalidRecord) {
+			t.Errorf("%s: err = %v, want ErrInvalidRecord", name, err)
+		}
+	}
+	if j.Len() != 0 {
+		t.Fatalf("refused records left %d journal entries", j.Len())
+	}
+	if _, err := p.Append(ctx, good); err != nil || j.Len() != 1 {
+		t.Fatalf("the good record: %v, %d entries", err, j.Len())
 	}
 }

@@ -2,8 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 )
 
 // Sink is where the request path sends every Record. It is the contract
@@ -32,15 +30,9 @@ type Receipt struct {
 }
 
 // Log is the transparency log as JournaledPipeline uses it; tlog.Log satisfies
-// it. Append MUST return only once leaf is sequenced durably, with its
-// index; on error the leaf may or may not have been sequenced.
+// it. AppendBatch MUST return only once every leaf is sequenced durably,
+// with their indexes in the order of leaves; on error any of the leaves
+// may or may not have been sequenced.
 type Log interface {
-	Append(ctx context.Context, leaf []byte) (uint64, error)
-}
-
-// newEventID is a fresh random AuditEvent id (128 bits, hex).
-func newEventID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	AppendBatch(ctx context.Context, leaves [][]byte) ([]uint64, error)
 }

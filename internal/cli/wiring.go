@@ -163,6 +163,8 @@ type instance struct {
 	caFile string // development CA, when one was created
 	// limitsStore is the limits' Redis connection (nil in memory).
 	limitsStore io.Closer
+	// detectClose stops the detection's alert deliveries (nil: none).
+	detectClose io.Closer
 }
 
 // baseURL is the FHIR base the server announces.
@@ -265,6 +267,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	base := baseURL(cfg, probe.Addr())
 	fail := func(err error) (*instance, error) {
 		probe.Close()
+		if in.detectClose != nil {
+			in.detectClose.Close()
+		}
 		if in.limitsStore != nil {
 			in.limitsStore.Close()
 		}
@@ -347,6 +352,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		}
 		core.sealKeys.Store(sealKeys)
 	}
+	detector, detectClose, err := newDetector(cfg, probe.Metrics(), sink, log)
+	if err != nil {
+		return fail(err)
+	}
+	in.detectClose = detectClose
 	limiter, limitsStore, err := newLimiter(cfg, log)
 	if err != nil {
 		return fail(err)
@@ -357,6 +367,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		Sealing:              sealPolicy,
 		Keys:                 sealKeys,
 		Limiter:              limiter,
+		Detector:             detector,
 		BaseURL:              base,
 		CursorKey:            cursorKey,
 		DefaultCount:         cfg.FHIR.DefaultCount,
@@ -465,6 +476,10 @@ func (in *instance) Serve(ctx context.Context) error {
 // Close stops the audit log and releases the store.
 func (in *instance) Close() error {
 	var errs []error
+	// Queued detection alerts go to the audit trail before it closes.
+	if in.detectClose != nil {
+		errs = append(errs, in.detectClose.Close())
+	}
 	if in.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		errs = append(errs, in.audit.Close(ctx))

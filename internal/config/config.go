@@ -41,6 +41,7 @@ type Config struct {
 	Consent Consent `yaml:"consent"`
 	Limits  Limits  `yaml:"limits"`
 	Sealing Sealing `yaml:"sealing"`
+	Detect  Detect  `yaml:"detection"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -169,6 +170,18 @@ type Sealing struct {
 	VaultMount       string   `yaml:"vault_mount" doc:"the Transit engine's mount path (kek: vault)"`
 	VaultKey         string   `yaml:"vault_transit_name" doc:"the Transit key's name, type aes256-gcm96 (kek: vault)"`
 	VaultTokenFile   string   `yaml:"vault_token_file" doc:"file holding the Vault token (kek: vault); never in the configuration itself"`
+}
+
+// Detect configures the inline abuse detection (docs/DETECTION.md):
+// scraping, ID enumeration, error bursts, bulk-shaped queries, access
+// without a care relationship, unusual hours, token replay, spoofed
+// forwarding headers.
+type Detect struct {
+	Disabled          bool   `yaml:"disabled" doc:"serve without abuse detection; it is on by default"`
+	File              string `yaml:"file" doc:"YAML policy file: signal weights and thresholds, the ladder from alert to step-up, throttle and quarantine (docs/DETECTION.md); empty uses the built-in defaults"`
+	Timezone          string `yaml:"timezone" doc:"the site's IANA time zone, for learning each user's usual hours (UTC when empty)"`
+	WebhookURL        string `yaml:"webhook_url" doc:"where alerts are POSTed as JSON (https, or http to a loopback address); empty sends none. Alerts also go to the audit trail and to Prometheus metrics"`
+	WebhookSecretFile string `yaml:"webhook_secret_file" doc:"file holding the HMAC-SHA256 secret that signs webhook deliveries (X-Warden-Signature)"`
 }
 
 // Log configures the operational log (never PHI).

@@ -34,6 +34,14 @@ func (c Config) Validate() error {
 	v.nonEmpty("data_dir", c.DataDir)
 
 	v.sealing(c.Sealing)
+	if c.Detect.Timezone != "" {
+		if _, err := time.LoadLocation(c.Detect.Timezone); err != nil {
+			v.fail("detection.timezone", "%q: not an IANA time zone", c.Detect.Timezone)
+		}
+	}
+	if u := c.Detect.WebhookURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://127.") && !strings.HasPrefix(u, "http://[::1]") && !strings.HasPrefix(u, "http://localhost") {
+		v.fail("detection.webhook_url", "%q: want https://, or http:// to a loopback address", u)
+	}
 	switch c.Limits.OnStoreError {
 	case "closed", "open":
 	default:

@@ -30,7 +30,9 @@ const base = "https://warden.example/fhir"
 
 type nopLog struct{}
 
-func (nopLog) Append(context.Context, []byte) (uint64, error) { return 0, nil }
+func (nopLog) AppendBatch(_ context.Context, leaves [][]byte) ([]uint64, error) {
+	return make([]uint64, len(leaves)), nil
+}
 
 // trail is a real journal fed by the real JournaledPipeline, with a
 // record store for cursors.

@@ -14,9 +14,7 @@
 package index
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -112,15 +110,26 @@ func New(src Source, db store.Store, marks store.Records, opts Options) (*Indexe
 	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0)}, nil
 }
 
-// Run indexes new journal entries every interval until ctx ends, and returns ctx's error. A failed round is
-// retried at the next tick; Err reports the last failure.
+// Run indexes new journal entries every interval until ctx ends, and
+// returns ctx's error; with a Rate that allows more than one batch per
+// interval, it indexes one batch at a time at even steps within the
+// interval instead. A failed round is retried at the next tick; Err
+// reports the last failure.
 func (x *Indexer) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	limit := 0
+	limit, every := 0, interval
 	if x.rate > 0 {
 		limit = max(1, int(float64(x.rate)*interval.Seconds()))
+		// More than a batch per interval: one batch at a time, spread
+		// over the interval, rather than all of them at once — the same
+		// rate and transactions, without a burst that requests wait
+		// behind every interval.
+		if limit > x.batch {
+			every = time.Duration(float64(interval) * float64(x.batch) / float64(limit))
+			limit = x.batch
+		}
 	}
+	t := time.NewTicker(every)
+	defer t.Stop()
 	for {
 		_, err := x.catchUp(ctx, limit)
 		if ctx.Err() == nil {
@@ -269,10 +278,8 @@ func (x *Indexer) write(entry []byte) (store.Write, error) {
 	if err != nil {
 		return store.Write{}, err
 	}
-	d := json.NewDecoder(bytes.NewReader(e.Canonical))
-	d.UseNumber()
-	var ev map[string]any
-	if err := d.Decode(&ev); err != nil {
+	ev, err := decodeEvent(e.Canonical)
+	if err != nil {
 		return store.Write{}, fmt.Errorf("%w: %w", ErrBadEvent, err)
 	}
 	if ev["resourceType"] != "AuditEvent" || ev["id"] != e.ID || e.ID == "" {

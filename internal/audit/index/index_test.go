@@ -66,7 +66,9 @@ func openPostgres(t testing.TB) database {
 // never looks at it; the pipeline needs one to journal events).
 type nopLog struct{}
 
-func (nopLog) Append(context.Context, []byte) (uint64, error) { return 0, nil }
+func (nopLog) AppendBatch(_ context.Context, leaves [][]byte) ([]uint64, error) {
+	return make([]uint64, len(leaves)), nil
+}
 
 // trail journals records through the real JournaledPipeline and returns
 // the journal and each record's event id.
@@ -467,6 +469,35 @@ func TestRunRate(t *testing.T) {
 	}
 	if x.Indexed() != uint64(len(ids)) {
 		t.Fatalf("CatchUp left %d of %d indexed", x.Indexed(), len(ids))
+	}
+}
+
+// A rate of many batches per interval is kept by one batch at a time at
+// even steps: after a quarter of the interval about a quarter of the
+// interval's events are indexed, not all of them (one burst) nor none.
+func TestRunRateSpread(t *testing.T) {
+	db := backends(t)["sqlite"](t)
+	j, ids := trail(t, db, variedRecords(400))
+	// 400 events/s with batches of 20, in rounds of one second: one
+	// batch every 50 ms.
+	x, err := index.New(j, db, db, index.Options{Rate: 400, Batch: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- x.Run(ctx, time.Second) }()
+	time.Sleep(260 * time.Millisecond)
+	cancel()
+	<-done
+	elapsed := time.Since(start)
+	n := x.Indexed()
+	if limit := uint64(400*elapsed.Seconds()) + 20; n == 0 || n > limit || n%20 != 0 {
+		t.Fatalf("after %v at 400 events/s in batches of 20: %d indexed, want whole batches, at least one and at most %d", elapsed, n, limit)
+	}
+	if _, err := x.CatchUp(context.Background()); err != nil || x.Indexed() != uint64(len(ids)) {
+		t.Fatalf("CatchUp: %d of %d indexed, %v", x.Indexed(), len(ids), err)
 	}
 }
 

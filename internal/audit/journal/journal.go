@@ -86,13 +86,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // A Journal is an append-only file of entries. Its methods are safe for
 // concurrent use.
 type Journal struct {
-	f    *os.File // write handle; used only by the writer goroutine (and Close)
-	rf   *os.File // read handle, for Read
-	reqs chan *request
-	done chan struct{} // closed when the writer goroutine has exited
+	f     *os.File // write handle; used only by the writer goroutine (and Close)
+	sizes []int64  // the writer's scratch: frame sizes of the batch it commits
+	rf    *os.File // read handle, for Read
+	reqs  chan *request
+	done  chan struct{} // closed when the writer goroutine has exited
 
 	sendMu sync.RWMutex // held shared while sending on reqs; exclusively to close it
 	closed bool         // guarded by sendMu
+
+	frames   framePool
+	requests sync.Pool // of *request
 
 	mu      sync.Mutex // guards the durable state below
 	durOff  int64      // bytes of the file that are fsync'd and acknowledged
@@ -103,8 +107,33 @@ type Journal struct {
 }
 
 type request struct {
-	frame []byte
+	frame *frameBuf
 	res   chan result // buffered, so the writer never blocks on it
+}
+
+// frameBuf is one entry's frame (header and payload) on its way to the
+// writer.
+type frameBuf struct{ b []byte }
+
+// framePool recycles frames; frames of large entries are not kept.
+type framePool struct{ pool sync.Pool }
+
+// maxPooledFrame is the largest frame a framePool keeps.
+const maxPooledFrame = 64 << 10
+
+func (p *framePool) get(n int) *frameBuf {
+	f, _ := p.pool.Get().(*frameBuf)
+	if f == nil || cap(f.b) < n {
+		return &frameBuf{b: make([]byte, n, max(n, 4096))}
+	}
+	f.b = f.b[:n]
+	return f
+}
+
+func (p *framePool) put(f *frameBuf) {
+	if cap(f.b) <= maxPooledFrame {
+		p.pool.Put(f)
+	}
 }
 
 type result struct {
@@ -278,12 +307,20 @@ func (j *Journal) Append(ctx context.Context, entry []byte) (uint64, error) {
 		return 0, err
 	}
 	// Build the frame here, in the caller's goroutine, so checksums are
-	// computed in parallel and the writer only copies.
-	frame := make([]byte, headerSize+len(entry))
-	binary.LittleEndian.PutUint32(frame[0:], uint32(len(entry)))
-	binary.LittleEndian.PutUint32(frame[4:], crc32.Checksum(entry, castagnoli))
-	copy(frame[headerSize:], entry)
-	req := &request{frame: frame, res: make(chan result, 1)}
+	// computed in parallel and the writer only copies. Frames and
+	// requests are recycled: the writer returns a frame once it has
+	// copied it into its batch, and a request comes back here once its
+	// answer was taken (never when ctx ended first: the writer still
+	// answers it).
+	frame := j.frames.get(headerSize + len(entry))
+	binary.LittleEndian.PutUint32(frame.b[0:], uint32(len(entry)))
+	binary.LittleEndian.PutUint32(frame.b[4:], crc32.Checksum(entry, castagnoli))
+	copy(frame.b[headerSize:], entry)
+	req, _ := j.requests.Get().(*request)
+	if req == nil {
+		req = &request{res: make(chan result, 1)}
+	}
+	req.frame = frame
 
 	j.sendMu.RLock()
 	if j.closed {
@@ -300,6 +337,7 @@ func (j *Journal) Append(ctx context.Context, entry []byte) (uint64, error) {
 
 	select {
 	case r := <-req.res:
+		j.requests.Put(req)
 		return r.seq, r.err
 	case <-ctx.Done():
 		return 0, ctx.Err()
@@ -324,14 +362,14 @@ func (j *Journal) write() {
 	for {
 		batch, buf = batch[:0], buf[:0]
 		if pending != nil {
-			batch, buf = append(batch, pending), append(buf, pending.frame...)
+			batch, buf = append(batch, pending), append(buf, pending.frame.b...)
 			pending = nil
 		} else {
 			r, ok := <-j.reqs
 			if !ok {
 				return
 			}
-			batch, buf = append(batch, r), append(buf, r.frame...)
+			batch, buf = append(batch, r), append(buf, r.frame.b...)
 		}
 	fill:
 		for len(batch) < batchFrames {
@@ -340,11 +378,11 @@ func (j *Journal) write() {
 				if !ok {
 					break fill
 				}
-				if len(buf)+len(r.frame) > batchBytes {
+				if len(buf)+len(r.frame.b) > batchBytes {
 					pending = r
 					break fill
 				}
-				batch, buf = append(batch, r), append(buf, r.frame...)
+				batch, buf = append(batch, r), append(buf, r.frame.b...)
 			default:
 				break fill
 			}
@@ -359,6 +397,15 @@ func (j *Journal) write() {
 
 // commit writes and fsyncs one batch and answers its waiters.
 func (j *Journal) commit(batch []*request, buf []byte) {
+	// buf holds a copy of every frame: they go back to the pool, their
+	// lengths kept for the offsets below.
+	sizes := j.sizes[:0]
+	for _, r := range batch {
+		sizes = append(sizes, int64(len(r.frame.b)))
+		j.frames.put(r.frame)
+		r.frame = nil
+	}
+	j.sizes = sizes
 	j.mu.Lock()
 	off, seq, failed := j.durOff, j.durN, j.failed
 	j.mu.Unlock()
@@ -379,11 +426,11 @@ func (j *Journal) commit(batch []*request, buf []byte) {
 		j.failed = fmt.Errorf("journal: write failed, refusing appends until reopened: %w", err)
 		failed = j.failed
 	} else {
-		for i, r := range batch {
+		for i, n := range sizes {
 			if (seq+uint64(i))%indexEvery == 0 {
 				j.index = append(j.index, off)
 			}
-			off += int64(len(r.frame))
+			off += n
 		}
 		j.durOff, j.durN = off, seq+uint64(len(batch))
 	}
@@ -409,6 +456,19 @@ func (j *Journal) Len() uint64 {
 // at the first error from fn and returns it. The entry passed to fn is fn's
 // to keep. Read may run concurrently with Append; fn must not call Close.
 func (j *Journal) Read(from uint64, fn func(seq uint64, entry []byte) error) error {
+	return j.read(from, fn, true)
+}
+
+// Scan is Read for callers that look at each entry only while fn runs
+// (the sequencer takes 72 bytes of each): the entry passed to fn is valid
+// only until fn returns, and its buffer is reused for the next one, so
+// a scan allocates nothing per entry. Checksums are verified as by Read.
+func (j *Journal) Scan(from uint64, fn func(seq uint64, entry []byte) error) error {
+	return j.read(from, fn, false)
+}
+
+// read is Read (keep: every entry in its own buffer) or Scan.
+func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, keep bool) error {
 	j.mu.Lock()
 	if j.rClosed {
 		j.mu.Unlock()
@@ -425,6 +485,7 @@ func (j *Journal) Read(from uint64, fn func(seq uint64, entry []byte) error) err
 
 	br := bufio.NewReaderSize(&closeGuardReader{j: j, off: off, end: end}, 256<<10)
 	var hdr [headerSize]byte
+	var scratch []byte
 	for ; seq < n; seq++ {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return readErr(err)
@@ -440,7 +501,15 @@ func (j *Journal) Read(from uint64, fn func(seq uint64, entry []byte) error) err
 			}
 			continue
 		}
-		entry := make([]byte, length)
+		var entry []byte
+		if keep {
+			entry = make([]byte, length)
+		} else {
+			if uint32(cap(scratch)) < length {
+				scratch = make([]byte, length)
+			}
+			entry = scratch[:length]
+		}
 		if _, err := io.ReadFull(br, entry); err != nil {
 			return readErr(err)
 		}

@@ -69,6 +69,11 @@ func (r *Recovering) Read(from uint64, fn func(seq uint64, entry []byte) error) 
 	return r.current().Read(from, fn)
 }
 
+// Scan is Journal.Scan on the current file.
+func (r *Recovering) Scan(from uint64, fn func(seq uint64, entry []byte) error) error {
+	return r.current().Scan(from, fn)
+}
+
 // Len is Journal.Len of the current file.
 func (r *Recovering) Len() uint64 { return r.current().Len() }
 

@@ -11,7 +11,8 @@
 //
 // # Durability point
 //
-// [Log.Append] returns an index only once Tessera's index future has
+// [Log.Append] (and [Log.AppendBatch], for each of its leaves) returns an
+// index only once Tessera's index future has
 // resolved. On the POSIX driver that happens after the batch holding the leaf
 // has been written to its entry bundle, integrated into the tile hashes and
 // the new tree state stored, every file written with O_SYNC and renamed into

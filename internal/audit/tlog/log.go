@@ -176,6 +176,60 @@ func (l *Log) Append(ctx context.Context, leaf []byte) (uint64, error) {
 	}
 }
 
+// AppendBatch adds leaves to the log, in order, and returns their indexes
+// once every one of them is durably sequenced and integrated (the
+// durability point of Append). It hands all leaves to Tessera at once and
+// waits for their futures on one goroutine, where Append per leaf would
+// cost a goroutine and a channel each; Tessera still batches them by
+// Options.BatchMaxSize. If ctx ends first AppendBatch returns ctx's error
+// and any of the leaves may or may not have been sequenced: the caller
+// retries them all. An invalid leaf fails the whole call before any is
+// added.
+func (l *Log) AppendBatch(ctx context.Context, leaves [][]byte) ([]uint64, error) {
+	for _, leaf := range leaves {
+		switch {
+		case len(leaf) == 0:
+			return nil, ErrEmptyLeaf
+		case len(leaf) > maxLeafSize:
+			return nil, ErrLeafTooLong
+		}
+	}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	futures := make([]tessera.IndexFuture, len(leaves))
+	for i, leaf := range leaves {
+		futures[i] = l.appender.Add(ctx, tessera.NewEntry(leaf))
+	}
+	l.mu.RUnlock()
+
+	indexes := make([]uint64, len(leaves))
+	done := make(chan error, 1)
+	go func() {
+		var errs []error
+		for i, f := range futures {
+			idx, err := f()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			indexes[i] = idx.Index
+		}
+		done <- errors.Join(errs...)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, fmt.Errorf("tlog: append: %w", err)
+		}
+		return indexes, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // Checkpoint returns the latest published signed checkpoint
 // (c2sp.org/tlog-checkpoint signed-note text). It may lag the integrated tree
 // by up to one checkpoint interval.

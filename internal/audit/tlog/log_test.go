@@ -402,3 +402,63 @@ func TestAppendSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d acknowledged appends survived SIGKILL; tree size %d", len(acked), size)
 }
+
+// AppendBatch keeps the order of its leaves, hands out dense indexes
+// that each read back as their own leaf (across a bundle boundary and
+// after Append calls), and refuses a bad batch before adding any of it.
+func TestAppendBatch(t *testing.T) {
+	s, _, vkey := testKeys(t)
+	l := openTestLog(t, t.TempDir(), s)
+	first := appendN(t, l, "single", 3)
+	leaves := make([][]byte, 300)
+	for i := range leaves {
+		leaves[i] = testLeaf("batch", uint64(i))
+	}
+	indexes, err := l.AppendBatch(t.Context(), leaves)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(indexes) != len(leaves) {
+		t.Fatalf("%d indexes for %d leaves", len(indexes), len(leaves))
+	}
+	for i, idx := range indexes {
+		if idx != uint64(len(first)+i) {
+			t.Fatalf("leaf %d of the batch got index %d, want %d (in order, after the 3 single appends)", i, idx, len(first)+i)
+		}
+		got, err := l.Leaf(t.Context(), idx)
+		if err != nil || string(got) != string(leaves[i]) {
+			t.Fatalf("Leaf(%d) = %x, %v; want leaf %d of the batch", idx, got, err, i)
+		}
+	}
+	cp, _ := waitCheckpoint(t, l, vkey, uint64(len(first)+len(leaves)))
+	if rep, err := Verify(t.Context(), vkey, cp, func(i uint64) ([]byte, error) { return l.Leaf(t.Context(), i) }); err != nil || rep.Fault != FaultNone {
+		t.Fatalf("Verify = %+v, %v", rep, err)
+	}
+	size, _ := l.Size(t.Context())
+	for _, c := range []struct {
+		name  string
+		batch [][]byte
+		want  error
+	}{
+		{"empty leaf", [][]byte{testLeaf("x", 1), nil}, ErrEmptyLeaf},
+		{"64 KiB leaf", [][]byte{testLeaf("x", 2), make([]byte, 1<<16)}, ErrLeafTooLong},
+	} {
+		if _, err := l.AppendBatch(t.Context(), c.batch); !errors.Is(err, c.want) {
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.want)
+		}
+	}
+	if after, _ := l.Size(t.Context()); after != size {
+		t.Errorf("refused batches grew the log from %d to %d", size, after)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := l.AppendBatch(ctx, [][]byte{testLeaf("cancelled", 0)}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: err = %v, want context.Canceled", err)
+	}
+	if err := l.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendBatch(t.Context(), [][]byte{testLeaf("closed", 0)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: err = %v, want ErrClosed", err)
+	}
+}

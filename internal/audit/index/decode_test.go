@@ -1,0 +1,120 @@
+package index
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/audit"
+)
+
+// slowDecode is what decodeEvent must agree with: encoding/json with
+// UseNumber, the first value of the input into a map.
+func slowDecode(b []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var ev map[string]any
+	err := d.Decode(&ev)
+	return ev, err
+}
+
+// checkDecode holds decodeEvent to encoding/json on b: the same value,
+// or an error exactly when encoding/json errs; and, when the fast parser
+// took b, the very same value.
+func checkDecode(t *testing.T, b []byte) {
+	t.Helper()
+	want, wantErr := slowDecode(b)
+	got, err := decodeEvent(b)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("decodeEvent(%q) error %v, encoding/json %v", b, err, wantErr)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodeEvent(%q) = %#v, encoding/json %#v", b, got, want)
+	}
+	p := eventParser{b: b}
+	if fast, ok := p.event(); ok {
+		if wantErr != nil || !reflect.DeepEqual(fast, want) {
+			t.Fatalf("fast parser took %q as %#v; encoding/json gives %#v, %v", b, fast, want, wantErr)
+		}
+	}
+}
+
+// decodeSeeds are events as package audit writes them and JSON at the
+// edges of the fast parser's subset.
+func decodeSeeds(t testing.TB) [][]byte {
+	at := time.Date(2026, 11, 28, 12, 0, 0, 123456789, time.UTC)
+	var seeds [][]byte
+	for _, r := range []audit.Record{
+		{RequestID: "r1", Time: at, Duration: time.Millisecond, Surface: audit.SurfaceFHIR, Action: "read", Method: "GET",
+			Path: "/fhir/Patient/p1", Status: 200, ClientID: "app", Subject: "alice", FHIRUser: "Practitioner/pr1", TokenID: "jti",
+			PurposeOfUse: []string{"TREAT"}, Patients: []string{"p1"}, Resources: []string{"Patient/p1/_history/2"}},
+		{RequestID: "r2", Time: at, Surface: audit.SurfaceFHIR, Action: "search-type", Method: "GET", Path: "/fhir/Observation",
+			Query: map[string][]string{"code": {"8867-4"}, "name": {"Zoë \"quoted\"\n"}}, Status: 403, DenyRule: "consent ✓",
+			ClientID: "app", BreakGlassReason: "emergency"},
+		{RequestID: "r3", Time: at, Surface: audit.SurfaceAuth, Action: "token", Method: "POST", Path: "/auth/token", Status: 400},
+	} {
+		b, err := audit.AppendCanonical(nil, r, "https://warden.test/fhir", "0123456789abcdef0123456789abcdef")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, b)
+	}
+	for _, s := range []string{
+		`{}`, ` {"a" : [ 1 , -0 , 2.5e-3 , 1E+9 , true , false , null , {} , [] ] } `, `{"a":"\u00e9"}`, `{"a":"\\"}`,
+		`{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":1e}`, `{"a":"x"} trailing`, `{"a":"x"}{"b":1}`, `[1]`, `null`, `"s"`,
+		`{"a":"` + "\xff" + `"}`, `{"a":"` + "\x01" + `"}`, `{"a":tru}`, `{"a" 1}`, `{"a":1,}`, `{"a":[1,]}`, `{"a":1`,
+		`{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}`,
+		`{"dup":1,"dup":"two"}`, ``, `{"a":"𝄞"}`,
+	} {
+		seeds = append(seeds, []byte(s))
+	}
+	return seeds
+}
+
+func TestDecodeEvent(t *testing.T) {
+	for _, b := range decodeSeeds(t) {
+		checkDecode(t, b)
+	}
+	// The events audit writes take the fast path.
+	for _, b := range decodeSeeds(t)[:3] {
+		p := eventParser{b: b}
+		if _, ok := p.event(); !ok {
+			t.Errorf("the fast parser left an audit event to encoding/json: %.80s…", b)
+		}
+	}
+}
+
+// FuzzDecodeEvent: on any input, decodeEvent answers what encoding/json
+// answers (the same value, or an error exactly when it errs).
+func FuzzDecodeEvent(f *testing.F) {
+	for _, b := range decodeSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkDecode(t, b) })
+}
+
+// BenchmarkDecodeEvent compares the fast parser with encoding/json on an
+// event of a read.
+func BenchmarkDecodeEvent(b *testing.B) {
+	ev := decodeSeeds(b)[0]
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(ev)))
+		for b.Loop() {
+			if _, err := decodeEvent(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(ev)))
+		for b.Loop() {
+			if _, err := slowDecode(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
