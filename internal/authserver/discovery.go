@@ -31,7 +31,7 @@ var capabilities = []string{
 // scopes, plus the resource-scope shapes Warden understands.
 var scopesSupported = []string{
 	"openid", "fhirUser", "profile", "launch", "launch/patient", "launch/encounter",
-	"offline_access", "online_access",
+	"offline_access", "online_access", "sensitive/*",
 	"patient/*.cruds", "user/*.cruds", "system/*.cruds",
 	"patient/*.read", "user/*.read", "system/*.read",
 	"patient/*.write", "user/*.write", "system/*.write",

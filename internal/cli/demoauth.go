@@ -63,7 +63,7 @@ type demoAuth struct {
 // a loopback address, as for native apps (RFC 8252 §7.3).
 const demoRedirect = "http://127.0.0.1:8765/callback"
 
-const demoAppScopes = "launch launch/patient launch/encounter openid fhirUser profile offline_access online_access patient/*.cruds user/*.cruds"
+const demoAppScopes = "launch launch/patient launch/encounter openid fhirUser profile offline_access online_access patient/*.cruds user/*.cruds sensitive/*"
 
 // seedAuth registers the demo's clients and users the first time and
 // returns them.

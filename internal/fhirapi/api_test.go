@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/wardenfhir/warden/internal/fhirapi"
+	"github.com/wardenfhir/warden/internal/fieldcrypt"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
 	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
@@ -25,6 +26,8 @@ type testServer struct {
 	url string // FHIR base
 	st  *sqlstore.Store
 	dir string // where the database file is
+	// keys are the field-encryption keys made for a sealing test.
+	keys *fieldcrypt.Keys
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -51,6 +54,7 @@ func newTestServerWith(t *testing.T, configure func(*fhirapi.Options)) *testServ
 	configure(&opts)
 	if opts.Sealing != nil && opts.Keys == nil {
 		opts.Keys = testKeys(t, st, dir)
+		ts.keys = opts.Keys
 	}
 	ts.api, err = fhirapi.New(st, opts)
 	if err != nil {

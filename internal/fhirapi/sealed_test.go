@@ -6,10 +6,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -364,4 +367,91 @@ func TestSealedAtRest(t *testing.T) {
 			t.Errorf("%q is in the database file in clear", secret)
 		}
 	}
+}
+
+// TestSealedLifecycleUnderLoad: while a cleared app reads, searches and
+// writes HIV results of one patient without pause, the HIV key is
+// rotated, every sealed version is re-sealed by the job, and another
+// patient's HIV data is crypto-shredded. No request of the app fails;
+// afterwards nothing is left on the old key, the shredded patient's
+// results are gone for everyone, and the first patient's all open.
+func TestSealedLifecycleUnderLoad(t *testing.T) {
+	f := newSealedFixture(t, sealPolicy(sealing.Omit, sealing.Category{}))
+	f.tokens()["p2-hiv"] = principal("app", "Patient/p2", "p2", "patient/*.rs sensitive/HIV")
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	var requests atomic.Int64
+	fail := func(s string) { mu.Lock(); failures = append(failures, s); mu.Unlock() }
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var r response
+				switch i % 3 {
+				case 0:
+					r = f.as("p1-hiv", "GET", "/Observation/o1hiv", nil)
+				case 1:
+					r = f.as("p1-hiv", "GET", "/Observation?code=http://loinc.org|20447-9&patient=p1", nil)
+				default:
+					r = f.as("p1-hiv", "PUT", fmt.Sprintf("/Observation/load-%d-%d", w, i), hivResult(fmt.Sprintf("load-%d-%d", w, i), "p1", float64(i)))
+				}
+				requests.Add(1)
+				if r.status != 200 && r.status != 201 {
+					fail(fmt.Sprintf("worker %d request %d: %d %s", w, i, r.status, r.body))
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := f.keys.Rotate(ctx, "HIV", ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	st := sealing.New(f.st, f.keys, *sealPolicy(sealing.Omit, sealing.Category{}))
+	p, err := f.keys.RunReseal(ctx, st.ResealJob(f.keys, f.st, "test-reseal", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.keys.ShredPatient(ctx, "HIV", "", "p2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed during rotation, re-encryption and shredding; first: %s", len(failures), requests.Load(), failures[0])
+	}
+	if p.Resealed == 0 {
+		t.Errorf("the job re-sealed nothing: %+v", p)
+	}
+	// A second pass finds nothing left on the old key (what was written
+	// during the first went to the new key).
+	p2, err := f.keys.RunReseal(ctx, st.ResealJob(f.keys, f.st, "test-reseal-2", nil))
+	if err != nil || p2.Resealed != 0 || p2.Failed != 0 {
+		t.Errorf("second pass: %+v, %v", p2, err)
+	}
+	for _, tok := range []string{"p2-hiv", "backend-hiv"} {
+		if r := f.as(tok, "GET", "/Observation/o2hiv", nil); r.status != 404 || bytes.Contains(r.body, []byte("undetectable")) {
+			t.Errorf("%s read of shredded data: %d %s", tok, r.status, r.body)
+		}
+	}
+	r := f.as("p1-hiv", "GET", "/Observation?code=20447-9&_count=1000", nil)
+	f.mustStatus(r, 200)
+	if n := len(entryIDs(t, r.json(t), "match")); n < 2 || int64(n) > requests.Load() {
+		t.Errorf("p1's HIV results after the lifecycle: %d", n)
+	}
+	if r := f.as("p1-hiv", "GET", "/Observation/o1hiv/_history/1", nil); r.status != 200 || !bytes.Contains(r.body, []byte("undetectable-o1hiv")) {
+		t.Errorf("an old version after re-sealing: %d", r.status)
+	}
+	t.Logf("%d requests during the lifecycle, %d values re-sealed", requests.Load(), p.Resealed)
 }

@@ -90,6 +90,12 @@ var typeNouns = map[string]string{
 	"ImmunizationRecommendation": "immunization recommendations",
 }
 
+// sensitiveNames name the default sealed categories (HL7 v3 ActCode).
+var sensitiveNames = map[string]string{
+	"HIV": "HIV/AIDS", "PSY": "mental health", "ETH": "substance use treatment", "SEX": "sexual and reproductive health",
+	"GDIS": "genetic conditions", "SDV": "sexual assault, abuse or domestic violence",
+}
+
 // Describe returns one plain-language sentence, without a final period,
 // saying what a single scope lets the app do, for the approval page:
 // patient/Observation.rs gives "Read and search the patient's observations
@@ -101,6 +107,17 @@ var typeNouns = map[string]string{
 func Describe(scope string) string {
 	if d, ok := otherDescriptions[scope]; ok {
 		return d
+	}
+	if sensitiveScope(scope) {
+		cat := strings.TrimPrefix(scope, SensitivePrefix)
+		if cat == "*" {
+			return "Open records in every specially protected category (HIV, mental health, substance use treatment, sexual and reproductive health, genetics, violence)"
+		}
+		name := sensitiveNames[cat]
+		if name == "" {
+			name = "the " + cat + " category"
+		}
+		return "Open specially protected records about " + name
 	}
 	sc, unknown := ParseScopes(scope)
 	if len(unknown) != 0 || len(sc.Resources) != 1 || len(sc.Other) != 0 || strings.Contains(scope, " ") {
