@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -185,7 +186,15 @@ func New(st store.Store, opts Options) (*API, error) {
 		if opts.Keys == nil {
 			return nil, errors.New("fhirapi: sealing needs keys")
 		}
-		st = sealing.New(st, opts.Keys, *opts.Sealing)
+		ss := sealing.New(st, opts.Keys, *opts.Sealing)
+		// A key service that does not answer now is not fatal: requests
+		// that need it get 503 until it does.
+		if err := ss.EnsureKeys(context.Background()); err != nil && !errors.Is(err, store.ErrUnavailable) {
+			return nil, fmt.Errorf("fhirapi: preparing the sealing keys: %w", err)
+		} else if err != nil && opts.Logger != nil {
+			opts.Logger.Error("the sealing keys cannot be prepared; sealed data answers 503 until they can", "error", err.Error())
+		}
+		st = ss
 	}
 	return &API{
 		store:  st,

@@ -27,7 +27,7 @@ import (
 
 // testKeys returns field-encryption keys over st's records, wrapped by a
 // keyring in dir.
-func testKeys(t *testing.T, st store.Records, dir string) *fieldcrypt.Keys {
+func testKeys(t testing.TB, st store.Records, dir string) *fieldcrypt.Keys {
 	t.Helper()
 	kr, err := keyring.Open(filepath.Join(dir, "keys"))
 	if err != nil {

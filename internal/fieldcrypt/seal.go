@@ -194,3 +194,17 @@ func (k *Keys) HasCategory(ctx context.Context, category, tenant string) (bool, 
 	}
 	return true, nil
 }
+
+// EnsureCategory makes a category's keysets if there are none (outside
+// any store transaction: it may write records). A shredded category is
+// left as it is.
+func (k *Keys) EnsureCategory(ctx context.Context, category, tenant string) error {
+	if err := checkScope(category, tenant); err != nil {
+		return err
+	}
+	_, err := k.category(ctx, category, tenant, true)
+	if errors.Is(err, ErrShredded) {
+		return nil
+	}
+	return err
+}

@@ -3,6 +3,7 @@ package sealing
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,22 @@ var (
 // sealed with k.
 func New(inner store.Store, k *fieldcrypt.Keys, p Policy) *Store {
 	return &Store{inner: inner, keys: k, p: p}
+}
+
+// EnsureKeys makes the keysets of every category of the policy that has
+// none yet, so that searches never wait on (or, inside a transaction,
+// deadlock on) making them. Call it once at start.
+func (s *Store) EnsureKeys(ctx context.Context) error {
+	k, ok := s.keys.(*fieldcrypt.Keys)
+	if !ok {
+		return nil
+	}
+	for _, c := range s.p.sorted() {
+		if err := k.EnsureCategory(ctx, c, s.p.Tenant); err != nil {
+			return keyError(err)
+		}
+	}
+	return nil
 }
 
 // Inner is the wrapped store, for Warden's own maintenance (the
@@ -361,9 +378,9 @@ func (s *Store) view(ctx context.Context, r *store.Resource) error {
 	if i < 0 {
 		return nil
 	}
-	var b box
-	if err := json.Unmarshal(r.JSON[i+len(sealedMarker):len(r.JSON)-1], &b); err != nil || b.V != 1 || len(b.Cats) == 0 {
-		return ErrDamaged
+	b, err := parseBox(r.JSON[i+len(sealedMarker) : len(r.JSON)-1])
+	if err != nil {
+		return err
 	}
 	kept := r.JSON[:i:i]
 	cl := ClearanceFrom(ctx)
@@ -607,4 +624,55 @@ func CiphertextOf(stored []byte) (cats []string, patient string, ct []byte, ok b
 		return nil, "", nil, false
 	}
 	return b.Cats, b.Pat, b.CT, true
+}
+
+// parseBox reads the sealed member as Seal writes it
+// ({"v":1,"c":[…],"p":"…","ct":"…"}) without encoding/json, whose
+// validation pass and reflection cost more than the decryption; any
+// other shape goes through encoding/json.
+func parseBox(raw []byte) (box, error) {
+	var b box
+	rest, ok := bytes.CutPrefix(raw, []byte(`{"v":1,"c":[`))
+	if ok {
+		var cats []byte
+		cats, rest, ok = bytes.Cut(rest, []byte(`],"p":"`))
+		for ok && len(cats) > 0 {
+			var c []byte
+			c, cats, _ = bytes.Cut(cats, []byte(","))
+			name, found := bytes.CutPrefix(c, []byte(`"`))
+			name, found2 := bytes.CutSuffix(name, []byte(`"`))
+			if !found || !found2 || bytes.ContainsAny(name, `"\`) {
+				ok = false
+				break
+			}
+			b.Cats = append(b.Cats, string(name))
+		}
+	}
+	if ok {
+		var pat []byte
+		pat, rest, ok = bytes.Cut(rest, []byte(`","ct":"`))
+		b.Pat = string(pat)
+		ok = ok && !bytes.ContainsAny(pat, `"\`)
+	}
+	if ok {
+		var ct []byte
+		ct, ok = bytes.CutSuffix(rest, []byte(`"}`))
+		if ok {
+			b.CT = make([]byte, base64.StdEncoding.DecodedLen(len(ct)))
+			n, err := base64.StdEncoding.Decode(b.CT, ct)
+			b.CT, ok = b.CT[:n], err == nil
+		}
+	}
+	if ok {
+		b.V = 1
+	} else {
+		b = box{}
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return box{}, ErrDamaged
+		}
+	}
+	if b.V != 1 || len(b.Cats) == 0 {
+		return box{}, ErrDamaged
+	}
+	return b, nil
 }
