@@ -158,3 +158,44 @@ func benchGETAs(b *testing.B, api *fhirapi.API, path string, toks []string) {
 		}
 	})
 }
+
+// BenchmarkNotFoundVsHidden answers a patient token's read of a
+// resource that does not exist and of one that exists in another
+// patient's record: both are the same 404, and should cost the same, so
+// that timing does not tell them apart (compare the two ns/op).
+func BenchmarkNotFoundVsHidden(b *testing.B) {
+	eb := newEnforcedBench(b)
+	other, err := eb.open.SearchTrusted(fhirapi.Trusted(context.Background()), "Observation", map[string][]string{"_count": {"50"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hiddenID string
+	for _, r := range other {
+		if !slices.Contains(r.Patients, benchPatient) {
+			hiddenID = r.ID
+			break
+		}
+	}
+	if hiddenID == "" {
+		b.Fatal("no other patient's Observation")
+	}
+	for _, c := range []struct{ name, path string }{
+		{"missing", "Observation/00000000-0000-4000-8000-000000000000"},
+		{"other-patient", "Observation/" + hiddenID},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "https://bench.invalid/fhir/"+c.path, nil)
+				req.Header.Set("Authorization", "Bearer "+eb.patientTokens[i%len(eb.patientTokens)])
+				i++
+				w := httptest.NewRecorder()
+				eb.enforced.ServeHTTP(w, req)
+				if w.Code != 404 {
+					b.Fatalf("%s: %d", c.path, w.Code)
+				}
+			}
+		})
+	}
+}

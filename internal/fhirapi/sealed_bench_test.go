@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -110,6 +113,37 @@ func BenchmarkSealedImport(b *testing.B) {
 				resources += rep.Resources
 			}
 			b.ReportMetric(float64(resources)/b.Elapsed().Seconds(), "resources/s")
+		})
+	}
+}
+
+// BenchmarkSealedReadHTTPS is BenchmarkSealedRead through a real TLS
+// listener on loopback with keep-alive connections, as clients see it.
+func BenchmarkSealedReadHTTPS(b *testing.B) {
+	for _, sealed := range []bool{false, true} {
+		b.Run(map[bool]string{false: "clear", true: "sealed"}[sealed], func(b *testing.B) {
+			api := sealedBenchAPI(b, sealed)
+			loadHIVResults(b, api)
+			srv := httptest.NewTLSServer(api)
+			defer srv.Close()
+			c := srv.Client()
+			c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+			url := srv.URL + "/fhir/Observation/hiv-7-3"
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := c.Get(url)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Fatalf("%d", resp.StatusCode)
+					}
+				}
+			})
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
@@ -378,9 +379,14 @@ func (s *Store) view(ctx context.Context, r *store.Resource) error {
 	if i < 0 {
 		return nil
 	}
-	b, err := parseBox(r.JSON[i+len(sealedMarker) : len(r.JSON)-1])
+	buf := ctBuffers.Get().(*[]byte)
+	defer ctBuffers.Put(buf)
+	b, err := parseBox(r.JSON[i+len(sealedMarker):len(r.JSON)-1], *buf)
 	if err != nil {
 		return err
+	}
+	if cap(b.CT) > cap(*buf) && cap(b.CT) <= maxPooledCT {
+		*buf = b.CT[:0]
 	}
 	kept := r.JSON[:i:i]
 	cl := ClearanceFrom(ctx)
@@ -626,11 +632,18 @@ func CiphertextOf(stored []byte) (cats []string, patient string, ct []byte, ok b
 	return b.Cats, b.Pat, b.CT, true
 }
 
+// ctBuffers hold decoded ciphertexts while they are opened (Open does
+// not keep its input), so that a read does not allocate one each time.
+var ctBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledCT bounds the buffers kept in ctBuffers.
+const maxPooledCT = 1 << 20
+
 // parseBox reads the sealed member as Seal writes it
 // ({"v":1,"c":[…],"p":"…","ct":"…"}) without encoding/json, whose
 // validation pass and reflection cost more than the decryption; any
 // other shape goes through encoding/json.
-func parseBox(raw []byte) (box, error) {
+func parseBox(raw, buf []byte) (box, error) {
 	var b box
 	rest, ok := bytes.CutPrefix(raw, []byte(`{"v":1,"c":[`))
 	if ok {
@@ -658,7 +671,11 @@ func parseBox(raw []byte) (box, error) {
 		var ct []byte
 		ct, ok = bytes.CutSuffix(rest, []byte(`"}`))
 		if ok {
-			b.CT = make([]byte, base64.StdEncoding.DecodedLen(len(ct)))
+			if n := base64.StdEncoding.DecodedLen(len(ct)); cap(buf) >= n {
+				b.CT = buf[:n]
+			} else {
+				b.CT = make([]byte, n)
+			}
 			n, err := base64.StdEncoding.Decode(b.CT, ct)
 			b.CT, ok = b.CT[:n], err == nil
 		}
