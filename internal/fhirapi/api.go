@@ -72,6 +72,10 @@ type Options struct {
 	// Limiter, when set, enforces rate, cost, concurrency and
 	// distinct-patient limits (package limits): 429 with Retry-After.
 	Limiter *limits.Limiter
+	// NotFoundFloor is the least time a 404 takes from the start of the
+	// request, so that "does not exist" and "exists but not yours" take
+	// the same time; 0 means 2 ms, a negative value none (benchmarks).
+	NotFoundFloor time.Duration
 	// Detector, when set, watches every request for abuse (scraping,
 	// enumeration, token replay…; package detect) and refuses callers it
 	// throttles, quarantines or asks to step up. Spoofed tells it which

@@ -249,4 +249,3 @@ func signalsOf(l *alertLog) []string {
 	}
 	return out
 }
-

@@ -106,6 +106,9 @@ func nonEmpty(s string) []string {
 // the outcome (as the error id) and into the log line.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e, internal := toError(err)
+	if e.Status == http.StatusNotFound {
+		a.notFoundFloor(r)
+	}
 	id := reqid.From(r.Context())
 	level := slog.LevelInfo
 	if internal {
@@ -140,3 +143,32 @@ func informational(msg string) map[string]any {
 }
 
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+
+// startKey holds when the API began serving a request.
+type startKey struct{}
+
+// defaultNotFoundFloor is how long a 404 takes at least, from the start
+// of the request: longer than reading and refusing a resource that
+// exists in another patient's record, so that the time of a 404 does
+// not tell "not there" from "not yours" (and ID walking slows down).
+const defaultNotFoundFloor = 2 * time.Millisecond
+
+// notFoundFloor waits until the request is Options.NotFoundFloor old.
+func (a *API) notFoundFloor(r *http.Request) {
+	floor := a.opts.NotFoundFloor
+	if floor == 0 {
+		floor = defaultNotFoundFloor
+	}
+	start, ok := r.Context().Value(startKey{}).(time.Time)
+	if !ok || floor < 0 {
+		return
+	}
+	if d := floor - time.Since(start); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+	}
+}

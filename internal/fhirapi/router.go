@@ -1,9 +1,11 @@
 package fhirapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/wardenfhir/warden/internal/sealing"
 )
@@ -34,6 +36,7 @@ func (a *API) segments(r *http.Request) []string {
 }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request, _ []string) {
+	r = r.WithContext(context.WithValue(r.Context(), startKey{}, time.Now()))
 	if r.Header.Get("X-HTTP-Method-Override") != "" || r.Header.Get("X-Method-Override") != "" || r.Header.Get("X-HTTP-Method") != "" {
 		a.writeError(w, r, errorf(http.StatusBadRequest, "not-supported", "Method override headers are not accepted"))
 		return
