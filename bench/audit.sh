@@ -28,7 +28,7 @@ go build -o "$work/warden" ./cmd/warden
 go build -o "$work/backendtoken" ./bench/backendtoken
 export WARDEN_DATA_DIR=$work/data WARDEN_LOG_LEVEL=warn
 # Request limits would throttle wrk (one address); this compares audit on/off.
-export WARDEN_LIMITS_DISABLED=true
+export WARDEN_LIMITS_DISABLED=true WARDEN_DETECTION_DISABLED=true
 "$work/warden" import "$SYNTHEA" >/dev/null
 
 B=https://127.0.0.1:18443/fhir

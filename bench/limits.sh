@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# What the request limits cost a read (issue: gateway protections).
+# What the gateway's guard costs a read (issue: gateway protections): the
+# request limits and the inline abuse detection together.
 # Usage:
 #   bench/limits.sh [seconds] [rounds] [memory|redis]
 # Builds warden, imports the shared Synthea patients, and runs two servers
 # of the same build on the same data, taking turns: one with the request
 # limits on (every request charges its peer, its caller and a concurrency
 # slot, and the patients it discloses; the limits set so high that wrk, one
-# address, is never refused), one with limits.disabled. With "redis" the
+# address, is never refused) and the abuse detection on (its defaults),
+# one with limits.disabled and detection.disabled. With "redis" the
 # counters live in a redis-server started here on a free loopback port.
 # wrk at concurrency 32 over TLS keep-alive reads Patient/{id} with a
 # backend-services token, alternating between the two servers for ROUNDS
@@ -61,7 +63,7 @@ start() { # on|off
     WARDEN_ADMIN_PPROF=true WARDEN_LIMITS_FILE=$work/limits.yaml WARDEN_LIMITS_STORE=$limits_store \
       WARDEN_SERVER_ADDR=127.0.0.1:18443 WARDEN_ADMIN_ADDR=127.0.0.1:19464 "$work/warden" serve 2>>"$work/serve.log" &
   else
-    WARDEN_LIMITS_DISABLED=true WARDEN_SERVER_ADDR=127.0.0.1:18443 WARDEN_ADMIN_ADDR=127.0.0.1:19464 "$work/warden" serve 2>>"$work/serve.log" &
+    WARDEN_LIMITS_DISABLED=true WARDEN_DETECTION_DISABLED=true WARDEN_SERVER_ADDR=127.0.0.1:18443 WARDEN_ADMIN_ADDR=127.0.0.1:19464 "$work/warden" serve 2>>"$work/serve.log" &
   fi
   server=$!; pids+=($server)
   for i in $(seq 150); do curl -sf --cacert "$CA" https://127.0.0.1:18443/healthz >/dev/null && return; sleep 0.2; done
@@ -104,5 +106,5 @@ m = lambda xs, k: st.median(x[k] for x in xs)
 print("| server | req/s | p50 ms | p99 ms |\n|---|---|---|---|")
 for name, xs in (("limits on (%s)" % store, on), ("limits off", off)):
     print("| %s | %.0f | %.2f | %.2f |" % (name, m(xs, "rps"), m(xs, "p50_ms"), m(xs, "p99_ms")))
-print("\nreads with the limits on: %.0f%% of the throughput with them off; added p50: %.2f ms" % (100*m(on,"rps")/m(off,"rps"), m(on,"p50_ms")-m(off,"p50_ms")))
+print("\nreads with the guard on (limits and detection): %.0f%% of the throughput with both off; added p50: %.2f ms" % (100*m(on,"rps")/m(off,"rps"), m(on,"p50_ms")-m(off,"p50_ms")))
 PY

@@ -37,7 +37,7 @@ export WARDEN_ADMIN_ADDR=127.0.0.1:19464
 export WARDEN_LOG_LEVEL=warn
 # Request limits (on by default) would throttle a load generator on one
 # address: these benchmarks measure the server, not the guard.
-export WARDEN_LIMITS_DISABLED=true
+export WARDEN_LIMITS_DISABLED=true WARDEN_DETECTION_DISABLED=true
 case "$STORE" in
 sqlite) ;;
 postgres) # a throwaway cluster on loopback, as scripts/test makes one

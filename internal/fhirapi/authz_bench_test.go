@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/demo"
+	"github.com/wardenfhir/warden/internal/detect"
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/keyring"
+	"github.com/wardenfhir/warden/internal/limits"
 	"github.com/wardenfhir/warden/internal/policy"
+	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
 	"github.com/wardenfhir/warden/internal/tokens"
 )
@@ -26,6 +29,8 @@ const benchPatient = "08bb5ad8-79b2-47ef-a0ad-81ef0b4ab2c3"
 // (the Unauthenticated test build), over the same store.
 type enforcedBench struct {
 	open, enforced *fhirapi.API
+	enforcedOpts   fhirapi.Options
+	st             store.Store
 	tokens         *tokens.Service
 	patientTokens  []string // patient/*.rs tokens for benchPatient
 }
@@ -49,7 +54,7 @@ func newEnforcedBench(b *testing.B) *enforcedBench {
 		b.Fatal(err)
 	}
 	opts := fhirapi.Options{BaseURL: base, CursorKey: bytes.Repeat([]byte{1}, 32), MaxBodyBytes: 64 << 20}
-	eb := &enforcedBench{tokens: ts}
+	eb := &enforcedBench{tokens: ts, st: st}
 	open := opts
 	open.Unauthenticated = true
 	if eb.open, err = fhirapi.New(st, open); err != nil {
@@ -57,6 +62,7 @@ func newEnforcedBench(b *testing.B) *enforcedBench {
 	}
 	enforced := opts
 	enforced.Verifier = ts
+	eb.enforcedOpts = enforced
 	if eb.enforced, err = fhirapi.New(st, enforced); err != nil {
 		b.Fatal(err)
 	}
@@ -196,6 +202,57 @@ func BenchmarkNotFoundVsHidden(b *testing.B) {
 					b.Fatalf("%s: %d", c.path, w.Code)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkGuard serves the same patient-token read with the gateway's
+// guard (request limits far above the load, and the abuse detection
+// with its defaults) and without, in turn, timing every request: the
+// issue wants the guard's added p50 under 20 µs.
+func BenchmarkGuard(b *testing.B) {
+	eb := newEnforcedBench(b)
+	c, err := limits.ParseConfig([]byte("per_address: {rate: 50000000/min, burst: 1000000}\nclasses:\n  patient-app:\n    user: {rate: 50000000/min, burst: 1000000}\n    client: {rate: 50000000/min, burst: 1000000}\n    patient: {rate: 50000000/min, burst: 1000000}\n    concurrency: 1024\n    distinct_patients:\n      user: {count: 100000, window: 1h}\n      client: {count: 100000, window: 1h}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lim, err := limits.New(c, limits.NewMemoryStore())
+	if err != nil {
+		b.Fatal(err)
+	}
+	det, err := detect.New(detect.DefaultPolicy(), detect.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := eb.enforcedOpts
+	opts.Limiter, opts.Detector = lim, det
+	guarded, err := fhirapi.New(eb.st, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		api  *fhirapi.API
+	}{{"off", eb.enforced}, {"on", guarded}} {
+		b.Run(c.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, 1<<16)
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "https://bench.invalid/fhir/Patient/"+benchPatient, nil)
+				req.Header.Set("Authorization", "Bearer "+eb.patientTokens[i%len(eb.patientTokens)])
+				i++
+				w := httptest.NewRecorder()
+				t0 := time.Now()
+				c.api.ServeHTTP(w, req)
+				if len(lat) < cap(lat) {
+					lat = append(lat, time.Since(t0))
+				}
+				if w.Code != 200 {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
 		})
 	}
 }
