@@ -74,8 +74,13 @@ the exit status is 1 if any file failed.`,
 			if err != nil {
 				return err
 			}
-			api, err := fhirapi.New(st, fhirapi.Options{BaseURL: "https://import.invalid/fhir", CursorKey: key, MaxBodyBytes: 256 << 20,
-				MaxBundleEntries: 100000, MaxJSONDepth: cfg.FHIR.MaxJSONDepth, Labeller: labeller})
+			apiOpts := fhirapi.Options{BaseURL: "https://import.invalid/fhir", CursorKey: key, MaxBodyBytes: 256 << 20,
+				MaxBundleEntries: 100000, MaxJSONDepth: cfg.FHIR.MaxJSONDepth, Labeller: labeller}
+			// Imported sensitive data is sealed like the server's writes.
+			if err := withSealing(cfg, st, &apiOpts); err != nil {
+				return err
+			}
+			api, err := fhirapi.New(st, apiOpts)
 			if err != nil {
 				return err
 			}

@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/fhirapi"
-	"github.com/wardenfhir/warden/internal/keyring"
 	"github.com/wardenfhir/warden/internal/labels"
 	"github.com/wardenfhir/warden/internal/store"
 )
@@ -114,16 +112,10 @@ func labelsAPI(e *env, l *labels.Labeller, where labelsStore) (*fhirapi.API, fun
 	// Relabelled resources are sealed like any write; explain reads
 	// sealed ones opened (Warden's own, trusted work).
 	opts := fhirapi.Options{BaseURL: "https://labels.invalid/fhir", CursorKey: key, Labeller: l,
-		MaxBodyBytes: 256 << 20, MaxJSONDepth: cfg.FHIR.MaxJSONDepth, Sealing: sealingPolicy(cfg)}
-	if opts.Sealing != nil {
-		kr, err := keyring.Open(filepath.Join(cfg.DataDir, "keys"))
-		if err == nil {
-			opts.Keys, err = sealingKeys(cfg, st, kr)
-		}
-		if err != nil {
-			st.Close()
-			return nil, nil, fmt.Errorf("opening the sealing keys: %w", err)
-		}
+		MaxBodyBytes: 256 << 20, MaxJSONDepth: cfg.FHIR.MaxJSONDepth}
+	if err := withSealing(cfg, st, &opts); err != nil {
+		st.Close()
+		return nil, nil, err
 	}
 	api, err := fhirapi.New(st, opts)
 	if err != nil {

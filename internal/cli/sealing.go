@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wardenfhir/warden/internal/config"
+	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/fieldcrypt"
 	"github.com/wardenfhir/warden/internal/fieldcrypt/vaulttransit"
 	"github.com/wardenfhir/warden/internal/keyring"
@@ -131,4 +132,21 @@ func (k keyAdmin) ShredPatient(ctx context.Context, category, patient string) (f
 		return rep, err
 	}
 	return rep, k.publish(ctx)
+}
+
+// withSealing sets the sealing of cfg on the options of an API that a
+// command opens over records itself (import, labels): what it writes is
+// sealed like the server's writes, and what it reads opens.
+func withSealing(cfg config.Config, records store.Records, opts *fhirapi.Options) error {
+	if opts.Sealing = sealingPolicy(cfg); opts.Sealing == nil {
+		return nil
+	}
+	kr, err := keyring.Open(filepath.Join(cfg.DataDir, "keys"))
+	if err != nil {
+		return fmt.Errorf("opening the keyring: %w", err)
+	}
+	if opts.Keys, err = sealingKeys(cfg, records, kr); err != nil {
+		return fmt.Errorf("opening the sealing keys: %w", err)
+	}
+	return nil
 }

@@ -16,7 +16,8 @@ const maxTrustedMatches = 1000
 // principal, no consent. It is for Warden's own services (the grant
 // ledger), never for anything a caller names without its own checks.
 func (a *API) ReadTrusted(ctx context.Context, typ, id string) (*store.Resource, error) {
-	return a.db(Trusted(ctx)).Read(ctx, typ, id)
+	ctx = Trusted(ctx)
+	return a.db(ctx).Read(ctx, typ, id)
 }
 
 // SearchTrusted runs a search as Warden itself and returns at most
@@ -37,7 +38,8 @@ func (a *API) SearchTrusted(ctx context.Context, typ string, vals url.Values) ([
 			return nil, err
 		}
 	}
-	db := a.db(Trusted(ctx))
+	ctx = Trusted(ctx)
+	db := a.db(ctx)
 	var out []store.Resource
 	cursor := ""
 	for {
@@ -86,7 +88,8 @@ func (a *API) EachTrusted(ctx context.Context, typ string, fn func(store.Resourc
 	if err != nil {
 		return err
 	}
-	db := a.db(Trusted(ctx))
+	ctx = Trusted(ctx)
+	db := a.db(ctx)
 	cursor := ""
 	for {
 		res, err := db.Search(ctx, q, store.PageRequest{Cursor: cursor})
