@@ -654,7 +654,7 @@ func parseBox(raw, buf []byte) (box, error) {
 			c, cats, _ = bytes.Cut(cats, []byte(","))
 			name, found := bytes.CutPrefix(c, []byte(`"`))
 			name, found2 := bytes.CutSuffix(name, []byte(`"`))
-			if !found || !found2 || bytes.ContainsAny(name, `"\`) {
+			if !found || !found2 || !plainName(name) {
 				ok = false
 				break
 			}
@@ -665,7 +665,7 @@ func parseBox(raw, buf []byte) (box, error) {
 		var pat []byte
 		pat, rest, ok = bytes.Cut(rest, []byte(`","ct":"`))
 		b.Pat = string(pat)
-		ok = ok && !bytes.ContainsAny(pat, `"\`)
+		ok = ok && plainName(pat)
 	}
 	if ok {
 		var ct []byte
@@ -692,4 +692,16 @@ func parseBox(raw, buf []byte) (box, error) {
 		return box{}, ErrDamaged
 	}
 	return b, nil
+}
+
+// plainName reports whether b is made of the characters category and
+// patient names may hold (letters, digits, ".", "_", "-"): read as they
+// are, with no JSON escapes to decode.
+func plainName(b []byte) bool {
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
