@@ -1,6 +1,8 @@
 package server
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 )
@@ -29,6 +31,41 @@ func TestClientAddrTrustedProxies(t *testing.T) {
 	for _, c := range cases {
 		if got := clientAddr(c.remote, c.xff, trusted); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// Forwarding headers from a peer that is not a trusted proxy are
+// ignored and marked (ForwardedSpoofed), through the listener's wrapper;
+// a trusted proxy's are not marked, and a request without them neither.
+func TestForwardedSpoofed(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	s := New(Options{TrustedProxies: trusted, InsecureAllowHTTP: true})
+	var spoofed bool
+	var peer string
+	h := s.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		spoofed, peer = ForwardedSpoofed(r.Context()), r.RemoteAddr
+	}))
+	for _, c := range []struct {
+		name, remote, header, value string
+		spoofed                     bool
+		peer                        string
+	}{
+		{"X-Forwarded-For from an outsider", "203.0.113.9:4000", "X-Forwarded-For", "10.1.1.1", true, "203.0.113.9:4000"},
+		{"Forwarded from an outsider", "203.0.113.9:4000", "Forwarded", "for=198.51.100.1", true, "203.0.113.9:4000"},
+		{"X-Real-IP from an outsider", "203.0.113.9:4000", "X-Real-IP", "198.51.100.1", true, "203.0.113.9:4000"},
+		{"unparsable peer", "pipe", "X-Forwarded-For", "198.51.100.1", true, "pipe"},
+		{"trusted proxy", "10.1.1.1:4000", "X-Forwarded-For", "198.51.100.1", false, "198.51.100.1:0"},
+		{"no header", "203.0.113.9:4000", "", "", false, "203.0.113.9:4000"},
+	} {
+		r := httptest.NewRequest("GET", "http://w.example/", nil)
+		r.RemoteAddr = c.remote
+		if c.header != "" {
+			r.Header.Set(c.header, c.value)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if spoofed != c.spoofed || peer != c.peer {
+			t.Errorf("%s: spoofed %v, peer %q; want %v, %q", c.name, spoofed, peer, c.spoofed, c.peer)
 		}
 	}
 }

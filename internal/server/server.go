@@ -254,11 +254,16 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		spoofed := forwardedByUntrusted(r, s.opts.TrustedProxies)
 		if len(s.opts.TrustedProxies) > 0 {
 			r.RemoteAddr = clientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opts.TrustedProxies)
 		}
 		id := reqid.New()
 		ctx := reqid.With(r.Context(), id)
+		if spoofed {
+			s.metrics.spoofed.Inc()
+			ctx = context.WithValue(ctx, spoofedKey{}, true)
+		}
 		r = r.WithContext(ctx)
 		h := w.Header()
 		h.Set("X-Request-Id", id)
@@ -312,6 +317,7 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	spoofed  prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -319,7 +325,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_http_requests_total", Help: "HTTP requests by method and status code."}, []string{"method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "warden_http_request_duration_seconds", Help: "HTTP request latency.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"method"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	m.spoofed = prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_http_spoofed_forwarding_total",
+		Help: "Requests with X-Forwarded-For, Forwarded or X-Real-IP from a peer that is not a trusted proxy (the headers are ignored)."})
+	reg.MustRegister(m.requests, m.duration, m.spoofed)
 	return m
 }
 
@@ -363,6 +371,29 @@ func clientAddr(remote string, xff []string, trusted []netip.Prefix) string {
 		return remote
 	}
 	return netip.AddrPortFrom(client, 0).String()
+}
+
+// spoofedKey marks a request whose forwarding headers were ignored.
+type spoofedKey struct{}
+
+// ForwardedSpoofed reports whether the request in ctx carried
+// X-Forwarded-For, Forwarded or X-Real-IP from a peer that is not a
+// trusted proxy: the headers were ignored (the TCP peer is the client
+// address), and the abuse detection counts it as a signal.
+func ForwardedSpoofed(ctx context.Context) bool {
+	v, _ := ctx.Value(spoofedKey{}).(bool)
+	return v
+}
+
+// forwardedByUntrusted reports whether r names a client in forwarding
+// headers although its TCP peer is not a trusted proxy.
+func forwardedByUntrusted(r *http.Request, trusted []netip.Prefix) bool {
+	h := r.Header
+	if h.Get("X-Forwarded-For") == "" && h.Get("Forwarded") == "" && h.Get("X-Real-Ip") == "" {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err != nil || !isTrusted(ap.Addr(), trusted)
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
