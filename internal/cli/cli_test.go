@@ -51,7 +51,7 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// fhir DEMODIR METHOD PATH [BODYFILE]: call the FHIR API of the
+			// fhir [-anon] [-h] DEMODIR METHOD PATH [BODYFILE]: call the FHIR API of the
 			// demo whose demo.json is in DEMODIR, trusting its CA; prints
 			// the status code and the body.
 			"fhir": fhirCmd,
@@ -98,8 +98,9 @@ func TestScripts(t *testing.T) {
 }
 
 func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
-	anon := len(args) > 0 && args[0] == "-anon"
-	if anon {
+	anon, headers := false, false
+	for len(args) > 0 && (args[0] == "-anon" || args[0] == "-h") {
+		anon, headers = anon || args[0] == "-anon", headers || args[0] == "-h"
 		args = args[1:]
 	}
 	if len(args) < 3 || len(args) > 4 {
@@ -128,7 +129,15 @@ func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	fmt.Fprintf(ts.Stdout(), "%d\n%s\n", resp.StatusCode, b)
+	fmt.Fprintf(ts.Stdout(), "%d\n", resp.StatusCode)
+	if headers {
+		for _, k := range []string{"Deprecation", "Sunset", "Link"} {
+			for _, v := range resp.Header.Values(k) {
+				fmt.Fprintf(ts.Stdout(), "%s: %s\n", k, v)
+			}
+		}
+	}
+	fmt.Fprintf(ts.Stdout(), "%s\n", b)
 	if (resp.StatusCode >= 400) != neg {
 		ts.Fatalf("status %d", resp.StatusCode)
 	}

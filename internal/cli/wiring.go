@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -247,6 +248,21 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			}
 		}
 	}
+	// The API inventory stands outside everything else on the listener:
+	// an undeclared route reaches nothing.
+	var apiRef atomic.Pointer[fhirapi.API]
+	var trailRef atomic.Pointer[audit.Sink]
+	guard, err := routeGuard(cfg, &apiRef, &trailRef, log)
+	if err != nil {
+		return nil, err
+	}
+	inner := srvOpts.Around
+	srvOpts.Around = func(next http.Handler) http.Handler {
+		if inner != nil {
+			next = inner(next)
+		}
+		return guard.Handler(next)
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
@@ -303,6 +319,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			return fail(err)
 		}
 		in.audit, sink = trail, trail.pipeline
+		trailRef.Store(&sink)
 		if err := trail.registerMetrics(probe.Metrics()); err != nil {
 			return fail(err)
 		}
@@ -396,6 +413,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	in.api = api
+	apiRef.Store(api)
+	if err := guard.Register(probe.Metrics()); err != nil {
+		return fail(err)
+	}
 	ledger := grants.New(api)
 	var certs authserver.CertificateChecker
 	if in.tls != nil {

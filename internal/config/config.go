@@ -42,6 +42,7 @@ type Config struct {
 	Limits  Limits  `yaml:"limits"`
 	Sealing Sealing `yaml:"sealing"`
 	Detect  Detect  `yaml:"detection"`
+	Routes  Routes  `yaml:"inventory"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -182,6 +183,12 @@ type Detect struct {
 	Timezone          string `yaml:"timezone" doc:"the site's IANA time zone, for learning each user's usual hours (UTC when empty)"`
 	WebhookURL        string `yaml:"webhook_url" doc:"where alerts are POSTed as JSON (https, or http to a loopback address); empty sends none. Alerts also go to the audit trail and to Prometheus metrics"`
 	WebhookSecretFile string `yaml:"webhook_secret_file" doc:"file holding the HMAC-SHA256 secret that signs webhook deliveries (X-Warden-Signature)"`
+}
+
+// Routes configures the API inventory (docs/INVENTORY.md): only
+// declared routes and FHIR interactions are served.
+type Routes struct {
+	File string `yaml:"file" doc:"YAML file declaring the routes and FHIR interactions served, each with an owner and optional expiry, deprecation and sunset dates (warden routes prints them); empty declares everything Warden implements"`
 }
 
 // Log configures the operational log (never PHI).

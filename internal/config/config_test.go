@@ -64,6 +64,7 @@ func TestDefaults(t *testing.T) {
 		"limits.store_password_file":         "",
 		"limits.store_timeout":               "100ms",
 		"limits.on_store_error":              "closed",
+		"inventory.file":                     "",
 		"detection.disabled":                 "false",
 		"detection.file":                     "",
 		"detection.timezone":                 "",

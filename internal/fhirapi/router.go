@@ -259,3 +259,48 @@ func acceptsJSON(accept string) bool {
 	}
 	return false
 }
+
+// Classify names the FHIR interaction of a request for the API
+// inventory (package routes): ok is false when the path is not under
+// the base; interaction is "" when the path is no interaction at all
+// (empty or escaped segments, an unknown shape).
+func (a *API) Classify(r *http.Request) (interaction, typ, op string, ok bool) {
+	p := r.URL.EscapedPath()
+	if p != a.prefix && !strings.HasPrefix(p, a.prefix+"/") {
+		return "", "", "", false
+	}
+	var seg []string
+	if rest := strings.TrimPrefix(p[len(a.prefix):], "/"); rest != "" {
+		if strings.HasPrefix(rest, ".well-known/") {
+			return "", "", "", false // the authorization server's discovery, not a FHIR interaction
+		}
+		seg = strings.Split(rest, "/")
+		for _, s := range seg {
+			if s == "" || s == "." || s == ".." || strings.Contains(s, "%") {
+				return "", "", "", true
+			}
+		}
+	}
+	interaction = routeInteraction(r.Method, seg, a)
+	if len(seg) > 0 && seg[0] != "metadata" && !strings.HasPrefix(seg[0], "_") && !strings.HasPrefix(seg[0], "$") {
+		typ = seg[0]
+	}
+	for _, s := range seg {
+		if strings.HasPrefix(s, "$") {
+			op = s
+		}
+	}
+	if interaction == "operation" && op == "" {
+		interaction = ""
+	}
+	return interaction, typ, op, true
+}
+
+// routeInteraction is interaction, with HEAD and OPTIONS named as the
+// GET they stand for.
+func routeInteraction(method string, seg []string, a *API) string {
+	if method == http.MethodHead || method == http.MethodOptions {
+		method = http.MethodGet
+	}
+	return interaction(method, seg, a)
+}
