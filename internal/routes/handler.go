@@ -3,7 +3,9 @@ package routes
 import (
 	"context"
 	"net/http"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +73,13 @@ func New(o Options) (*Guard, error) {
 func (g *Guard) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if !clean(r.URL.Path) {
+			// The router answers a path that is not in canonical form
+			// with a redirect to the canonical one, serving nothing; the
+			// redirected request comes back here.
+			next.ServeHTTP(w, r)
+			return
+		}
 		req := Request{Method: r.Method, Path: r.URL.Path}
 		if g.o.Classify != nil {
 			req = g.o.Classify(r)
@@ -138,4 +147,17 @@ func (g *Guard) Register(reg prometheus.Registerer) error {
 		return err
 	}
 	return reg.Register(g.refused)
+}
+
+// clean reports whether p is in the canonical form net/http's router
+// serves (no ".", "..", or empty segments; a trailing slash allowed).
+func clean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }

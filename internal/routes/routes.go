@@ -135,7 +135,8 @@ var Interactions = []string{"read", "vread", "update", "patch", "delete", "creat
 
 // Default declares everything Warden implements: every FHIR interaction
 // on every type and every operation, the authorization server and its
-// discovery documents, the patient pages and the health check. fhirBase
+// discovery documents, the patient pages, the health check and the
+// transparency log's public tiles (for witnesses and monitors). fhirBase
 // is the FHIR base path ("/fhir").
 func Default(fhirBase string) Inventory {
 	b := strings.TrimRight(fhirBase, "/")
@@ -144,6 +145,7 @@ func Default(fhirBase string) Inventory {
 		{Name: "smart-discovery", Owner: "warden", Paths: []string{b + "/.well-known/", "/.well-known/"}, Methods: []string{"GET", "HEAD", "OPTIONS"}},
 		{Name: "authorization-server", Owner: "warden", Paths: []string{"/auth/"}},
 		{Name: "health", Owner: "warden", Paths: []string{"/healthz"}, Methods: []string{"GET", "HEAD"}},
+		{Name: "audit-log", Owner: "warden", Paths: []string{"/audit/log/"}, Methods: []string{"GET", "HEAD"}},
 	}}
 }
 
