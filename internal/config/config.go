@@ -58,6 +58,9 @@ type Server struct {
 	IdleTimeout       time.Duration  `yaml:"idle_timeout" doc:"time an idle keep-alive connection stays open"`
 	ShutdownTimeout   time.Duration  `yaml:"shutdown_timeout" doc:"time in-flight requests get to finish on shutdown"`
 	MaxBodyBytes      ByteSize       `yaml:"max_body_bytes" doc:"largest request body accepted"`
+	MaxHeaderCount    int            `yaml:"max_header_count" doc:"most header fields a request may carry (431 above it)"`
+	MaxURLBytes       int            `yaml:"max_url_bytes" doc:"longest request target accepted, in bytes (414 above it)"`
+	MaxQueryParams    int            `yaml:"max_query_params" doc:"most query parameters a request may carry (400 above it)"`
 	TrustedProxies    []netip.Prefix `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For is believed; empty trusts none"`
 }
 
@@ -212,6 +215,9 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   20 * time.Second,
 			MaxBodyBytes:      10 * MiB,
+			MaxHeaderCount:    100,
+			MaxURLBytes:       8 << 10,
+			MaxQueryParams:    200,
 		},
 		Admin: Admin{Addr: "127.0.0.1:9464"},
 		Store: Store{SQLiteSynchronous: "full", MaxConns: 16},

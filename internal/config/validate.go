@@ -34,6 +34,14 @@ func (c Config) Validate() error {
 	v.nonEmpty("data_dir", c.DataDir)
 
 	v.sealing(c.Sealing)
+	for _, l := range []struct {
+		key    string
+		n, min int
+	}{{"server.max_header_count", c.Server.MaxHeaderCount, 10}, {"server.max_url_bytes", c.Server.MaxURLBytes, 256}, {"server.max_query_params", c.Server.MaxQueryParams, 10}} {
+		if l.n < l.min {
+			v.fail(l.key, "%d: want at least %d", l.n, l.min)
+		}
+	}
 	if c.Detect.Timezone != "" {
 		if _, err := time.LoadLocation(c.Detect.Timezone); err != nil {
 			v.fail("detection.timezone", "%q: not an IANA time zone", c.Detect.Timezone)

@@ -43,13 +43,30 @@ type Options struct {
 	IdleTimeout       time.Duration
 	ShutdownTimeout   time.Duration
 	MaxBodyBytes      int64
-	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
-	// believed: the request's RemoteAddr becomes the client they name.
+	// MaxHeaderCount is the most header fields a request may carry
+	// (RFC 6585 §5: 431 above it); 0 means DefaultMaxHeaderCount.
+	MaxHeaderCount int
+	// MaxURLBytes is the longest request target accepted (RFC 9110
+	// §15.5.15: 414 above it); 0 means DefaultMaxURLBytes.
+	MaxURLBytes int
+	// MaxQueryParams is the most query parameters a request may carry
+	// (400 above it); 0 means DefaultMaxQueryParams.
+	MaxQueryParams int
+	// TrustedProxies are the reverse proxies whose Forwarded (RFC 7239,
+	// preferred when present) or X-Forwarded-For is believed: the
+	// request's RemoteAddr becomes the client they name.
 	TrustedProxies []netip.Prefix
 	Logger         *slog.Logger
 	// Ready reports whether the server can serve (for /healthz).
 	Ready func(ctx context.Context) error
 }
+
+// Defaults of the request limits a zero Options field takes.
+const (
+	DefaultMaxHeaderCount = 100
+	DefaultMaxURLBytes    = 8 << 10
+	DefaultMaxQueryParams = 200
+)
 
 // Server is the running set of listeners.
 type Server struct {
@@ -71,6 +88,15 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxHeaderCount <= 0 {
+		opts.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if opts.MaxURLBytes <= 0 {
+		opts.MaxURLBytes = DefaultMaxURLBytes
+	}
+	if opts.MaxQueryParams <= 0 {
+		opts.MaxQueryParams = DefaultMaxQueryParams
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -256,7 +282,11 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 		start := time.Now()
 		spoofed := forwardedByUntrusted(r, s.opts.TrustedProxies)
 		if len(s.opts.TrustedProxies) > 0 {
-			r.RemoteAddr = clientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opts.TrustedProxies)
+			hops := r.Header.Values("X-Forwarded-For")
+			if fwd := r.Header.Values("Forwarded"); len(fwd) > 0 {
+				hops = forwardedFor(fwd)
+			}
+			r.RemoteAddr = clientAddr(r.RemoteAddr, hops, s.opts.TrustedProxies)
 		}
 		id := reqid.New()
 		ctx := reqid.With(r.Context(), id)
@@ -277,6 +307,18 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes+1)
 		}
 		sw := &statusWriter{ResponseWriter: w}
+		if code, msg := s.refuse(r); code != 0 {
+			h.Set("Content-Type", "application/fhir+json")
+			h.Set("Connection", "close")
+			sw.WriteHeader(code)
+			sw.Write([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"` + msg + `","diagnostics":"` + http.StatusText(code) + ` (request id ` + id + `)"}]}`))
+			d := time.Since(start)
+			s.metrics.observe(r.Method, sw.status, d)
+			s.opts.Logger.LogAttrs(ctx, slog.LevelInfo, "request refused",
+				slog.String("request_id", id), slog.String("method", r.Method),
+				slog.Int("status", sw.status), slog.Duration("duration", d), slog.String("peer", r.RemoteAddr))
+			return
+		}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -312,6 +354,29 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// refuse checks the request line and headers against the limits before
+// any handler sees them: the status to answer (0 to serve) and the
+// OperationOutcome issue code.
+func (s *Server) refuse(r *http.Request) (int, string) {
+	if len(r.RequestURI) > s.opts.MaxURLBytes {
+		return http.StatusRequestURITooLong, "too-long"
+	}
+	n := 0
+	for _, v := range r.Header {
+		n += len(v)
+	}
+	if r.Host != "" {
+		n++ // net/http moves Host out of the header map
+	}
+	if n > s.opts.MaxHeaderCount {
+		return http.StatusRequestHeaderFieldsTooLarge, "too-long"
+	}
+	if q := r.URL.RawQuery; q != "" && strings.Count(q, "&")+1 > s.opts.MaxQueryParams {
+		return http.StatusBadRequest, "too-costly"
+	}
+	return 0, ""
 }
 
 type metrics struct {
@@ -362,7 +427,7 @@ func clientAddr(remote string, xff []string, trusted []netip.Prefix) string {
 		if err != nil {
 			break
 		}
-		client = a.Unmap()
+		client = a.Unmap().WithZone("")
 		if !isTrusted(client, trusted) {
 			break
 		}
@@ -371,6 +436,52 @@ func clientAddr(remote string, xff []string, trusted []netip.Prefix) string {
 		return remote
 	}
 	return netip.AddrPortFrom(client, 0).String()
+}
+
+// forwardedFor lists the for= nodes of Forwarded header values
+// (RFC 7239 §4), left to right, as plain addresses for clientAddr. A
+// quoted IPv6 node ("[2001:db8::1]:4711") loses its brackets and port,
+// an IPv4 node its port (§6). An element without for= and an obfuscated
+// or "unknown" node (§6.2, §6.3) become "unknown", which stops the walk
+// there: nothing left of an unidentified hop is believed.
+func forwardedFor(values []string) []string {
+	var hops []string
+	for _, v := range values {
+		for elem := range strings.SplitSeq(v, ",") {
+			node := "unknown"
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(k, "for") {
+					node = forwardedNode(val)
+				}
+			}
+			hops = append(hops, node)
+		}
+	}
+	return hops
+}
+
+// forwardedNode is the address of one RFC 7239 §6 node, or "unknown".
+func forwardedNode(v string) string {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	if strings.HasPrefix(v, "[") {
+		end := strings.IndexByte(v, ']')
+		if end < 0 {
+			return "unknown"
+		}
+		if rest := v[end+1:]; rest != "" && rest[0] != ':' {
+			return "unknown"
+		}
+		v = v[1:end]
+	} else if host, _, ok := strings.Cut(v, ":"); ok {
+		v = host
+	}
+	if _, err := netip.ParseAddr(v); err != nil {
+		return "unknown"
+	}
+	return v
 }
 
 // spoofedKey marks a request whose forwarding headers were ignored.
