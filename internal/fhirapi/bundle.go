@@ -1,6 +1,7 @@
 package fhirapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -24,6 +25,11 @@ func (a *API) bundle(w http.ResponseWriter, r *http.Request, _ []string) error {
 	out, err := a.ProcessBundle(r.Context(), body, BundleOptions{WithResources: parsePrefer(r).ret == "representation"})
 	if err != nil {
 		return err
+	}
+	// Entries answered 404 take their floor as a plain 404 does, so a
+	// batch of reads cannot time "missing" against "not yours" either.
+	if n := bytes.Count(out, []byte(`"response":{"status":"404 `)); n > 0 {
+		a.notFoundFloorN(r, n)
 	}
 	writeRaw(w, http.StatusOK, out)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -248,4 +249,32 @@ func signalsOf(l *alertLog) []string {
 		}
 	}
 	return out
+}
+
+// TestBatchNotFoundAlike: in a batch, a read of another patient's
+// resource and of a missing one answer alike (the status, and an
+// outcome that differs only by the id asked for).
+func TestBatchNotFoundAlike(t *testing.T) {
+	f := newAuthzFixture(t)
+	batch := map[string]any{"resourceType": "Bundle", "type": "batch", "entry": []any{
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/o2"}},
+		map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/nosuch"}},
+	}}
+	r := f.as("p1-read", "POST", "", batch)
+	f.mustStatus(r, 200)
+	var b struct {
+		Entry []struct {
+			Response struct {
+				Status  string          `json:"status"`
+				Outcome json.RawMessage `json:"outcome"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(r.body, &b); err != nil || len(b.Entry) != 2 {
+		t.Fatalf("%v %s", err, r.body)
+	}
+	hiddenOut := strings.ReplaceAll(string(b.Entry[0].Response.Outcome), "o2", "nosuch")
+	if b.Entry[0].Response.Status != "404 Not Found" || b.Entry[0].Response.Status != b.Entry[1].Response.Status || hiddenOut != string(b.Entry[1].Response.Outcome) {
+		t.Errorf("another patient's: %s %s; a missing one: %s %s", b.Entry[0].Response.Status, b.Entry[0].Response.Outcome, b.Entry[1].Response.Status, b.Entry[1].Response.Outcome)
+	}
 }

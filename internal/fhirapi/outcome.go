@@ -154,10 +154,14 @@ type startKey struct{}
 const defaultNotFoundFloor = 2 * time.Millisecond
 
 // notFoundFloor waits until the request is Options.NotFoundFloor old.
-func (a *API) notFoundFloor(r *http.Request) {
-	floor := a.opts.NotFoundFloor
+func (a *API) notFoundFloor(r *http.Request) { a.notFoundFloorN(r, 1) }
+
+// notFoundFloorN waits until the request is n floors old: a batch with n
+// entries answered 404 takes as long whichever of them exist elsewhere.
+func (a *API) notFoundFloorN(r *http.Request, n int) {
+	floor := a.opts.NotFoundFloor * time.Duration(n)
 	if floor == 0 {
-		floor = defaultNotFoundFloor
+		floor = defaultNotFoundFloor * time.Duration(n)
 	}
 	start, ok := r.Context().Value(startKey{}).(time.Time)
 	if !ok || floor < 0 {
