@@ -43,13 +43,14 @@ type Grants interface {
 
 // API is the administration API.
 type API struct {
-	clients  Clients
-	launcher Launcher
-	grants   Grants   // nil: no grant ledger
-	keys     KeyAdmin // nil: no field-level encryption
-	token    []byte
-	log      *slog.Logger
-	mux      *http.ServeMux
+	clients   Clients
+	launcher  Launcher
+	grants    Grants   // nil: no grant ledger
+	keys      KeyAdmin // nil: no field-level encryption
+	detection Releaser // nil: no abuse detection
+	token     []byte
+	log       *slog.Logger
+	mux       *http.ServeMux
 }
 
 // New returns the API; token is the admin token callers must present
@@ -69,6 +70,7 @@ func New(clients Clients, launcher Launcher, token []byte, log *slog.Logger) (*A
 	a.mux.HandleFunc("POST /admin/clients/{id}/enable", a.setDisabled(false))
 	a.mux.HandleFunc("POST /admin/launch", a.launch)
 	a.mux.HandleFunc("GET /admin/clients/{id}/grants", a.clientGrants)
+	a.mux.HandleFunc("POST /admin/detection/release", a.release)
 	a.mux.HandleFunc("GET /admin/keys", a.keyStatus)
 	a.mux.HandleFunc("POST /admin/keys/{category}/rotate", a.rotateKeys)
 	a.mux.HandleFunc("POST /admin/keys/{category}/shred", a.shred)
@@ -110,6 +112,8 @@ func AuditAction(r *http.Request) string {
 		return "client-show"
 	case p == "/admin/launch":
 		return "launch-create"
+	case p == "/admin/detection/release":
+		return "detection-release"
 	case p == "/admin/keys":
 		return "keys-status"
 	case strings.HasPrefix(p, "/admin/keys/") && strings.HasSuffix(p, "/rotate"):

@@ -437,6 +437,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	admin.WithGrants(ledger)
+	if detector != nil {
+		admin.WithDetection(detector)
+	}
 	if sealKeys != nil {
 		admin.WithKeys(keyAdmin{keys: sealKeys, tenant: sealPolicy.Tenant, publish: core.publish})
 	}
