@@ -187,7 +187,11 @@ func (t sealedTx) Lock(ctx context.Context, key string) error { return t.tx.Lock
 // rolled back and run again (see Store.Tx), so what fn does meanwhile
 // does not matter.
 func (t sealedTx) Put(ctx context.Context, w store.Write) error {
-	missing, err := t.s.missingKeys(ctx, w)
+	cats, err := t.s.sealedCategories(w)
+	if err != nil {
+		return err
+	}
+	missing, err := t.s.missingKeys(ctx, w, cats)
 	if err != nil {
 		return err
 	}
@@ -201,21 +205,15 @@ func (t sealedTx) Put(ctx context.Context, w store.Write) error {
 		// that one run of fn finds them all.
 		return nil
 	}
-	if w, err = t.s.Seal(ctx, w); err != nil {
+	if w, err = t.s.sealAs(ctx, w, cats); err != nil {
 		return err
 	}
 	return t.tx.Put(ctx, w)
 }
 
-// missingKeys lists the keysets sealing w would have to write first.
-func (s *Store) missingKeys(ctx context.Context, w store.Write) ([]keyNeed, error) {
-	if w.Resource.Deleted || len(w.Resource.JSON) == 0 || len(s.p.Categories) == 0 {
-		return nil, nil
-	}
-	cats := s.categories(metaOf(w.Resource.JSON))
-	if len(cats) == 0 {
-		return nil, nil
-	}
+// missingKeys lists the keysets sealing w under cats would have to
+// write first.
+func (s *Store) missingKeys(ctx context.Context, w store.Write, cats []string) ([]keyNeed, error) {
 	patient := patientOf(w)
 	var out []keyNeed
 	for _, c := range cats {
@@ -228,6 +226,23 @@ func (s *Store) missingKeys(ctx context.Context, w store.Write) ([]keyNeed, erro
 		}
 	}
 	return out, nil
+}
+
+// sealedCategories are the sealed categories w's labels name (none for
+// a deletion), after refusing a write that carries the sealed member.
+func (s *Store) sealedCategories(w store.Write) ([]string, error) {
+	r := w.Resource
+	if r.Deleted || len(r.JSON) == 0 {
+		return nil, nil
+	}
+	if bytes.Contains(r.JSON, sealedKey) {
+		// Anywhere, not only at the top: reads look for the marker.
+		return nil, ErrForged
+	}
+	if len(s.p.Categories) == 0 {
+		return nil, nil
+	}
+	return s.categories(metaOf(r.JSON)), nil
 }
 
 // patientOf is the patient whose data keys seal w: the first of its
@@ -278,27 +293,22 @@ const noPatient = "-"
 // Seal returns w with its resource sealed and its search entries blinded
 // when its labels name a sealed category; otherwise w as it is.
 func (s *Store) Seal(ctx context.Context, w store.Write) (store.Write, error) {
-	r := w.Resource
-	if r.Deleted || len(r.JSON) == 0 {
-		return w, nil
-	}
-	if bytes.Contains(r.JSON, sealedKey) {
-		// Anywhere, not only at the top: reads look for the marker.
-		return w, ErrForged
-	}
-	ms, err := members(r.JSON)
+	cats, err := s.sealedCategories(w)
 	if err != nil {
 		return w, err
 	}
-	var metaRaw []byte
-	for _, m := range ms {
-		if m.key == "meta" {
-			metaRaw = m.raw
-		}
-	}
-	cats := s.categories(metaRaw)
+	return s.sealAs(ctx, w, cats)
+}
+
+// sealAs is Seal for a write whose sealed categories are known.
+func (s *Store) sealAs(ctx context.Context, w store.Write, cats []string) (store.Write, error) {
 	if len(cats) == 0 {
 		return w, nil
+	}
+	r := w.Resource
+	ms, err := members(r.JSON)
+	if err != nil {
+		return w, err
 	}
 	whole, elems := false, map[string]bool{}
 	for _, c := range cats {
