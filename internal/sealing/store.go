@@ -290,17 +290,8 @@ const adPath = "#sealed"
 // compartment.
 const noPatient = "-"
 
-// Seal returns w with its resource sealed and its search entries blinded
-// when its labels name a sealed category; otherwise w as it is.
-func (s *Store) Seal(ctx context.Context, w store.Write) (store.Write, error) {
-	cats, err := s.sealedCategories(w)
-	if err != nil {
-		return w, err
-	}
-	return s.sealAs(ctx, w, cats)
-}
-
-// sealAs is Seal for a write whose sealed categories are known.
+// sealAs returns w with its resource sealed under cats (its sealed
+// categories) and its search entries blinded; with no cats, w as it is.
 func (s *Store) sealAs(ctx context.Context, w store.Write, cats []string) (store.Write, error) {
 	if len(cats) == 0 {
 		return w, nil
