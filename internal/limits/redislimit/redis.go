@@ -1,6 +1,7 @@
 // Package redislimit is the Redis (or Valkey) backend of limits.Store,
-// shared by every Warden replica: one round trip per call, whatever the
-// number of keys, by running each call as one Lua script.
+// shared by every Warden replica: each call is one Lua script, whatever
+// the number of keys, and the Takes of concurrent requests share round
+// trips (see Store.Take).
 //
 // It stores no identifier in clear: keys and set members are SHA-256
 // digests (truncated to 128 bits) of the client, user, patient, address and
@@ -21,6 +22,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -31,7 +34,7 @@ import (
 // ErrBadURL is returned by Open for a URL it cannot use.
 var ErrBadURL = errors.New("redislimit: invalid redis URL")
 
-//go:embed take.lua
+//go:embed takemany.lua
 var takeSource string
 
 //go:embed touch.lua
@@ -55,8 +58,33 @@ type Options struct {
 
 // Store is a limits.Store in Redis.
 type Store struct {
-	rdb    *redis.Client
-	prefix string
+	rdb     *redis.Client
+	prefix  string
+	timeout time.Duration
+
+	mu     sync.Mutex
+	queue  []*take // Takes waiting for a round trip
+	flying int     // round trips of Takes under way (at most maxFlights)
+
+	takes, trips atomic.Uint64
+}
+
+// Batching of Takes: a Take that finds maxFlights round trips under way
+// waits for the next one, which carries every Take waiting then (up to
+// maxBatch) in one script call. Under load a request costs a fraction of
+// a round trip; alone, it costs one, as before.
+const (
+	maxFlights = 2
+	maxBatch   = 64
+)
+
+// take is one Take waiting for, or in, a round trip.
+type take struct {
+	now     int64
+	buckets []limits.Bucket
+	out     []limits.BucketState
+	err     error
+	done    chan struct{}
 }
 
 var _ limits.Store = (*Store)(nil)
@@ -98,7 +126,7 @@ func Open(rawURL string, o Options) (*Store, error) {
 	if o.Prefix == "" {
 		o.Prefix = "warden:limits:"
 	}
-	return &Store{rdb: redis.NewClient(opt), prefix: o.Prefix}, nil
+	return &Store{rdb: redis.NewClient(opt), prefix: o.Prefix, timeout: o.Timeout}, nil
 }
 
 // Close closes the connections.
@@ -120,28 +148,118 @@ func (s *Store) key(k string) string {
 	return s.prefix + kind + "/" + digest(rest)
 }
 
-// Take implements limits.Store in one EVALSHA of take.lua.
+// Take implements limits.Store. It is one EVALSHA of takemany.lua,
+// shared with the Takes of other requests made meanwhile: each request is
+// decided alone, all or nothing, in the order the script takes them, so
+// sharing changes no answer. A caller whose ctx ends first gets its error;
+// its request may still be charged (the limits err on the strict side).
 func (s *Store) Take(ctx context.Context, now time.Time, buckets []limits.Bucket, out []limits.BucketState) error {
-	keys := make([]string, len(buckets))
-	args := make([]any, 0, 1+3*len(buckets))
-	args = append(args, now.UnixMicro())
-	for i, b := range buckets {
-		keys[i] = s.key(b.Key)
-		args = append(args, b.Interval.Microseconds(), b.Burst, b.Cost)
+	t := &take{now: now.UnixMicro(), buckets: buckets, out: out, done: make(chan struct{})}
+	s.takes.Add(1)
+	s.mu.Lock()
+	s.queue = append(s.queue, t)
+	lead := s.flying < maxFlights
+	if lead {
+		s.flying++
 	}
+	s.mu.Unlock()
+	if lead {
+		// This caller carries the next round trip (its own Take is in
+		// it); whoever queued meanwhile goes in the next one, carried by
+		// a goroutine that keeps this flight's slot.
+		s.flyOnce()
+		s.mu.Lock()
+		more := len(s.queue) > 0
+		if !more {
+			s.flying--
+		}
+		s.mu.Unlock()
+		if more {
+			go s.fly()
+		}
+	}
+	select {
+	case <-t.done:
+		return t.err
+	case <-ctx.Done():
+		return fmt.Errorf("redislimit: take: %w", ctx.Err())
+	}
+}
+
+// fly carries round trips until no Take waits, then gives up its slot.
+func (s *Store) fly() {
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.flying--
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		s.flyOnce()
+	}
+}
+
+// flyOnce takes up to maxBatch waiting Takes off the queue and answers
+// them in one script call.
+func (s *Store) flyOnce() {
+	s.mu.Lock()
+	n := min(len(s.queue), maxBatch)
+	batch := make([]*take, n)
+	copy(batch, s.queue)
+	rest := copy(s.queue, s.queue[n:])
+	clear(s.queue[rest:])
+	s.queue = s.queue[:rest]
+	s.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	err := s.takeMany(batch)
+	for _, t := range batch {
+		if err != nil {
+			t.err = err
+		}
+		close(t.done)
+	}
+}
+
+// takeMany runs takemany.lua for batch and writes each Take's out.
+func (s *Store) takeMany(batch []*take) error {
+	s.trips.Add(1)
+	var keys []string
+	args := make([]any, 0, 1+len(batch)*(2+3*2))
+	args = append(args, len(batch))
+	total := 0
+	for _, t := range batch {
+		args = append(args, t.now, len(t.buckets))
+		for _, b := range t.buckets {
+			keys = append(keys, s.key(b.Key))
+			args = append(args, b.Interval.Microseconds(), b.Burst, b.Cost)
+		}
+		total += len(t.buckets)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
 	res, err := takeScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("redislimit: take: %w", err)
 	}
-	if len(res) != 4*len(buckets) {
-		return fmt.Errorf("redislimit: take: %d values for %d buckets", len(res), len(buckets))
+	if len(res) != 4*total {
+		return fmt.Errorf("redislimit: take: %d values for %d buckets", len(res), total)
 	}
-	for i := range buckets {
-		r := res[4*i:]
-		out[i] = limits.BucketState{Allowed: r[0] == 1, RetryAfter: micros(r[1]), Remaining: int(r[2]), Reset: micros(r[3])}
+	for _, t := range batch {
+		for i := range t.buckets {
+			r := res[4*i:]
+			t.out[i] = limits.BucketState{Allowed: r[0] == 1, RetryAfter: micros(r[1]), Remaining: int(r[2]), Reset: micros(r[3])}
+		}
+		res = res[4*len(t.buckets):]
 	}
 	return nil
 }
+
+// Stats returns how many Takes this Store answered and in how many round
+// trips.
+func (s *Store) Stats() (takes, roundTrips uint64) { return s.takes.Load(), s.trips.Load() }
 
 // Touch implements limits.Store in one EVALSHA of touch.lua.
 func (s *Store) Touch(ctx context.Context, now time.Time, budgets []limits.Budget, patients []string, out []limits.BudgetState) error {

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +75,63 @@ func open(t testing.TB, url string) *redislimit.Store {
 func TestRedisStoreConformance(t *testing.T) {
 	url, _ := redisServer(t)
 	limitstest.Run(t, func(t *testing.T) limits.Store { return open(t, url) })
+}
+
+// Concurrent Takes share round trips, and sharing changes no answer: a
+// request refused by one of its buckets charges none of them, even when a
+// request that shares a bucket with it rides the same script call.
+func TestRedisConcurrentTakesShareRoundTrips(t *testing.T) {
+	url, _ := redisServer(t)
+	s := open(t, url)
+	now := limitstest.Epoch
+	const workers, each, shared, private = 64, 40, 100, 3
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			mine := 0
+			buckets := []limits.Bucket{
+				{Key: "client/shared", Interval: time.Hour, Burst: shared, Cost: 1},
+				{Key: fmt.Sprintf("user/w%d", w), Interval: time.Hour, Burst: private, Cost: 1},
+			}
+			for range each {
+				out := make([]limits.BucketState, 2)
+				if err := s.Take(context.Background(), now, buckets, out); err != nil {
+					errs <- err
+					return
+				}
+				if out[0].Allowed && out[1].Allowed {
+					mine++
+					allowed.Add(1)
+				} else if out[0].Allowed == out[1].Allowed && !out[0].Allowed && out[0].RetryAfter <= 0 {
+					errs <- fmt.Errorf("refused without Retry-After: %+v", out)
+					return
+				}
+			}
+			if mine > private {
+				errs <- fmt.Errorf("worker %d: %d allowed past its private burst of %d", w, mine, private)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// 64 × 3 private units exceed the 100 shared ones: exactly the shared
+	// burst passes. Fewer would mean refused requests were charged.
+	if allowed.Load() != shared {
+		t.Fatalf("%d requests allowed, want exactly the shared burst %d", allowed.Load(), shared)
+	}
+	takes, trips := s.Stats()
+	if takes != workers*each {
+		t.Fatalf("Stats: %d takes, want %d", takes, workers*each)
+	}
+	if trips >= takes {
+		t.Fatalf("%d round trips for %d concurrent takes: none was shared", trips, takes)
+	}
+	t.Logf("%d takes in %d round trips", takes, trips)
 }
 
 func TestRedisDownFailsClosed(t *testing.T) {
@@ -163,7 +222,7 @@ func TestOpenRefuses(t *testing.T) {
 
 // BenchmarkAllowRedis is BenchmarkAllow over a loopback redis-server: two
 // round trips per request (Take and Touch, each one EVALSHA whatever the
-// number of keys).
+// number of keys; one caller, so no Take shares its round trip).
 func BenchmarkAllowRedis(b *testing.B) {
 	url, _ := redisServer(b)
 	limitstest.BenchAllow(b, open(b, url))
