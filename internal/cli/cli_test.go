@@ -55,6 +55,10 @@ func TestScripts(t *testing.T) {
 			// demo whose demo.json is in DEMODIR, trusting its CA; prints
 			// the status code and the body.
 			"fhir": fhirCmd,
+			// get [-xff ADDR] DEMODIR PATH: GET PATH (absolute, on the
+			// demo's listener) with no credentials; prints the status,
+			// Retry-After and the body.
+			"get": getCmd,
 			// startload DEMODIR / stopload FILE / audited DATADIR FILE:
 			// the audit trail's crash test (auditload_test.go).
 			"startload": startLoadCmd,
@@ -136,6 +140,42 @@ func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
 				fmt.Fprintf(ts.Stdout(), "%s: %s\n", k, v)
 			}
 		}
+	}
+	fmt.Fprintf(ts.Stdout(), "%s\n", b)
+	if (resp.StatusCode >= 400) != neg {
+		ts.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func getCmd(ts *testscript.TestScript, neg bool, args []string) {
+	xff := ""
+	if len(args) > 1 && args[0] == "-xff" {
+		xff, args = args[1], args[2:]
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: get [-xff ADDR] DEMODIR PATH")
+	}
+	var info demoInfo
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(filepath.Join(args[0], "demo.json"))), &info))
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(ts.ReadFile(info.CAFile))) {
+		ts.Fatalf("no CA in %s", info.CAFile)
+	}
+	u, err := url.Parse(info.FHIRBase)
+	ts.Check(err)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, err := http.NewRequest(http.MethodGet, u.Scheme+"://"+u.Host+args[1], nil)
+	ts.Check(err)
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	resp, err := client.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Fprintf(ts.Stdout(), "%d\n", resp.StatusCode)
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		fmt.Fprintf(ts.Stdout(), "Retry-After: %s\n", v)
 	}
 	fmt.Fprintf(ts.Stdout(), "%s\n", b)
 	if (resp.StatusCode >= 400) != neg {

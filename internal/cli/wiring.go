@@ -444,22 +444,27 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		admin.WithKeys(keyAdmin{keys: sealKeys, tenant: sealPolicy.Tenant, publish: core.publish})
 	}
 	probe.Handle(api.Prefix(), api)
+	// The authorization server is metered per source address, on a
+	// budget of its own (limits.auth_per_address).
+	authMux := http.NewServeMux()
+	in.auth.Register(authMux)
+	var authHandler http.Handler = authMux
+	if limiter != nil {
+		authHandler = limits.AuthMiddleware(limiter, authMux)
+	}
 	if sink == nil {
 		probe.SetAdminAPI(admin)
-		in.auth.Register(probe.Mux())
 	} else {
 		// The authorization server and the admin API are audited like the
-		// FHIR API: every request an event, each response held until its
-		// event is durable.
+		// FHIR API: every request an event (refusals too), each response
+		// held until its event is durable.
 		probe.SetAdminAPI(audithttp.Handler(audithttp.Options{Sink: sink, Surface: audit.SurfaceAdmin,
 			Action: adminapi.AuditAction, Logger: log}, admin))
-		authMux := http.NewServeMux()
-		in.auth.Register(authMux)
-		audited := audithttp.Handler(audithttp.Options{Sink: sink, Surface: audit.SurfaceAuth,
-			Action: authserver.AuditAction, Logger: log}, authMux)
-		for _, prefix := range authserver.RoutePrefixes(base) {
-			probe.Mux().Handle(prefix, audited)
-		}
+		authHandler = audithttp.Handler(audithttp.Options{Sink: sink, Surface: audit.SurfaceAuth,
+			Action: authserver.AuditAction, Logger: log}, authHandler)
+	}
+	for _, prefix := range authserver.RoutePrefixes(base) {
+		probe.Mux().Handle(prefix, authHandler)
 	}
 	in.server = probe
 	return in, nil

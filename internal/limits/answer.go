@@ -2,8 +2,11 @@ package limits
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -104,4 +107,52 @@ func Middleware(l *Limiter, facts func(*http.Request) (Keys, int), next http.Han
 		SetHeaders(w.Header(), d)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// AuthMiddleware meters every request to the authorization server by its
+// source address (Limiter.AllowAuth, the peer as the server resolved it:
+// forwarded addresses only from configured proxies). A refused request
+// is answered 429 with Retry-After and the RateLimit fields; a request
+// the store cannot meter, 503 (the limits fail closed). Both answers are
+// in OAuth's error form (RFC 6749 §5.2, error
+// "temporarily_unavailable"), or a short HTML page for a browser, and
+// name no caller.
+func AuthMiddleware(l *Limiter, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var addr netip.Addr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			addr = ap.Addr()
+		}
+		d, err := l.AllowAuth(r.Context(), addr)
+		switch {
+		case err != nil:
+			w.Header().Set("Retry-After", "1")
+			writeAuthError(w, r, http.StatusServiceUnavailable, "The service is temporarily unavailable; retry later.")
+			return
+		case !d.Allowed:
+			retry := max(seconds(d.RetryAfter), 1)
+			w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+			SetHeaders(w.Header(), d)
+			writeAuthError(w, r, http.StatusTooManyRequests,
+				"Too many requests from this network address; retry after "+strconv.FormatInt(retry, 10)+" s.")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeAuthError answers in OAuth's JSON error form, or with a minimal
+// HTML page when the caller is a browser asking for one.
+func writeAuthError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte("<!doctype html><title>Please wait</title><p>" + html.EscapeString(msg) + "</p>\n"))
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"error": "temporarily_unavailable", "error_description": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }

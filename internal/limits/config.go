@@ -87,6 +87,12 @@ type Config struct {
 	IPv6Prefix     int                     `yaml:"ipv6_prefix"`
 	PerAddress     RateLimit               `yaml:"per_address"`
 	PerCertificate RateLimit               `yaml:"per_certificate"`
+	// AuthPerAddress meters the authorization server (discovery,
+	// authorize, login, token, registration, introspection, revocation)
+	// per source address, apart from the FHIR API's budget: its requests
+	// come before any verified client, and a token endpoint that checks
+	// signatures or secrets is where guessing and flooding go.
+	AuthPerAddress RateLimit `yaml:"auth_per_address"`
 	Classes        map[string]ClassLimits  `yaml:"classes"`
 	Clients        map[string]ClientLimits `yaml:"clients"`
 	Costs          CostModel               `yaml:"costs"`
@@ -143,6 +149,7 @@ func Default() Config {
 		IPv6Prefix:     64,
 		PerAddress:     RateLimit{Rate: perMin(6000), Burst: 600},
 		PerCertificate: RateLimit{Rate: perMin(6000), Burst: 600},
+		AuthPerAddress: RateLimit{Rate: perMin(1200), Burst: 300},
 		Classes:        builtinClasses(),
 		Clients:        map[string]ClientLimits{},
 		Costs:          DefaultCosts(),
@@ -267,6 +274,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.PerCertificate.validate("per_certificate"); err != nil {
+		return err
+	}
+	if err := c.AuthPerAddress.validate("auth_per_address"); err != nil {
 		return err
 	}
 	for _, name := range sortedKeys(c.Classes) {

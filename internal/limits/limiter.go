@@ -158,6 +158,24 @@ func (l *Limiter) Allow(ctx context.Context, k Keys, cost int) (Decision, error)
 	return decide(states, infos), nil
 }
 
+// AllowAuth charges one unit of the authorization server's budget of
+// addr (Config.AuthPerAddress; IPv6 by its prefix), apart from the FHIR
+// API's per-address budget. An invalid addr is not metered.
+func (l *Limiter) AllowAuth(ctx context.Context, addr netip.Addr) (Decision, error) {
+	rl := l.cfg.AuthPerAddress
+	if l.cfg.Disabled || rl.Rate.Off() || !addr.IsValid() {
+		return Decision{Allowed: true}, nil
+	}
+	buckets := [1]Bucket{{Key: "auth-" + l.addressKey(addr), Interval: rl.Rate.Interval(), Burst: rl.Burst, Cost: 1}}
+	var states [1]BucketState
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	if err := l.store.Take(ctx, l.now(), buckets[:], states[:]); err != nil {
+		return l.storeFailed(err)
+	}
+	return decide(states[:], []bucketInfo{{"auth-address", "authorization-server rate per source address", rl}}), nil
+}
+
 // decide combines bucket states: refused when any bucket is, after the
 // longest wait; else naming the bucket with the least room left.
 func decide(states []BucketState, infos []bucketInfo) Decision {

@@ -402,3 +402,103 @@ func TestDecodeNode(t *testing.T) {
 		t.Fatalf("a typo in the node: %v", err)
 	}
 }
+
+// The authorization server's budget is per source address (IPv6 by its
+// /64), apart from the FHIR API's: spending one leaves the other whole.
+func TestAllowAuth(t *testing.T) {
+	l, clock := limitstest.NewLimiter(t, limits.NewMemoryStore(), func(c *limits.Config) {
+		c.AuthPerAddress = limits.RateLimit{Rate: limits.Rate{Count: 1, Period: time.Second}, Burst: 3}
+	})
+	ctx := context.Background()
+	a := netip.MustParseAddr("192.0.2.10")
+	for i := range 3 {
+		if d, err := l.AllowAuth(ctx, a); err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v %v", i, d, err)
+		}
+	}
+	d, err := l.AllowAuth(ctx, a)
+	if err != nil || d.Allowed || d.RetryAfter != time.Second || d.Policy != "auth-address" {
+		t.Fatalf("over the burst: %+v %v", d, err)
+	}
+	// The FHIR API's budget of the same address is untouched.
+	if d, err := l.Allow(ctx, limits.Keys{Address: a}, 1); err != nil || !d.Allowed || d.Remaining != 4 {
+		t.Fatalf("FHIR budget of the address: %+v %v", d, err)
+	}
+	// Another address has its own budget; another host of the same IPv6 /64 does not.
+	if d, _ := l.AllowAuth(ctx, netip.MustParseAddr("192.0.2.11")); !d.Allowed {
+		t.Fatal("another address was refused")
+	}
+	v6 := netip.MustParseAddr("2001:db8::1")
+	for range 3 {
+		l.AllowAuth(ctx, v6)
+	}
+	if d, _ := l.AllowAuth(ctx, netip.MustParseAddr("2001:db8::ffff:2")); d.Allowed {
+		t.Fatal("another host of the same /64 got a budget of its own")
+	}
+	// The IPv4-mapped form of an address is the address.
+	if d, _ := l.AllowAuth(ctx, netip.MustParseAddr("::ffff:192.0.2.10")); d.Allowed {
+		t.Fatal("the IPv4-mapped form escaped the address's budget")
+	}
+	clock.Advance(time.Second)
+	if d, _ := l.AllowAuth(ctx, a); !d.Allowed {
+		t.Fatal("refused after the refill")
+	}
+	// Off, or no address: not metered.
+	off, _ := limitstest.NewLimiter(t, limits.NewMemoryStore(), func(c *limits.Config) { c.AuthPerAddress = limits.RateLimit{} })
+	for range 10 {
+		if d, _ := off.AllowAuth(ctx, a); !d.Allowed {
+			t.Fatal("auth_per_address off, but refused")
+		}
+	}
+}
+
+func TestAuthMiddleware(t *testing.T) {
+	l, _ := limitstest.NewLimiter(t, limits.NewMemoryStore(), func(c *limits.Config) {
+		c.AuthPerAddress = limits.RateLimit{Rate: limits.Rate{Count: 1, Period: time.Minute}, Burst: 2}
+	})
+	served := 0
+	h := limits.AuthMiddleware(l, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served++ }))
+	call := func(addr, accept string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/auth/token", strings.NewReader("grant_type=client_credentials"))
+		req.RemoteAddr = addr
+		req.Header.Set("Accept", accept)
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for range 2 {
+		if rec := call("198.51.100.7:4000", "application/json"); rec.Code != http.StatusOK {
+			t.Fatalf("within the burst: %d", rec.Code)
+		}
+	}
+	// Another source port is the same address.
+	rec := call("198.51.100.7:4001", "application/json")
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "60" || rec.Header().Get("RateLimit") == "" {
+		t.Fatalf("over the burst: %d %v", rec.Code, rec.Header())
+	}
+	var body map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body["error"] != "temporarily_unavailable" || !strings.Contains(body["error_description"], "retry after 60 s") {
+		t.Fatalf("body %s (%v)", rec.Body, err)
+	}
+	if strings.Contains(rec.Body.String(), "198.51.100.7") {
+		t.Error("the refusal names the caller's address")
+	}
+	// A browser gets a page.
+	rec = call("198.51.100.7:4002", "text/html,application/xhtml+xml")
+	if rec.Code != http.StatusTooManyRequests || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") || !strings.Contains(rec.Body.String(), "retry after") {
+		t.Fatalf("browser: %d %q %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	if served != 2 {
+		t.Fatalf("served %d, want 2", served)
+	}
+	// The store down: 503, nothing served.
+	lf, _ := limitstest.NewLimiter(t, failingStore{}, nil)
+	hf := limits.AuthMiddleware(lf, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served while the store is down") }))
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "/auth/token", nil)
+	req.RemoteAddr = "198.51.100.8:1"
+	hf.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
+		t.Fatalf("store down: %d", rec.Code)
+	}
+}
