@@ -84,15 +84,15 @@ type Config struct {
 	DefaultClass string `yaml:"default_class"`
 	// IPv6Prefix is the prefix length an IPv6 source address is counted
 	// by: one host usually holds a whole /64.
-	IPv6Prefix     int                     `yaml:"ipv6_prefix"`
-	PerAddress     RateLimit               `yaml:"per_address"`
-	PerCertificate RateLimit               `yaml:"per_certificate"`
+	IPv6Prefix     int       `yaml:"ipv6_prefix"`
+	PerAddress     RateLimit `yaml:"per_address"`
+	PerCertificate RateLimit `yaml:"per_certificate"`
 	// AuthPerAddress meters the authorization server (discovery,
 	// authorize, login, token, registration, introspection, revocation)
 	// per source address, apart from the FHIR API's budget: its requests
 	// come before any verified client, and a token endpoint that checks
 	// signatures or secrets is where guessing and flooding go.
-	AuthPerAddress RateLimit `yaml:"auth_per_address"`
+	AuthPerAddress RateLimit               `yaml:"auth_per_address"`
 	Classes        map[string]ClassLimits  `yaml:"classes"`
 	Clients        map[string]ClientLimits `yaml:"clients"`
 	Costs          CostModel               `yaml:"costs"`
