@@ -3,8 +3,9 @@ package consent
 import (
 	"encoding/json"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/wardenfhir/warden/internal/fhir/rawjson"
 )
 
 // MaxFactReferences bounds how many references FactsOf collects.
@@ -89,7 +90,7 @@ func FactsFor(typ, id string, raw []byte, need Needs) (Resource, error) {
 	if need == 0 {
 		return r, nil
 	}
-	meta, ok := topMember(raw, "meta")
+	meta, ok := rawjson.TopMember(raw, "meta")
 	if !ok {
 		return FactsOf(typ, id, raw) // not a plain JSON object: the full reader decides
 	}
@@ -114,104 +115,6 @@ func FactsFor(typ, id string, raw []byte, need Needs) (Resource, error) {
 		}
 	}
 	return r, nil
-}
-
-// topMember returns the value of the top-level member name of the JSON
-// object raw (nil when absent), found by one scan that tells strings from
-// structure; ok is false when raw is not an object the scan can follow.
-// A repeated member name makes it false too (the resource is malformed),
-// so that the full reader decides.
-func topMember(raw []byte, name string) (value []byte, ok bool) {
-	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return nil, false
-	}
-	i++
-	var found []byte
-	seen := false
-	for {
-		i = skipSpace(raw, i)
-		if i < len(raw) && raw[i] == '}' {
-			return found, true
-		}
-		if i >= len(raw) || raw[i] != '"' {
-			return nil, false
-		}
-		end := stringEnd(raw, i)
-		if end < 0 {
-			return nil, false
-		}
-		key := raw[i+1 : end]
-		i = skipSpace(raw, end+1)
-		if i >= len(raw) || raw[i] != ':' {
-			return nil, false
-		}
-		start := skipSpace(raw, i+1)
-		stop := valueEnd(raw, start)
-		if stop < 0 {
-			return nil, false
-		}
-		// Case-insensitively, as encoding/json matches members (FactsOf
-		// reads the same member then).
-		if strings.EqualFold(string(key), name) {
-			if seen {
-				return nil, false
-			}
-			seen, found = true, raw[start:stop]
-		}
-		i = skipSpace(raw, stop)
-		if i < len(raw) && raw[i] == ',' {
-			i++
-			continue
-		}
-		if i < len(raw) && raw[i] == '}' {
-			return found, true
-		}
-		return nil, false
-	}
-}
-
-// valueEnd is the index just past the JSON value starting at raw[start],
-// or -1.
-func valueEnd(raw []byte, start int) int {
-	if start >= len(raw) {
-		return -1
-	}
-	switch raw[start] {
-	case '"':
-		if e := stringEnd(raw, start); e >= 0 {
-			return e + 1
-		}
-		return -1
-	case '{', '[':
-		depth := 0
-		for k := start; k < len(raw); k++ {
-			switch raw[k] {
-			case '"':
-				e := stringEnd(raw, k)
-				if e < 0 {
-					return -1
-				}
-				k = e
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return k + 1
-				}
-			}
-		}
-		return -1
-	}
-	k := start
-	for k < len(raw) && raw[k] != ',' && raw[k] != '}' && raw[k] != ']' && raw[k] != ' ' && raw[k] != '\n' && raw[k] != '\t' && raw[k] != '\r' {
-		k++
-	}
-	if k == start {
-		return -1
-	}
-	return k
 }
 
 // factsJSON is the part of a resource FactsOf reads: the elements of
@@ -378,19 +281,19 @@ func scanReferences(raw []byte, out []string) []string {
 			continue
 		}
 		// A string starts at i: find its end.
-		end := stringEnd(raw, i)
+		end := rawjson.StringEnd(raw, i)
 		if end < 0 {
 			return out
 		}
 		isKey := end-i+1 == len(key) && string(raw[i:end+1]) == key
-		j := skipSpace(raw, end+1)
+		j := rawjson.SkipSpace(raw, end+1)
 		if !isKey || j >= len(raw) || raw[j] != ':' {
 			i = end + 1
 			continue
 		}
-		j = skipSpace(raw, j+1)
+		j = rawjson.SkipSpace(raw, j+1)
 		if j < len(raw) && raw[j] == '"' {
-			vend := stringEnd(raw, j)
+			vend := rawjson.StringEnd(raw, j)
 			if vend < 0 {
 				return out
 			}
@@ -404,27 +307,6 @@ func scanReferences(raw []byte, out []string) []string {
 		i = j
 	}
 	return out
-}
-
-// stringEnd is the index of the quote closing the JSON string that opens
-// at raw[start], or -1.
-func stringEnd(raw []byte, start int) int {
-	for k := start + 1; k < len(raw); k++ {
-		switch raw[k] {
-		case '\\':
-			k++
-		case '"':
-			return k
-		}
-	}
-	return -1
-}
-
-func skipSpace(raw []byte, i int) int {
-	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-		i++
-	}
-	return i
 }
 
 // fastFacts is factsJSON with the shapes valid R4 resources have, decoded

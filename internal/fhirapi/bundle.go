@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/labels"
@@ -138,21 +140,41 @@ func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions
 		}
 		return a.bundleResponse("transaction-response", entries, withResources), nil
 	}
-	for _, be := range entries {
-		if be.status == -1 {
-			continue
-		}
-		err := a.db(ctx).Tx(ctx, func(tx store.Tx) error {
-			return a.runEntry(ctx, tx, be, nil)
+	// A batch's entries are independent (FHIR R4 §3.1.0.11.1: no entry
+	// may depend on another, and the order they are processed in is not
+	// significant): each is its own store transaction, run several at a
+	// time, so that the store commits them in groups. Conditional
+	// creates stay exact: each checks and writes within its transaction.
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(batchParallel, len(entries)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(entries) {
+					return
+				}
+				be := entries[i]
+				if be.status == -1 {
+					continue
+				}
+				err := a.db(ctx).Tx(ctx, func(tx store.Tx) error {
+					return a.runEntry(ctx, tx, be, nil)
+				})
+				if err != nil {
+					e, _ := toError(err)
+					be.status = -e.Status
+					be.searchRes, _ = marshalResource(outcome(e.Issues))
+				}
+			}
 		})
-		if err != nil {
-			e, _ := toError(err)
-			be.status = -e.Status
-			be.searchRes, _ = marshalResource(outcome(e.Issues))
-		}
 	}
+	wg.Wait()
 	return a.bundleResponse("batch-response", entries, withResources), nil
 }
+
+// batchParallel is how many entries of a batch Bundle run at once.
+const batchParallel = 16
 
 func outcomeOf(err error) map[string]any {
 	e, _ := toError(err)

@@ -2,6 +2,7 @@ package fhirapi_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -120,5 +121,42 @@ func TestImportToleratesDuplicateIdentifiers(t *testing.T) {
 	r = ts.do("GET", "/Organization?identifier=urn:org|1&_summary=count", nil)
 	if r.json(t)["total"].(float64) != 2 {
 		t.Errorf("import created another duplicate: %s", r.body)
+	}
+}
+
+// A batch's entries run several at a time; conditional creates of one
+// identifier in one batch still create it once.
+func TestBatchConcurrentConditionalCreates(t *testing.T) {
+	ts := newTestServer(t)
+	var entries []string
+	for i := range 24 {
+		entries = append(entries, fmt.Sprintf(`{"resource":{"resourceType":"Organization","name":"Org %d","identifier":[{"system":"urn:org","value":"42"}]},"request":{"method":"POST","url":"Organization","ifNoneExist":"identifier=urn:org|42"}}`, i))
+		entries = append(entries, fmt.Sprintf(`{"resource":{"resourceType":"Organization","name":"Other %d"},"request":{"method":"POST","url":"Organization"}}`, i))
+	}
+	r := ts.do("POST", "", []byte(`{"resourceType":"Bundle","type":"batch","entry":[`+strings.Join(entries, ",")+`]}`))
+	ts.mustStatus(r, http.StatusOK)
+	created, existing := 0, 0
+	for i, e := range r.json(t)["entry"].([]any) {
+		st := e.(map[string]any)["response"].(map[string]any)["status"].(string)
+		switch {
+		case i%2 == 1 && strings.HasPrefix(st, "201"):
+		case i%2 == 0 && strings.HasPrefix(st, "201"):
+			created++
+		case i%2 == 0 && strings.HasPrefix(st, "200"):
+			existing++
+		default:
+			t.Errorf("entry %d: %s", i, st)
+		}
+	}
+	if created != 1 || existing != 23 {
+		t.Errorf("conditional creates: %d created, %d found existing; want 1 and 23", created, existing)
+	}
+	r = ts.do("GET", "/Organization?identifier=urn:org|42&_summary=count", nil)
+	if r.json(t)["total"].(float64) != 1 {
+		t.Errorf("one identifier stored more than once: %s", r.body)
+	}
+	r = ts.do("GET", "/Organization?_summary=count", nil)
+	if r.json(t)["total"].(float64) != 25 {
+		t.Errorf("organizations: %s", r.body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/wardenfhir/warden/internal/fhir/rawjson"
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/fieldcrypt"
@@ -255,8 +256,12 @@ func patientOf(w store.Write) string {
 }
 
 // metaOf returns the raw meta member of a resource (nil if none or not
-// an object).
+// an object): found by a scan on the write path (every write asks), with
+// encoding/json deciding what the scan cannot follow.
 func metaOf(js []byte) []byte {
+	if meta, ok := rawjson.TopMember(js, "meta"); ok {
+		return meta
+	}
 	var doc struct {
 		Meta json.RawMessage `json:"meta"`
 	}
