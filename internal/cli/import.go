@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/wardenfhir/warden/internal/config"
@@ -54,6 +55,16 @@ the exit status is 1 if any file failed.`,
 			sqlitePath := sqliteFile(cfg)
 			if sqlitePath != "" {
 				cfg.Store.SQLiteSynchronous = "normal"
+			}
+			// An import is a batch job: the garbage collector runs less
+			// often (GOGC 400 rather than 100: ~5 % faster on the
+			// Synthea set, peak RSS 250 → 345 MB), within a soft limit of
+			// 1 GiB; GOGC and GOMEMLIMIT in the environment win.
+			if os.Getenv("GOGC") == "" {
+				defer debug.SetGCPercent(debug.SetGCPercent(400))
+			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				defer debug.SetMemoryLimit(debug.SetMemoryLimit(1 << 30))
 			}
 			start := time.Now()
 			st, err := openStore(e.ctx, cfg)
