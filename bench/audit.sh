@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the audit trail costs (issue: tamper-evident audit trail). Usage:
-#   bench/audit.sh [seconds] [rounds]
+#   [TARGET=read|search] bench/audit.sh [seconds] [rounds]
 # Builds warden, imports the shared Synthea patients, and runs two servers
 # of the same build on the same data side by side: one with the audit
 # trail (every request's AuditEvent durable in the journal before its
@@ -46,11 +46,14 @@ cid=$(WARDEN_ADMIN_ADDR=127.0.0.1:19464 "$work/warden" clients add --type backen
   python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
 AUTH="Authorization: Bearer $("$work/backendtoken" -issuer "$B" -ca "$CA" -client "$cid" -key "$work/key.pem" -scope 'system/*.rs')"
 PAT=08bb5ad8-79b2-47ef-a0ad-81ef0b4ab2c3
-cmp <(curl -sf --cacert "$CA" -H "$AUTH" "$B/Patient/$PAT") <(curl -sf --cacert "$CA" -H "$AUTH" "https://127.0.0.1:18444/fhir/Patient/$PAT") ||
+# TARGET=search measures the patient+code search (44 matches) instead of the read.
+TARGET_PATH="Patient/$PAT"
+[ "${TARGET:-read}" = search ] && TARGET_PATH="Observation?patient=$PAT&code=http%3A%2F%2Floinc.org%7C72514-3&_count=50"
+cmp <(curl -sf --cacert "$CA" -H "$AUTH" "$B/Patient/$PAT") <(curl -sf --cacert "$CA" -H "$AUTH" "https://127.0.0.1:18444/fhir/Patient/$PAT") >/dev/null ||
   { echo "the two servers do not answer alike" >&2; exit 1; }
 
 run() { # NAME PORT
-  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "https://127.0.0.1:$2/fhir/Patient/$PAT" | tail -1 |
+  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "https://127.0.0.1:$2/fhir/$TARGET_PATH" | tail -1 |
     sed "s/}\$/,\"name\":\"$1\"}/" | tee -a "$out/audit.jsonl"
 }
 res=()

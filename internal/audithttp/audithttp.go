@@ -13,7 +13,6 @@
 package audithttp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -31,7 +30,7 @@ import (
 type Held struct {
 	header http.Header
 	status int
-	body   bytes.Buffer
+	body   []byte
 }
 
 // NewHeld returns an empty held response.
@@ -52,7 +51,13 @@ func (h *Held) Write(b []byte) (int, error) {
 	if h.status == 0 {
 		h.status = http.StatusOK
 	}
-	return h.body.Write(b)
+	if h.body == nil {
+		// Handlers mostly write the whole body at once: one copy of
+		// exactly its size, not a buffer grown by doubling.
+		h.body = make([]byte, 0, max(len(b), 512))
+	}
+	h.body = append(h.body, b...)
+	return len(b), nil
 }
 
 // Status is the status written so far (200 if only a body was).
@@ -70,7 +75,7 @@ func (h *Held) Release(w http.ResponseWriter) {
 		dst[k] = v
 	}
 	w.WriteHeader(h.Status())
-	w.Write(h.body.Bytes())
+	w.Write(h.body)
 }
 
 // Timeout bounds how long a request waits for its audit event.

@@ -39,8 +39,11 @@ const (
 	keyCursor  = "next"
 )
 
-// DefaultBatch is how many events one store transaction writes.
-const DefaultBatch = 256
+// DefaultBatch is how many events one store transaction writes: small
+// enough that the store's single writer (SQLite) is not held for long by
+// a batch of large events (a search's lists every resource it returned),
+// so that requests' writes do not queue behind it.
+const DefaultBatch = 64
 
 // ErrBadEvent is a journal entry whose event cannot be stored as an
 // AuditEvent (it does not decode, or is not an AuditEvent with the
