@@ -110,6 +110,7 @@ r_osearch=$(run open-search "$O/Observation?patient=$PAT&code=$CODE&_count=50" $
 kill $opid
 AUTH="Authorization: Bearer $(token)"
 r_search=$(run search "$B/Observation?patient=$PAT&code=$CODE&_count=50" $wpid -H "$AUTH")
+mem_read=$(rss $wpid) # serving the imported set: after the reads and searches
 
 cat >"$work/obs.json" <<JSON
 {"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"subject":{"reference":"Patient/$PAT"},"effectiveDateTime":"2024-05-01T10:00:00Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}
@@ -125,7 +126,9 @@ json.dump({"resourceType": "Bundle", "type": "transaction", "entry": entries}, o
 PY
 AUTH="Authorization: Bearer $(token)"
 r_tx=$(BODY=$work/tx.json LUA=bench/wrk/post.lua run transaction100 "$B" $wpid -H "$AUTH")
-mem=$(rss $wpid)
+mem=$(rss $wpid) # right after 32 concurrent 100-entry transactions
+sleep 5
+mem_later=$(rss $wpid)
 
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 ratio() { python3 -c 'import sys; print("%.0f%%" % (100*float(sys.argv[1])/float(sys.argv[2])))' "$1" "$2"; }
@@ -143,4 +146,4 @@ for pair in "bare server, read bytes@$r_bare@@" "read by id, enforcement off@$r_
   echo "| $label | $(field "$res" rps) | $(field "$res" p50_ms) | $(field "$res" p99_ms) | $(field "$res" server_cores) | $rel | $orel |"
 done
 echo
-echo "import of $SYNTHEA: $import_rate resources/s; RSS after the run: ${mem} MB"
+echo "import of $SYNTHEA: $import_rate resources/s; RSS after the reads and searches: ${mem_read} MB; right after the transactions: ${mem} MB; 5 s later: ${mem_later} MB"
