@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/wardenfhir/warden/internal/detect"
 	"github.com/wardenfhir/warden/internal/detect/promsink"
 	"github.com/wardenfhir/warden/internal/detect/webhook"
+	"github.com/wardenfhir/warden/internal/limits"
 	"github.com/wardenfhir/warden/internal/reqid"
 )
 
@@ -157,3 +162,77 @@ func alertRecord(al detect.Alert) audit.Record {
 	}
 	return rec
 }
+
+// detectAuth lets the abuse detection see the authorization server. No
+// client is verified before it answers, so each request is observed as
+// its source address's: refused client authentications (401), refused
+// requests (403), unknown paths (404), unknown or spent grants
+// ("invalid_grant") and failed sign-ins (an audit deny rule on a page
+// answered 200) count toward the peer-errors signal, whose alerts go
+// where every alert goes. An address that stands throttled or
+// quarantined (here or on the FHIR API: the standing is the address's)
+// is refused before its request is handled.
+func detectAuth(d *detect.Engine, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var peer netip.Addr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			peer = ap.Addr().Unmap()
+		}
+		now := time.Now()
+		switch act, until := d.CheckUntil("", "", "", peer, now); act {
+		case detect.ActionThrottle:
+			secs := int64(1)
+			if !until.IsZero() {
+				secs = max(int64(until.Sub(now).Seconds()+0.999), 1)
+			}
+			w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			audit.AnnotationsFrom(r.Context()).Denied("detect: throttle")
+			limits.WriteAuthError(w, r, http.StatusTooManyRequests, "Requests from this network address are slowed down after unusual activity; retry after "+strconv.FormatInt(secs, 10)+" s.")
+			return
+		case detect.ActionQuarantine:
+			audit.AnnotationsFrom(r.Context()).Denied("detect: quarantine")
+			limits.WriteAuthError(w, r, http.StatusForbidden, "Access from this network address is suspended after unusual activity; the site's security team has been alerted.")
+			return
+		}
+		sw := &authAnswer{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		var rec audit.Record
+		audit.AnnotationsFrom(r.Context()).Apply(&rec)
+		if rec.DenyRule != "" || (status == http.StatusBadRequest && bytes.Contains(sw.head, []byte(`"invalid_grant"`))) {
+			status = http.StatusUnauthorized // a failed sign-in or grant, whatever page or code answered it
+		}
+		d.Observe(detect.Event{Time: now, Peer: peer, Interaction: detect.Other, Status: status})
+	})
+}
+
+// authAnswer passes a response through, noting its status and the start
+// of its body.
+type authAnswer struct {
+	http.ResponseWriter
+	status int
+	head   []byte
+}
+
+func (a *authAnswer) WriteHeader(code int) {
+	if a.status == 0 {
+		a.status = code
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *authAnswer) Write(b []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	if n := min(len(b), 256-len(a.head)); n > 0 {
+		a.head = append(a.head, b[:n]...)
+	}
+	return a.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (a *authAnswer) Unwrap() http.ResponseWriter { return a.ResponseWriter }

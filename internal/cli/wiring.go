@@ -445,12 +445,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	}
 	probe.Handle(api.Prefix(), api)
 	// The authorization server is metered per source address, on a
-	// budget of its own (limits.auth_per_address).
+	// budget of its own (limits.auth_per_address), and watched by the
+	// abuse detection as its addresses' traffic.
 	authMux := http.NewServeMux()
 	in.auth.Register(authMux)
 	var authHandler http.Handler = authMux
+	if detector != nil {
+		authHandler = detectAuth(detector, authHandler)
+	}
 	if limiter != nil {
-		authHandler = limits.AuthMiddleware(limiter, authMux)
+		authHandler = limits.AuthMiddleware(limiter, authHandler)
 	}
 	if sink == nil {
 		probe.SetAdminAPI(admin)

@@ -127,13 +127,13 @@ func AuthMiddleware(l *Limiter, next http.Handler) http.Handler {
 		switch {
 		case err != nil:
 			w.Header().Set("Retry-After", "1")
-			writeAuthError(w, r, http.StatusServiceUnavailable, "The service is temporarily unavailable; retry later.")
+			WriteAuthError(w, r, http.StatusServiceUnavailable, "The service is temporarily unavailable; retry later.")
 			return
 		case !d.Allowed:
 			retry := max(seconds(d.RetryAfter), 1)
 			w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
 			SetHeaders(w.Header(), d)
-			writeAuthError(w, r, http.StatusTooManyRequests,
+			WriteAuthError(w, r, http.StatusTooManyRequests,
 				"Too many requests from this network address; retry after "+strconv.FormatInt(retry, 10)+" s.")
 			return
 		}
@@ -141,9 +141,12 @@ func AuthMiddleware(l *Limiter, next http.Handler) http.Handler {
 	})
 }
 
-// writeAuthError answers in OAuth's JSON error form, or with a minimal
-// HTML page when the caller is a browser asking for one.
-func writeAuthError(w http.ResponseWriter, r *http.Request, status int, msg string) {
+// WriteAuthError answers a request to the authorization server that is
+// refused before it is handled, in OAuth's JSON error form (error
+// "temporarily_unavailable"), or with a minimal HTML page when the caller
+// is a browser asking for one. msg is shown as it is: it must name no
+// caller.
+func WriteAuthError(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
