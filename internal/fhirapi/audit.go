@@ -2,7 +2,6 @@ package fhirapi
 
 import (
 	"context"
-	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -31,6 +30,7 @@ type requestAudit struct {
 	denyRule  string
 	review    string
 	principal *policy.Principal // the caller, once authenticated
+	parent    *requestAudit     // set on an attempt's recorder (attempt)
 }
 
 type auditKey struct{}
@@ -67,35 +67,42 @@ func (ra *requestAudit) disclosed(_ *API, rs ...store.Resource) {
 	}
 }
 
-// auditMark is what a request's audit held at some point.
-type auditMark struct {
-	resources int
-	patients  map[string]struct{}
-}
-
-// mark notes what has been recorded so far, for reset.
-func (ra *requestAudit) mark() auditMark {
+// attempt returns the recorder of one attempt of a store transaction:
+// what it discloses stays apart until merge, so that an attempt the store
+// rolls back and runs again (sealing.Store.Tx) discloses nothing, and so
+// that attempts running beside each other (a batch's entries) never drop
+// what another recorded. Refusals and reviews go to ra at once.
+func (ra *requestAudit) attempt() *requestAudit {
 	if ra == nil {
-		return auditMark{}
+		return nil
 	}
-	ra.mu.Lock()
-	defer ra.mu.Unlock()
-	return auditMark{resources: len(ra.resources), patients: maps.Clone(ra.patients)}
+	return &requestAudit{parent: ra}
 }
 
-// reset forgets what was disclosed after m: a transaction attempt that
-// was rolled back and is run again (sealing.Store.Tx) disclosed nothing.
-func (ra *requestAudit) reset(m auditMark) {
-	if ra == nil {
+// merge adds what an attempt disclosed to ra.
+func (ra *requestAudit) merge(at *requestAudit) {
+	if ra == nil || at == nil {
 		return
 	}
+	at.mu.Lock()
+	patients, resources := at.patients, at.resources
+	at.mu.Unlock()
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	ra.resources = ra.resources[:min(m.resources, len(ra.resources))]
-	ra.patients = m.patients
+	if len(patients) > 0 && ra.patients == nil {
+		ra.patients = make(map[string]struct{}, len(patients))
+	}
+	for p := range patients {
+		ra.patients[p] = struct{}{}
+	}
+	for _, r := range resources {
+		if len(ra.resources) == audit.MaxResources {
+			break
+		}
+		ra.resources = append(ra.resources, r)
+	}
 }
 
-// denied records the rule that refused (the first one wins).
 // patientIDs are the patients disclosed so far.
 func (ra *requestAudit) patientIDs() []string {
 	if ra == nil {
@@ -118,8 +125,13 @@ func (ra *requestAudit) withhold() {
 	ra.mu.Unlock()
 }
 
+// denied records the rule that refused (the first one wins).
 func (ra *requestAudit) denied(rule string) {
 	if ra == nil || rule == "" {
+		return
+	}
+	if ra.parent != nil {
+		ra.parent.denied(rule)
 		return
 	}
 	ra.mu.Lock()
@@ -132,6 +144,10 @@ func (ra *requestAudit) denied(rule string) {
 // flagged records that an allowing policy asked for review.
 func (ra *requestAudit) flagged(review string) {
 	if ra == nil {
+		return
+	}
+	if ra.parent != nil {
+		ra.parent.flagged(review)
 		return
 	}
 	ra.mu.Lock()

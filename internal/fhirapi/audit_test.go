@@ -113,3 +113,36 @@ func TestAuditFailureDisclosesNothing(t *testing.T) {
 	sink.failing = false
 	f.mustStatus(f.as("p1-all", "GET", "/Observation/o1lab", nil), 200)
 }
+
+// A batch's entries run side by side: its audit record still names
+// every resource each entry read or wrote, and every patient.
+func TestBatchAuditNamesEveryEntry(t *testing.T) {
+	sink := &recordingSink{}
+	f := newAuthzFixture(t, func(o *fhirapi.Options) { o.Audit = sink })
+	var entries []any
+	for range 6 {
+		for _, id := range []string{"o1lab", "o1vital", "o2"} {
+			entries = append(entries, map[string]any{"request": map[string]any{"method": "GET", "url": "Observation/" + id}})
+		}
+		for _, p := range []string{"p1", "p2"} {
+			entries = append(entries, map[string]any{"resource": observation(p, "http://loinc.org", "5", "2024-01-01", 1),
+				"request": map[string]any{"method": "POST", "url": "Observation"}})
+		}
+	}
+	for round := range 5 {
+		f.mustStatus(f.as("backend-obs-all", "POST", "/", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries}), 200)
+		r := sink.last(t)
+		if r.Action != "batch" || len(r.Resources) != len(entries) || !slices.Equal(r.Patients, []string{"p1", "p2"}) {
+			t.Fatalf("round %d: batch record names %d resources (want %d), patients %v", round, len(r.Resources), len(entries), r.Patients)
+		}
+		reads := 0
+		for _, res := range r.Resources {
+			if strings.HasPrefix(res, "Observation/o1lab/") || strings.HasPrefix(res, "Observation/o1vital/") || strings.HasPrefix(res, "Observation/o2/") {
+				reads++
+			}
+		}
+		if reads != 18 {
+			t.Fatalf("round %d: %d of the 18 reads in the record: %v", round, reads, r.Resources)
+		}
+	}
+}

@@ -514,14 +514,18 @@ func hasChainOrHas(cs []search.Clause) bool {
 // writes are guarded too.
 func (g *guard) Tx(ctx context.Context, fn func(store.Tx) error) error {
 	var changes consentChanges
-	m := g.au.mark()
+	var last *requestAudit
 	err := g.s.Tx(ctx, func(tx store.Tx) error {
 		// A store may run this more than once (sealing.Store.Tx): an
-		// attempt rolled back disclosed and changed nothing.
-		g.au.reset(m)
+		// attempt rolled back disclosed and changed nothing, so each
+		// records apart and the last one counts.
+		at := *g
+		at.au = g.au.attempt()
+		last = at.au
 		changes = consentChanges{}
-		return fn(guardTx{tx: tx, g: g, changes: &changes})
+		return fn(guardTx{tx: tx, g: &at, changes: &changes})
 	})
+	g.au.merge(last)
 	if err == nil {
 		err = g.a.consentsCommitted(ctx, &changes)
 	}
