@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wardenfhir/warden/internal/adminapi"
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/detect"
@@ -23,38 +24,43 @@ import (
 	"github.com/wardenfhir/warden/internal/detect/webhook"
 	"github.com/wardenfhir/warden/internal/limits"
 	"github.com/wardenfhir/warden/internal/reqid"
+	"github.com/wardenfhir/warden/internal/store"
 )
 
 // newDetector builds the abuse detection cfg asks for, with its alerts
 // going to the audit trail (when there is one), Prometheus and the
 // webhook. The closer stops the alert deliveries.
-func newDetector(cfg config.Config, reg prometheus.Registerer, trail audit.Sink, log *slog.Logger) (*detect.Engine, io.Closer, error) {
+//
+// The standing actions (step-up, throttle, quarantine) are shared through
+// rec with every other process serving the same database; the returned
+// Releaser lifts them everywhere (standingSync).
+func newDetector(cfg config.Config, reg prometheus.Registerer, trail audit.Sink, rec store.Records, log *slog.Logger) (*detect.Engine, adminapi.Releaser, io.Closer, error) {
 	dc := cfg.Detect
 	if dc.Disabled {
 		log.Error("ABUSE DETECTION IS OFF (detection.disabled): scraping and enumeration go unnoticed; never run this in production")
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	p := detect.DefaultPolicy()
 	if dc.File != "" {
 		b, err := os.ReadFile(dc.File)
 		if err != nil {
-			return nil, nil, fmt.Errorf("detection.file: %w", err)
+			return nil, nil, nil, fmt.Errorf("detection.file: %w", err)
 		}
 		if p, err = detect.ParsePolicy(b); err != nil {
-			return nil, nil, fmt.Errorf("detection.file %s: %w", dc.File, err)
+			return nil, nil, nil, fmt.Errorf("detection.file %s: %w", dc.File, err)
 		}
 	}
 	loc := time.UTC
 	if dc.Timezone != "" {
 		var err error
 		if loc, err = time.LoadLocation(dc.Timezone); err != nil {
-			return nil, nil, fmt.Errorf("detection.timezone: %w", err)
+			return nil, nil, nil, fmt.Errorf("detection.timezone: %w", err)
 		}
 	}
 	var closers closeAll
 	metrics, err := promsink.New(reg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sinks := []detect.Sink{metrics}
 	if trail != nil {
@@ -65,17 +71,23 @@ func newDetector(cfg config.Config, reg prometheus.Registerer, trail audit.Sink,
 	if dc.WebhookURL != "" {
 		wh, err := webhook.New(webhook.Config{URL: dc.WebhookURL, SecretFile: dc.WebhookSecretFile})
 		if err != nil {
-			return nil, nil, fmt.Errorf("detection.webhook_url: %w", err)
+			return nil, nil, nil, fmt.Errorf("detection.webhook_url: %w", err)
 		}
 		sinks = append(sinks, wh)
 		closers = append(closers, closerFunc(func() error { wh.Close(); return nil }))
 	}
-	e, err := detect.New(p, detect.Options{Location: loc, Sinks: sinks})
+	shared := newStandingSync(rec, log)
+	e, err := detect.New(p, detect.Options{Location: loc, Sinks: sinks, OnStand: shared.offer})
 	if err != nil {
 		closers.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return e, closers, nil
+	shared.d = e
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); shared.run(ctx) }()
+	closers = append(closeAll{closerFunc(func() error { stop(); <-done; return nil })}, closers...)
+	return e, syncedRelease{d: e, s: shared}, closers, nil
 }
 
 type closerFunc func() error

@@ -372,7 +372,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		}
 		core.sealKeys.Store(sealKeys)
 	}
-	detector, detectClose, err := newDetector(cfg, probe.Metrics(), sink, log)
+	detector, release, detectClose, err := newDetector(cfg, probe.Metrics(), sink, st, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -438,7 +438,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	}
 	admin.WithGrants(ledger)
 	if detector != nil {
-		admin.WithDetection(detector)
+		admin.WithDetection(release)
 	}
 	if sealKeys != nil {
 		admin.WithKeys(keyAdmin{keys: sealKeys, tenant: sealPolicy.Tenant, publish: core.publish})

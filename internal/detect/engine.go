@@ -50,19 +50,25 @@ type Options struct {
 	Location *time.Location
 	// Sinks receive the alerts (audit, webhook, metrics).
 	Sinks []Sink
+	// OnStand, when set, is told of every step-up, throttle or quarantine
+	// this engine imposes, with the subject it landed on, so that other
+	// replicas can impose it too (Engine.Stand). It is called on the
+	// request path: it must not block.
+	OnStand func(Standing)
 }
 
 // Engine scores requests and keeps what is in force. It is safe for
 // concurrent use.
 type Engine struct {
-	p      Policy
-	loc    *time.Location
-	sinks  []Sink
-	seed   maphash.Seed
-	steps  []step
-	weight [nSignals]float64
-	scope  [nSignals]Scope
-	bulkOK [3]bool // by classIndex
+	p       Policy
+	loc     *time.Location
+	sinks   []Sink
+	onStand func(Standing)
+	seed    maphash.Seed
+	steps   []step
+	weight  [nSignals]float64
+	scope   [nSignals]Scope
+	bulkOK  [3]bool // by classIndex
 
 	clients, users *table[string, subject]
 	peers          *table[netip.Addr, subject]
@@ -135,7 +141,7 @@ func New(p Policy, o Options) (*Engine, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{p: p, loc: o.Location, sinks: slices.Clone(o.Sinks), seed: maphash.MakeSeed(), alerted: map[alertKey]alertMark{}}
+	e := &Engine{p: p, loc: o.Location, sinks: slices.Clone(o.Sinks), onStand: o.OnStand, seed: maphash.MakeSeed(), alerted: map[alertKey]alertMark{}}
 	if e.loc == nil {
 		e.loc = time.UTC
 	}
@@ -576,7 +582,11 @@ func (e *Engine) impose(ev *Event, v *Verdict, st step, now int64) {
 		if dur > 0 {
 			until = now + int64(dur)
 		}
-		v.Scope = e.stand.set(sc, ev.Client, ev.User, ev.Token, ev.Peer, standing{act: v.Action, until: until, client: ev.Client}, now)
+		st := standing{act: v.Action, until: until, client: ev.Client}
+		v.Scope = e.stand.set(sc, ev.Client, ev.User, ev.Token, ev.Peer, st, now)
+		if e.onStand != nil {
+			e.onStand(standingOf(v.Scope, ev, st))
+		}
 	}
 	if len(e.sinks) == 0 {
 		return

@@ -230,3 +230,63 @@ func (s *standings) releaseKey(sc Scope, key string) bool {
 	s.n.Add(-1)
 	return true
 }
+
+// setExact imposes st on exactly the subject of scope sc (no falling
+// back to a wider scope when a table is full: a standing from another
+// replica is kept only if there is room) and reports whether it did.
+func (s *standings) setExact(sc Scope, client, user, token string, peer netip.Addr, st standing, now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var m map[string]standing
+	var key string
+	switch sc {
+	case ScopeToken:
+		m, key = s.tokens, token
+	case ScopeUser:
+		m, key = s.users, user
+	case ScopeClient:
+		m, key = s.clients, client
+	default:
+		k := peerKey(peer)
+		old, had := s.peers[k]
+		if !had && len(s.peers) >= s.capacity {
+			return false
+		}
+		s.peers[k] = merge(old, st, now)
+		if !had {
+			s.n.Add(1)
+		}
+		return true
+	}
+	if sc != ScopeClient && !s.room(m, key, now) {
+		return false
+	}
+	s.put(m, key, st, now)
+	return true
+}
+
+// releaseClientOnly lifts the standing on the client itself (not its
+// users' and tokens').
+func (s *standings) releaseClientOnly(client string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.clients[client]; !ok {
+		return false
+	}
+	delete(s.clients, client)
+	s.n.Add(-1)
+	return true
+}
+
+// releasePeer lifts the standing on a peer address.
+func (s *standings) releasePeer(a netip.Addr) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := peerKey(a)
+	if _, ok := s.peers[k]; !ok {
+		return false
+	}
+	delete(s.peers, k)
+	s.n.Add(-1)
+	return true
+}

@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/detect"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// standingSync shares the abuse detection's standing actions among the
+// processes that serve one database (replicas behind a load balancer):
+// each step-up, throttle or quarantine this process imposes is written to
+// the store as a record, and every process reads the records back every
+// syncEvery and imposes them too; when an administrator lifts one
+// (POST /admin/detection/release on any replica), its record goes and
+// every replica lifts it within syncEvery. Counts and baselines stay per
+// process (docs/DETECTION.md).
+type standingSync struct {
+	rec store.Records
+	log *slog.Logger
+	out chan detect.Standing
+
+	mu      sync.Mutex
+	d       *detect.Engine
+	applied map[string]detect.Standing // record key → the standing it holds here
+}
+
+const (
+	kindStanding = "detect-standing"
+	syncEvery    = 2 * time.Second
+	syncTimeout  = 5 * time.Second
+)
+
+func newStandingSync(rec store.Records, log *slog.Logger) *standingSync {
+	return &standingSync{rec: rec, log: log, out: make(chan detect.Standing, 256), applied: map[string]detect.Standing{}}
+}
+
+// standingKey is the record key of the subject a standing is on.
+func standingKey(s detect.Standing) string { return s.Scope.String() + "|" + s.Key }
+
+// standingRecord is a standing as stored.
+type standingRecord struct {
+	Scope  string    `json:"scope"`
+	Key    string    `json:"key"`
+	Client string    `json:"client,omitempty"`
+	Action string    `json:"action"`
+	Until  time.Time `json:"until,omitzero"`
+}
+
+func encodeStanding(s detect.Standing) []byte {
+	b, _ := json.Marshal(standingRecord{Scope: s.Scope.String(), Key: s.Key, Client: s.Client, Action: s.Action.String(), Until: s.Until})
+	return b
+}
+
+func decodeStanding(b []byte) (detect.Standing, error) {
+	var r standingRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return detect.Standing{}, err
+	}
+	sc, ok := detect.ParseScope(r.Scope)
+	act, ok2 := detect.ParseAction(r.Action)
+	if !ok || !ok2 {
+		return detect.Standing{}, errors.New("unknown scope or action")
+	}
+	return detect.Standing{Scope: sc, Key: r.Key, Client: r.Client, Action: act, Until: r.Until}, nil
+}
+
+// offer queues a standing this process imposed (detect.Options.OnStand):
+// it never blocks the request that imposed it.
+func (s *standingSync) offer(st detect.Standing) {
+	select {
+	case s.out <- st:
+	default:
+		s.log.Warn("detection: the queue of standings to share is full; one is kept in this process only", "scope", st.Scope.String())
+	}
+}
+
+// run shares and reads standings until ctx ends.
+func (s *standingSync) run(ctx context.Context) {
+	t := time.NewTicker(syncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case st := <-s.out:
+			s.write(ctx, st)
+		case <-t.C:
+			s.pull(ctx)
+		}
+	}
+}
+
+// write stores st, unless a standing at least as strong and as long is
+// stored for the subject already.
+func (s *standingSync) write(ctx context.Context, st detect.Standing) {
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	key := standingKey(st)
+	if old, err := s.rec.GetRecord(ctx, kindStanding, key); err == nil {
+		if prev, err := decodeStanding(old.Value); err == nil && covers(prev, st) {
+			return
+		}
+	}
+	r := store.Record{Kind: kindStanding, Key: key, Group: st.Client, Value: encodeStanding(st), Expires: st.Until}
+	if err := s.rec.PutRecord(ctx, r); err != nil {
+		s.log.Error("detection: a standing could not be shared with the other replicas", "scope", st.Scope.String(), "error", err.Error())
+		return
+	}
+	s.mu.Lock()
+	s.applied[key] = st
+	s.mu.Unlock()
+}
+
+// covers reports whether a is at least as strong as b and lasts as long.
+func covers(a, b detect.Standing) bool {
+	return a.Action >= b.Action && (a.Until.IsZero() || (!b.Until.IsZero() && !a.Until.Before(b.Until)))
+}
+
+// pull imposes every stored standing and lifts those whose records went.
+func (s *standingSync) pull(ctx context.Context) {
+	// What this process imposed is stored first, so that its record is
+	// there when the list is read.
+	for {
+		select {
+		case st := <-s.out:
+			s.write(ctx, st)
+			continue
+		default:
+		}
+		break
+	}
+	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	list, err := s.rec.ListRecords(ctx, kindStanding)
+	if err != nil {
+		s.log.Error("detection: the shared standings could not be read", "error", err.Error())
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := make(map[string]bool, len(list))
+	for _, r := range list {
+		st, err := decodeStanding(r.Value)
+		if err != nil || !st.Live(now) {
+			continue
+		}
+		seen[r.Key] = true
+		if s.d.Stand(st, now) {
+			s.applied[r.Key] = st
+		}
+	}
+	for k, st := range s.applied {
+		if !seen[k] {
+			// Lifted elsewhere, or ended.
+			s.d.Lift(st.Scope, st.Key)
+			delete(s.applied, k)
+		}
+	}
+}
+
+// syncedRelease is what the admin API lifts standings through: here, and
+// in the store, so that every replica lifts them.
+type syncedRelease struct {
+	d *detect.Engine
+	s *standingSync
+}
+
+func (r syncedRelease) forget(keys ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	for _, k := range keys {
+		if _, err := r.s.rec.DeleteRecord(ctx, kindStanding, k); err != nil {
+			r.s.log.Error("detection: a lifted standing is still stored; other replicas keep it until it ends", "error", err.Error())
+		}
+		delete(r.s.applied, k)
+	}
+}
+
+// Release lifts the client's standing and its users' and tokens'.
+func (r syncedRelease) Release(client string) int {
+	n := r.d.Release(client)
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	if _, err := r.s.rec.DeleteGroup(ctx, kindStanding, client); err != nil {
+		r.s.log.Error("detection: lifted standings are still stored; other replicas keep them until they end", "error", err.Error())
+	}
+	r.forget(standingKey(detect.Standing{Scope: detect.ScopeClient, Key: client}))
+	r.s.mu.Lock()
+	for k, st := range r.s.applied {
+		if st.Client == client {
+			delete(r.s.applied, k)
+		}
+	}
+	r.s.mu.Unlock()
+	return n
+}
+
+// ReleaseUser lifts one user's standing.
+func (r syncedRelease) ReleaseUser(user string) bool {
+	ok := r.d.ReleaseUser(user)
+	r.forget(standingKey(detect.Standing{Scope: detect.ScopeUser, Key: user}))
+	return ok
+}
+
+// ReleaseToken lifts one token's standing.
+func (r syncedRelease) ReleaseToken(token string) bool {
+	ok := r.d.ReleaseToken(token)
+	r.forget(standingKey(detect.Standing{Scope: detect.ScopeToken, Key: token}))
+	return ok
+}

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/detect"
+	"github.com/wardenfhir/warden/internal/store/sqlite"
+)
+
+// Two replicas over one database: a throttle one imposes, the other
+// imposes at its next read of the shared standings; an administrator's
+// release on the second lifts it on both.
+func TestStandingsShared(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	replica := func() (*detect.Engine, *standingSync) {
+		s := newStandingSync(st, slog.New(slog.DiscardHandler))
+		e, err := detect.New(detect.DefaultPolicy(), detect.Options{Location: time.UTC, OnStand: s.offer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.d = e
+		return e, s
+	}
+	a, sa := replica()
+	b, sb := replica()
+	peer := netip.MustParseAddr("192.0.2.50")
+	now := time.Now()
+	// A user of a patient app guesses ids on replica A until A throttles.
+	var v detect.Verdict
+	for i := range 40 {
+		v = a.Observe(detect.Event{Time: now, Client: "myhealth", Class: detect.PatientApp, User: "Patient/u9", Token: "jti-9", Peer: peer,
+			Interaction: detect.Read, Type: "Patient", ID: "guess-" + string(rune('a'+i%26)), Status: 404})
+	}
+	if v.Action < detect.ActionThrottle {
+		t.Fatalf("replica A did not throttle: %+v", v)
+	}
+	if act := b.Check("myhealth", "Patient/u9", "jti-9", peer, time.Now()); act != detect.ActionNone {
+		t.Fatalf("replica B refuses before any sharing: %v", act)
+	}
+	sa.pull(ctx) // A stores what it imposed
+	sb.pull(ctx) // B reads it
+	if act := b.Check("myhealth", "Patient/u9", "jti-9", peer, time.Now()); act != v.Action {
+		t.Fatalf("replica B answers %v after reading the shared standings; want %v", act, v.Action)
+	}
+	// Another user of the same client is not affected on B.
+	if act := b.Check("myhealth", "Patient/u10", "jti-10", netip.MustParseAddr("192.0.2.51"), time.Now()); act != detect.ActionNone {
+		t.Fatalf("another user on B: %v", act)
+	}
+	// The administrator releases the client on B: lifted on B at once,
+	// on A at its next read.
+	if n := (syncedRelease{d: b, s: sb}).Release("myhealth"); n == 0 {
+		t.Fatal("B released nothing")
+	}
+	if act := b.Check("myhealth", "Patient/u9", "jti-9", peer, time.Now()); act != detect.ActionNone {
+		t.Fatalf("B after release: %v", act)
+	}
+	if act := a.Check("myhealth", "Patient/u9", "jti-9", peer, time.Now()); act == detect.ActionNone {
+		t.Fatal("A lifted before reading the shared standings")
+	}
+	sa.pull(ctx)
+	if act := a.Check("myhealth", "Patient/u9", "jti-9", peer, time.Now()); act != detect.ActionNone {
+		t.Fatalf("A after reading the release: %v", act)
+	}
+	// And it stays lifted on B after B reads again.
+	sb.pull(ctx)
+	if act := b.Check("myhealth", "Patient/u9", "jti-9", peer, time.Now()); act != detect.ActionNone {
+		t.Fatalf("B after reading again: %v", act)
+	}
+	if list, _ := st.ListRecords(ctx, kindStanding); len(list) != 0 {
+		t.Fatalf("%d standings still stored after the release", len(list))
+	}
+}
+
+// A stored standing never weakens one stored by another replica.
+func TestStandingStoredNeverWeakens(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := newStandingSync(st, slog.New(slog.DiscardHandler))
+	later := time.Now().Add(time.Hour)
+	s.write(ctx, detect.Standing{Scope: detect.ScopeClient, Key: "c", Client: "c", Action: detect.ActionQuarantine})
+	s.write(ctx, detect.Standing{Scope: detect.ScopeClient, Key: "c", Client: "c", Action: detect.ActionThrottle, Until: later})
+	r, err := st.GetRecord(ctx, kindStanding, "client|c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeStanding(r.Value)
+	if err != nil || got.Action != detect.ActionQuarantine || !got.Until.IsZero() {
+		t.Fatalf("stored %+v (%v); want the quarantine until released", got, err)
+	}
+	if _, err := decodeStanding([]byte(`{"scope":"galaxy","key":"c","action":"throttle"}`)); err == nil {
+		t.Fatal("an unknown scope decoded")
+	}
+}
