@@ -149,7 +149,7 @@ func Default() Config {
 		IPv6Prefix:     64,
 		PerAddress:     RateLimit{Rate: perMin(6000), Burst: 600},
 		PerCertificate: RateLimit{Rate: perMin(6000), Burst: 600},
-		AuthPerAddress: RateLimit{Rate: perMin(1200), Burst: 300},
+		AuthPerAddress: RateLimit{Rate: perMin(6000), Burst: 1000},
 		Classes:        builtinClasses(),
 		Clients:        map[string]ClientLimits{},
 		Costs:          DefaultCosts(),
