@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"net/http"
+	"net/netip"
 )
 
 // Releaser lifts what the abuse detection imposed (detect.Engine).
@@ -9,12 +10,13 @@ type Releaser interface {
 	Release(client string) int
 	ReleaseUser(user string) bool
 	ReleaseToken(token string) bool
+	ReleasePeer(addr netip.Addr) bool
 }
 
 // WithDetection adds POST /admin/detection/release with a body naming a
-// client, a user (fhirUser) or a token id: the standing step-up,
-// throttle or quarantine on it is lifted in this process. Audited like
-// every admin request.
+// client, a user (fhirUser), a token id or a peer address: the standing
+// step-up, throttle or quarantine on it is lifted (in every replica when
+// the Releaser shares standings). Audited like every admin request.
 func (a *API) WithDetection(r Releaser) *API {
 	a.detection = r
 	return a
@@ -24,6 +26,7 @@ type releaseRequest struct {
 	Client string `json:"client"`
 	User   string `json:"user"`
 	Token  string `json:"token"`
+	Peer   string `json:"peer"`
 }
 
 func (a *API) release(w http.ResponseWriter, r *http.Request) {
@@ -36,14 +39,22 @@ func (a *API) release(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	named := 0
-	for _, s := range []string{req.Client, req.User, req.Token} {
+	for _, s := range []string{req.Client, req.User, req.Token, req.Peer} {
 		if s != "" {
 			named++
 		}
 	}
 	if named != 1 {
-		writeError(w, http.StatusBadRequest, `name exactly one of "client", "user" or "token"`)
+		writeError(w, http.StatusBadRequest, `name exactly one of "client", "user", "token" or "peer"`)
 		return
+	}
+	var peer netip.Addr
+	if req.Peer != "" {
+		var err error
+		if peer, err = netip.ParseAddr(req.Peer); err != nil {
+			writeError(w, http.StatusBadRequest, `"peer" is not an IP address`)
+			return
+		}
 	}
 	released := 0
 	switch {
@@ -51,6 +62,10 @@ func (a *API) release(w http.ResponseWriter, r *http.Request) {
 		released = a.detection.Release(req.Client)
 	case req.User != "":
 		if a.detection.ReleaseUser(req.User) {
+			released = 1
+		}
+	case peer.IsValid():
+		if a.detection.ReleasePeer(peer) {
 			released = 1
 		}
 	default:

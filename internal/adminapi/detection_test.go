@@ -41,6 +41,8 @@ func TestAdminDetectionRelease(t *testing.T) {
 		{tok, `{}`, 400},
 		{tok, `{"token":"jti-1","client":"app"}`, 400},
 		{tok, `{"token":"jti-1","extra":1}`, 400},
+		{tok, `{"peer":"10.0.0.999"}`, 400},
+		{tok, `{"peer":"10.0.0.1","token":"jti-1"}`, 400},
 	} {
 		if w, _ := call(t, h, "POST", "/admin/detection/release", c.token, c.body); w.Code != c.want {
 			t.Errorf("%q: %d, want %d", c.body, w.Code, c.want)
@@ -55,5 +57,33 @@ func TestAdminDetectionRelease(t *testing.T) {
 	}
 	if a := eng.Check("app", "Patient/p1", "jti-1", peer(0), now.Add(41*time.Second)); a != detect.ActionNone {
 		t.Errorf("after release: %v", a)
+	}
+	// An address throttled after a burst of unauthenticated failures is
+	// lifted by naming it (an IPv6 one by any address of its /64).
+	for _, p := range []string{"198.51.100.7", "2001:db8::7"} {
+		addr := netip.MustParseAddr(p)
+		for i := range 120 {
+			eng.Observe(detect.Event{Time: now.Add(time.Duration(i) * time.Millisecond), Peer: addr, Interaction: detect.Read, Type: "Patient", ID: "x", Status: 401})
+		}
+		if a := eng.Check("", "", "", addr, now.Add(time.Second)); a < detect.ActionThrottle {
+			t.Fatalf("%s stands at %v", p, a)
+		}
+		name := p
+		if addr.Is6() {
+			name = "2001:db8::ffff"
+		}
+		w, m := call(t, h, "POST", "/admin/detection/release", tok, `{"peer":"`+name+`"}`)
+		if w.Code != 200 || m["released"].(float64) != 1 {
+			t.Fatalf("release of %s: %d %v", name, w.Code, m)
+		}
+		if a := eng.Check("", "", "", addr, now.Add(time.Second)); a != detect.ActionNone {
+			t.Errorf("%s after release: %v", p, a)
+		}
+		// The evidence went with it: the next good answer does not bring
+		// the throttle back; new failures must earn it again.
+		eng.Observe(detect.Event{Time: now.Add(time.Second), Peer: addr, Interaction: detect.Read, Type: "Metadata", Status: 200})
+		if a := eng.Check("", "", "", addr, now.Add(2*time.Second)); a != detect.ActionNone {
+			t.Errorf("%s throttled again by the evidence released: %v", p, a)
+		}
 	}
 }

@@ -51,6 +51,7 @@ func commands() []*command {
 		pkiCommand(),
 		labelsCommand(),
 		keysCommand(),
+		detectionCommand(),
 		routesCommand(),
 		configCommand(),
 		versionCommand(),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -208,6 +209,13 @@ func (r syncedRelease) Release(client string) int {
 func (r syncedRelease) ReleaseUser(user string) bool {
 	ok := r.d.ReleaseUser(user)
 	r.forget(standingKey(detect.Standing{Scope: detect.ScopeUser, Key: user}))
+	return ok
+}
+
+// ReleasePeer lifts the standing on one address.
+func (r syncedRelease) ReleasePeer(addr netip.Addr) bool {
+	ok := r.d.ReleasePeer(addr)
+	r.forget(standingKey(detect.Standing{Scope: detect.ScopePeer, Key: detect.PeerSubject(addr)}))
 	return ok
 }
 

@@ -184,28 +184,40 @@ func shredThroughAdmin(e *env, a *adminSession, args []string) error {
 	if line != cat {
 		return errors.New("not confirmed; nothing was destroyed")
 	}
-	token, err := adminTokenFile(a.cfg.DataDir)
+	body, _ := json.Marshal(map[string]string{"confirm": cat})
+	out, err := postAdmin(e, a, path, body, "shredding")
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(map[string]string{"confirm": cat})
+	fmt.Fprintf(e.stdout, "destroyed: %s\n", bytes.TrimSpace(out))
+	return nil
+}
+
+// postAdmin posts body to the running server's admin API (as its
+// administrator, with the data directory's admin token), so that what it
+// asks is done by the server and audited there; what names the request in
+// errors.
+func postAdmin(e *env, a *adminSession, path string, body []byte, what string) ([]byte, error) {
+	token, err := adminTokenFile(a.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, "http://"+a.cfg.Admin.Addr+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+string(token))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
-		return fmt.Errorf("shredding goes through the running server's admin API (%s) so that it is audited: %w", a.cfg.Admin.Addr, err)
+		return nil, fmt.Errorf("%s goes through the running server's admin API (%s) so that it is audited: %w", what, a.cfg.Admin.Addr, err)
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the server refused: %s %s", resp.Status, bytes.TrimSpace(out))
+		return nil, fmt.Errorf("the server refused: %s %s", resp.Status, bytes.TrimSpace(out))
 	}
-	fmt.Fprintf(e.stdout, "destroyed: %s\n", bytes.TrimSpace(out))
-	return nil
+	return out, nil
 }
 
 // readLine reads one line (without its end) from r, byte by byte so

@@ -656,15 +656,77 @@ func (e *Engine) CheckUntil(client, user, token string, peer netip.Addr, now tim
 }
 
 // Release lifts every step-up, throttle and quarantine imposed on client
-// and, through it, on its users and tokens (an administrator's action).
-// It returns how many it lifted.
-func (e *Engine) Release(client string) int { return e.stand.release(client) }
+// and, through it, on its users and tokens (an administrator's action),
+// and forgets the evidence counted against each of them, so that a new
+// action needs new evidence. It returns how many it lifted.
+func (e *Engine) Release(client string) int {
+	n, users, tokens := e.stand.release(client)
+	e.clearEvidence(ScopeClient, client)
+	for _, u := range users {
+		e.clearEvidence(ScopeUser, u)
+	}
+	for _, t := range tokens {
+		e.clearEvidence(ScopeToken, t)
+	}
+	return n
+}
 
-// ReleaseUser lifts the standing action on one user.
-func (e *Engine) ReleaseUser(user string) bool { return e.stand.releaseKey(ScopeUser, user) }
+// ReleaseUser lifts the standing action on one user, and forgets the
+// evidence counted against the user.
+func (e *Engine) ReleaseUser(user string) bool {
+	e.clearEvidence(ScopeUser, user)
+	return e.stand.releaseKey(ScopeUser, user)
+}
 
-// ReleaseToken lifts the standing action on one token.
-func (e *Engine) ReleaseToken(token string) bool { return e.stand.releaseKey(ScopeToken, token) }
+// ReleaseToken lifts the standing action on one token, and forgets what
+// was counted against it.
+func (e *Engine) ReleaseToken(token string) bool {
+	e.clearEvidence(ScopeToken, token)
+	return e.stand.releaseKey(ScopeToken, token)
+}
+
+// clearEvidence forgets the evidence counted against one subject (a
+// Standing.Key of its scope), keeping what was learned of its normal use.
+func (e *Engine) clearEvidence(sc Scope, key string) {
+	switch sc {
+	case ScopeClient, ScopeUser:
+		t := e.clients
+		if sc == ScopeUser {
+			t = e.users
+		}
+		if v, pt := t.peek(key, e.hash(key)); v != nil {
+			v.clearEvidence()
+			pt.mu.Unlock()
+		}
+	case ScopeToken:
+		if v, pt := e.tokens.peek(key, e.hash(key)); v != nil {
+			v.switches = 0
+			pt.mu.Unlock()
+		}
+	case ScopePeer:
+		a, err := netip.ParseAddr(key)
+		if err != nil {
+			return
+		}
+		k := peerKey(a)
+		if v, pt := e.peers.peek(k, e.hashAddr(k)); v != nil {
+			v.clearEvidence()
+			pt.mu.Unlock()
+		}
+	}
+}
+
+// clearEvidence forgets the counted evidence against a subject (what a
+// release lifted must be earned again), keeping what was learned of its
+// normal use: its velocity baseline and hours.
+func (s *subject) clearEvidence() {
+	s.dist, s.est, s.estIdx = nil, 0, 0
+	s.probe, s.probeN, s.errs, s.reqs, s.cerrs = nil, decay{}, decay{}, decay{}, decay{}
+	s.bulkN, s.bulkFlagged = decay{}, false
+	s.unrel, s.unrelRing, s.unrelPos = decay{}, [8]uint64{}, 0
+	s.hourFlagged = false
+	s.spoof = decay{}
+}
 
 // Tracked reports how many clients, users, tokens and peers have state,
 // and how many standing actions are held.

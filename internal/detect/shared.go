@@ -64,8 +64,10 @@ func (e *Engine) Stand(s Standing, now time.Time) bool {
 }
 
 // Lift removes the standing on one subject (a standing another replica
-// lifted), and reports whether there was one.
+// lifted) and the evidence counted against it here, and reports whether
+// there was one.
 func (e *Engine) Lift(sc Scope, key string) bool {
+	e.clearEvidence(sc, key)
 	switch sc {
 	case ScopeToken, ScopeUser:
 		return e.stand.releaseKey(sc, key)
@@ -95,7 +97,7 @@ func standingOf(sc Scope, ev *Event, st standing) Standing {
 	case ScopeClient:
 		s.Key = ev.Client
 	default:
-		s.Scope, s.Key, s.Client = ScopePeer, peerKey(ev.Peer).String(), ""
+		s.Scope, s.Key, s.Client = ScopePeer, PeerSubject(ev.Peer), ""
 	}
 	return s
 }
@@ -105,3 +107,14 @@ func ParseScope(s string) (Scope, bool) { return parseScope(s) }
 
 // ParseAction reads an Action's name (Action.String).
 func ParseAction(s string) (Action, bool) { return parseAction(s) }
+
+// PeerSubject is the Standing.Key of a peer address: the address, or an
+// IPv6 address's /64.
+func PeerSubject(a netip.Addr) string { return peerKey(a).String() }
+
+// ReleasePeer lifts the standing on a peer address (or its IPv6 /64) and
+// forgets the evidence counted against it.
+func (e *Engine) ReleasePeer(a netip.Addr) bool {
+	e.clearEvidence(ScopePeer, a.String())
+	return e.stand.releasePeer(a)
+}

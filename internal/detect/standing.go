@@ -195,24 +195,28 @@ func dropSoonest[K comparable](m map[K]standing, now int64) int {
 
 // release lifts every standing imposed on client, through it on its
 // users and tokens.
-func (s *standings) release(client string) int {
+func (s *standings) release(client string) (n int, users, tokens []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
 	if _, ok := s.clients[client]; ok {
 		delete(s.clients, client)
 		n++
 	}
-	for _, m := range []map[string]standing{s.users, s.tokens} {
-		for k, st := range m {
-			if st.client == client {
-				delete(m, k)
-				n++
-			}
+	for k, st := range s.users {
+		if st.client == client {
+			delete(s.users, k)
+			users = append(users, k)
 		}
 	}
+	for k, st := range s.tokens {
+		if st.client == client {
+			delete(s.tokens, k)
+			tokens = append(tokens, k)
+		}
+	}
+	n += len(users) + len(tokens)
 	s.n.Add(-int64(n))
-	return n
+	return n, users, tokens
 }
 
 // releaseKey lifts the standing on one token or user.
