@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,7 +30,18 @@ type standingSync struct {
 	mu      sync.Mutex
 	d       *detect.Engine
 	applied map[string]detect.Standing // record key → the standing it holds here
+
+	// offered is what offer last queued per subject: a subject that keeps
+	// offending while it stands is offered again only when its standing
+	// grows, not on every request. Its own lock: offer is on the request
+	// path, and never waits for the store.
+	offerMu sync.Mutex
+	offered map[string]detect.Standing
 }
+
+// maxOffered bounds offered; past it, the map starts over (an offer
+// again is harmless: write skips what is stored already).
+const maxOffered = 10_000
 
 const (
 	kindStanding = "detect-standing"
@@ -38,7 +50,7 @@ const (
 )
 
 func newStandingSync(rec store.Records, log *slog.Logger) *standingSync {
-	return &standingSync{rec: rec, log: log, out: make(chan detect.Standing, 256), applied: map[string]detect.Standing{}}
+	return &standingSync{rec: rec, log: log, out: make(chan detect.Standing, 256), applied: map[string]detect.Standing{}, offered: map[string]detect.Standing{}}
 }
 
 // standingKey is the record key of the subject a standing is on.
@@ -74,10 +86,33 @@ func decodeStanding(b []byte) (detect.Standing, error) {
 // offer queues a standing this process imposed (detect.Options.OnStand):
 // it never blocks the request that imposed it.
 func (s *standingSync) offer(st detect.Standing) {
+	key := standingKey(st)
+	s.offerMu.Lock()
+	if last, ok := s.offered[key]; ok && covers(last, st) {
+		s.offerMu.Unlock()
+		return
+	}
+	if len(s.offered) >= maxOffered {
+		clear(s.offered)
+	}
+	s.offered[key] = st
+	s.offerMu.Unlock()
 	select {
 	case s.out <- st:
 	default:
 		s.log.Warn("detection: the queue of standings to share is full; one is kept in this process only", "scope", st.Scope.String())
+	}
+}
+
+// unoffer forgets that keys were offered (their standings were lifted),
+// so that a new standing on them is shared again.
+func (s *standingSync) unoffer(match func(key string, st detect.Standing) bool) {
+	s.offerMu.Lock()
+	defer s.offerMu.Unlock()
+	for k, st := range s.offered {
+		if match(k, st) {
+			delete(s.offered, k)
+		}
 	}
 }
 
@@ -157,12 +192,17 @@ func (s *standingSync) pull(ctx context.Context) {
 			s.applied[r.Key] = st
 		}
 	}
+	var lifted []string
 	for k, st := range s.applied {
 		if !seen[k] {
 			// Lifted elsewhere, or ended.
 			s.d.Lift(st.Scope, st.Key)
 			delete(s.applied, k)
+			lifted = append(lifted, k)
 		}
+	}
+	if len(lifted) > 0 {
+		s.unoffer(func(k string, _ detect.Standing) bool { return slices.Contains(lifted, k) })
 	}
 }
 
@@ -184,6 +224,7 @@ func (r syncedRelease) forget(keys ...string) {
 		}
 		delete(r.s.applied, k)
 	}
+	r.s.unoffer(func(k string, _ detect.Standing) bool { return slices.Contains(keys, k) })
 }
 
 // Release lifts the client's standing and its users' and tokens'.
@@ -202,6 +243,7 @@ func (r syncedRelease) Release(client string) int {
 		}
 	}
 	r.s.mu.Unlock()
+	r.s.unoffer(func(_ string, st detect.Standing) bool { return st.Client == client })
 	return n
 }
 

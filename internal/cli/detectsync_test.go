@@ -105,3 +105,38 @@ func TestStandingStoredNeverWeakens(t *testing.T) {
 		t.Fatal("an unknown scope decoded")
 	}
 }
+
+// A subject that keeps offending while it stands is shared once, not on
+// every request; a stronger standing, or one after a release, again.
+func TestStandingOfferedOnce(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s := newStandingSync(st, slog.New(slog.DiscardHandler))
+	e, err := detect.New(detect.DefaultPolicy(), detect.Options{Location: time.UTC, OnStand: s.offer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.d = e
+	until := time.Now().Add(10 * time.Minute)
+	throttle := detect.Standing{Scope: detect.ScopeToken, Key: "jti-5", Client: "app", Action: detect.ActionThrottle, Until: until}
+	for range 1000 {
+		s.offer(throttle)
+	}
+	if len(s.out) != 1 {
+		t.Fatalf("%d queued for one standing offered 1000 times", len(s.out))
+	}
+	s.offer(detect.Standing{Scope: detect.ScopeToken, Key: "jti-5", Client: "app", Action: detect.ActionQuarantine})
+	if len(s.out) != 2 {
+		t.Fatalf("a stronger standing was not queued: %d", len(s.out))
+	}
+	s.pull(ctx) // stores both
+	(syncedRelease{d: e, s: s}).ReleaseToken("jti-5")
+	s.offer(throttle)
+	if len(s.out) != 1 {
+		t.Fatalf("after the release, the same standing again is not queued: %d", len(s.out))
+	}
+}
