@@ -10,6 +10,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/detect"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
 
 // Two replicas over one database: a throttle one imposes, the other
@@ -17,11 +18,7 @@ import (
 // release on the second lifts it on both.
 func TestStandingsShared(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := standingsStore(t)
 	replica := func() (*detect.Engine, *standingSync) {
 		s := newStandingSync(st, slog.New(slog.DiscardHandler))
 		e, err := detect.New(detect.DefaultPolicy(), detect.Options{Location: time.UTC, OnStand: s.offer})
@@ -84,11 +81,7 @@ func TestStandingsShared(t *testing.T) {
 // A stored standing never weakens one stored by another replica.
 func TestStandingStoredNeverWeakens(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := standingsStore(t)
 	s := newStandingSync(st, slog.New(slog.DiscardHandler))
 	later := time.Now().Add(time.Hour)
 	s.write(ctx, detect.Standing{Scope: detect.ScopeClient, Key: "c", Client: "c", Action: detect.ActionQuarantine})
@@ -110,11 +103,7 @@ func TestStandingStoredNeverWeakens(t *testing.T) {
 // every request; a stronger standing, or one after a release, again.
 func TestStandingOfferedOnce(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := standingsStore(t)
 	s := newStandingSync(st, slog.New(slog.DiscardHandler))
 	e, err := detect.New(detect.DefaultPolicy(), detect.Options{Location: time.UTC, OnStand: s.offer})
 	if err != nil {
@@ -139,4 +128,15 @@ func TestStandingOfferedOnce(t *testing.T) {
 	if len(s.out) != 1 {
 		t.Fatalf("after the release, the same standing again is not queued: %d", len(s.out))
 	}
+}
+
+// standingsStore is a fresh SQLite store, the database replicas share.
+func standingsStore(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
