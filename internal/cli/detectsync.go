@@ -194,11 +194,16 @@ func (s *standingSync) pull(ctx context.Context) {
 	}
 	var lifted []string
 	for k, st := range s.applied {
-		if !seen[k] {
-			// Lifted elsewhere, or ended.
+		if seen[k] {
+			continue
+		}
+		delete(s.applied, k)
+		lifted = append(lifted, k)
+		// Lifted elsewhere: lift it here too (with the evidence, as a
+		// release does). One that simply ended is left to end here on
+		// its own, its evidence kept.
+		if st.Live(now) {
 			s.d.Lift(st.Scope, st.Key)
-			delete(s.applied, k)
-			lifted = append(lifted, k)
 		}
 	}
 	if len(lifted) > 0 {

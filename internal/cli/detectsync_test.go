@@ -140,3 +140,44 @@ func standingsStore(t *testing.T) *sqlstore.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// A shared standing that simply ended is not a release: the evidence
+// counted here stays, so the next failure escalates as it would have.
+func TestStandingEndedKeepsEvidence(t *testing.T) {
+	ctx := context.Background()
+	st := standingsStore(t)
+	p, err := detect.ParsePolicy([]byte("ladder:\n  - {at: 1, action: alert}\n  - {at: 2, action: throttle, for: 10m}\n" +
+		"signals:\n  peer_errors: {weight: 1, scope: peer, threshold: 2, half_life: 1h, empty_search: 0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStandingSync(st, slog.New(slog.DiscardHandler))
+	e, err := detect.New(p, detect.Options{Location: time.UTC, OnStand: s.offer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.d = e
+	peer := netip.MustParseAddr("203.0.113.44")
+	fail := func() detect.Verdict {
+		return e.Observe(detect.Event{Time: time.Now(), Peer: peer, Interaction: detect.Read, Type: "Patient", ID: "x", Status: 401})
+	}
+	for range 3 {
+		fail() // 3 failures: an alert, no throttle yet
+	}
+	// Another replica's short throttle on the address arrives, then ends.
+	s.write(ctx, detect.Standing{Scope: detect.ScopePeer, Key: peer.String(), Action: detect.ActionThrottle, Until: time.Now().Add(150 * time.Millisecond)})
+	s.pull(ctx)
+	if a := e.Check("", "", "", peer, time.Now()); a != detect.ActionThrottle {
+		t.Fatalf("the shared throttle is not in force: %v", a)
+	}
+	time.Sleep(250 * time.Millisecond)
+	s.pull(ctx)
+	if a := e.Check("", "", "", peer, time.Now()); a != detect.ActionNone {
+		t.Fatalf("the ended throttle still stands: %v", a)
+	}
+	// Kept, four failures score about 2 (a little under, as they decay);
+	// forgotten, one scores 0.5.
+	if v := fail(); v.Score < 1.9 {
+		t.Fatalf("the fourth failure scores %.2f (%v): the evidence was forgotten when the throttle ended", v.Score, v.Action)
+	}
+}
