@@ -77,6 +77,7 @@ configuration. Stop it with Ctrl-C.`,
 				return err
 			}
 			log := newLogger(cfg, e.stderr)
+			setServeProcs(cfg, log)
 			in, err := build(e.ctx, cfg, log)
 			if err != nil {
 				return err

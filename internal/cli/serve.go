@@ -33,6 +33,7 @@ requests. Run 'warden config check --describe' for every setting.`,
 				return err
 			}
 			log := newLogger(cfg, e.stderr)
+			setServeProcs(cfg, log)
 			in, err := build(e.ctx, cfg, log)
 			if err != nil {
 				return err

@@ -62,6 +62,7 @@ type Server struct {
 	MaxURLBytes       int            `yaml:"max_url_bytes" doc:"longest request target accepted, in bytes (414 above it)"`
 	MaxQueryParams    int            `yaml:"max_query_params" doc:"most query parameters a request may carry (400 above it)"`
 	TrustedProxies    []netip.Prefix `yaml:"trusted_proxies" doc:"CIDRs of reverse proxies whose X-Forwarded-For is believed; empty trusts none"`
+	MaxProcs          int            `yaml:"max_procs" doc:"threads running Go code at once (GOMAXPROCS); 0 is twice the CPUs available, so that a thread waiting on the disk (the audit journal's fsync, the log's files) does not leave a CPU idle; the GOMAXPROCS environment variable, when set, wins"`
 }
 
 // TLS configures the FHIR listener's certificate.

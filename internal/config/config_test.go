@@ -54,6 +54,7 @@ func TestDefaults(t *testing.T) {
 		"server.max_header_count":            "100",
 		"server.max_url_bytes":               "8192",
 		"server.max_query_params":            "200",
+		"server.max_procs":                   "0",
 		"server.trusted_proxies":             "",
 		"admin.addr":                         "127.0.0.1:9464",
 		"admin.pprof":                        "false",
@@ -191,6 +192,7 @@ server:
   shutdown_timeout: 45s
   max_body_bytes: 4MiB
   trusted_proxies: [10.0.0.0/8, "fd00::/8"]
+  max_procs: 6
 admin:
   addr: ""
 store:
@@ -234,6 +236,7 @@ log:
 			MaxURLBytes:       8 << 10,
 			MaxQueryParams:    200,
 			TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")},
+			MaxProcs:          6,
 		},
 		Store: config.Store{URL: "postgres://warden@db.internal/warden?sslmode=verify-full", SQLiteSynchronous: "normal", MaxConns: 32},
 		FHIR:  config.FHIR{DefaultCount: 50, MaxCount: 500, MaxJSONDepth: 32, MaxBundleEntries: 200, LenientSearchDefault: true},
@@ -535,6 +538,8 @@ func TestValidate(t *testing.T) {
 		{"trust everyone v6", func(c *config.Config) { c.Server.TrustedProxies = prefixes("::/0") }, "server.trusted_proxies"},
 		{"host bits set", func(c *config.Config) { c.Server.TrustedProxies = prefixes("10.0.0.1/8") }, "server.trusted_proxies"},
 		{"invalid prefix", func(c *config.Config) { c.Server.TrustedProxies = []netip.Prefix{{}} }, "server.trusted_proxies"},
+		{"negative procs", func(c *config.Config) { c.Server.MaxProcs = -1 }, "server.max_procs"},
+		{"absurd procs", func(c *config.Config) { c.Server.MaxProcs = 5000 }, "server.max_procs"},
 
 		// Store.
 		{"password in store URL", func(c *config.Config) { c.Store.URL = "postgres://warden:hunter2@db/warden" }, "store.url"},

@@ -42,6 +42,9 @@ func (c Config) Validate() error {
 			v.fail(l.key, "%d: want at least %d", l.n, l.min)
 		}
 	}
+	if c.Server.MaxProcs < 0 || c.Server.MaxProcs > 4096 {
+		v.fail("server.max_procs", "%d: want 0 (automatic) to 4096", c.Server.MaxProcs)
+	}
 	if c.Detect.Timezone != "" {
 		if _, err := time.LoadLocation(c.Detect.Timezone); err != nil {
 			v.fail("detection.timezone", "%q: not an IANA time zone", c.Detect.Timezone)
