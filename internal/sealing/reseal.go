@@ -1,7 +1,6 @@
 package sealing
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,7 +151,7 @@ func skipUnopenable(err error) error {
 // withCiphertext returns a stored form with its sealed member's
 // ciphertext replaced.
 func withCiphertext(stored, ct []byte) ([]byte, error) {
-	i := bytes.LastIndex(stored, sealedMarker)
+	i := sealedAt(stored)
 	if i < 0 {
 		return nil, ErrDamaged
 	}

@@ -279,6 +279,17 @@ var (
 	sealedKey    = []byte(`"` + member + `"`)
 )
 
+// sealedAt is the offset of the sealed member's marker in a stored form,
+// or -1 for a resource that is not sealed. Most are not: the forward
+// search (vectorised) answers for them at a fraction of the cost of the
+// backward one (Rabin-Karp, byte by byte), which only a sealed form pays.
+func sealedAt(stored []byte) int {
+	if !bytes.Contains(stored, sealedMarker) {
+		return -1
+	}
+	return bytes.LastIndex(stored, sealedMarker)
+}
+
 // box is the sealed member of the stored form.
 type box struct {
 	V    int      `json:"v"`
@@ -381,7 +392,7 @@ func (s *Store) view(ctx context.Context, r *store.Resource) error {
 	if r == nil || r.Deleted || len(r.JSON) == 0 {
 		return nil
 	}
-	i := bytes.LastIndex(r.JSON, sealedMarker)
+	i := sealedAt(r.JSON)
 	if i < 0 {
 		return nil
 	}
@@ -627,7 +638,7 @@ func (s *Store) rewriteClause(ctx context.Context, cats []string, c search.Claus
 // re-encryption job and the at-rest tests; ok is false for a resource
 // that is not sealed.
 func CiphertextOf(stored []byte) (cats []string, patient string, ct []byte, ok bool) {
-	i := bytes.LastIndex(stored, sealedMarker)
+	i := sealedAt(stored)
 	if i < 0 {
 		return nil, "", nil, false
 	}
