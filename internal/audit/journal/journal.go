@@ -468,6 +468,11 @@ func (j *Journal) Scan(from uint64, fn func(seq uint64, entry []byte) error) err
 }
 
 // read is Read (keep: every entry in its own buffer) or Scan.
+// readers are the buffered readers of read, kept between calls: the
+// sequencer and the indexer each read every few hundred milliseconds, and
+// a fresh 256 kB buffer each time was most of what they allocated.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
+
 func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, keep bool) error {
 	j.mu.Lock()
 	if j.rClosed {
@@ -483,7 +488,12 @@ func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, kee
 	off, seq := j.index[k], k*indexEvery
 	j.mu.Unlock()
 
-	br := bufio.NewReaderSize(&closeGuardReader{j: j, off: off, end: end}, 256<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(&closeGuardReader{j: j, off: off, end: end})
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	var hdr [headerSize]byte
 	var scratch []byte
 	for ; seq < n; seq++ {

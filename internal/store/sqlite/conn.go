@@ -28,6 +28,9 @@ type conn struct {
 	c     driver.Conn              // nil once the connection is dropped
 	stmts map[string]*list.Element // SQL → element of lru holding *cached
 	lru   *list.List               // most recently used first
+	// nv is the arguments of the statement being started, reused: the
+	// driver binds them before Query or Exec returns and keeps none.
+	nv []driver.NamedValue
 }
 
 type cached struct {
@@ -79,15 +82,21 @@ func (c *conn) stmt(ctx context.Context, query string) (driver.Stmt, error) {
 
 // namedArgs converts args to the driver's positional arguments: the types
 // the driver binds as they are, others through the default conversions
-// of database/sql (int → int64, named string types → string, …).
-func namedArgs(args []any) ([]driver.NamedValue, error) {
-	nv := make([]driver.NamedValue, len(args))
+// of database/sql (int → int64, named string types → string, …). The
+// slice is c's own, valid until its next statement; release it with
+// c.releaseArgs once the driver has bound it.
+func (c *conn) namedArgs(args []any) ([]driver.NamedValue, error) {
+	if cap(c.nv) < len(args) {
+		c.nv = make([]driver.NamedValue, len(args))
+	}
+	nv := c.nv[:len(args)]
 	for i, a := range args {
 		switch a.(type) {
 		case nil, int64, float64, bool, []byte, string:
 		default:
 			v, err := driver.DefaultParameterConverter.ConvertValue(a)
 			if err != nil {
+				clear(nv)
 				return nil, fmt.Errorf("sqlite: argument %d: %w", i+1, err)
 			}
 			a = v
@@ -97,17 +106,22 @@ func namedArgs(args []any) ([]driver.NamedValue, error) {
 	return nv, nil
 }
 
+// releaseArgs drops the references the reused arguments hold (a
+// resource's JSON among them), so that they do not outlive the statement.
+func (c *conn) releaseArgs(nv []driver.NamedValue) { clear(nv) }
+
 // Query implements sqlstore.Querier.
 func (c *conn) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
 	st, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	nv, err := namedArgs(args)
+	nv, err := c.namedArgs(args)
 	if err != nil {
 		return nil, err
 	}
 	rs, err := st.(driver.StmtQueryContext).QueryContext(ctx, nv)
+	c.releaseArgs(nv)
 	if err != nil {
 		return nil, err
 	}
@@ -120,11 +134,12 @@ func (c *conn) Exec(ctx context.Context, query string, args ...any) (int64, erro
 	if err != nil {
 		return 0, err
 	}
-	nv, err := namedArgs(args)
+	nv, err := c.namedArgs(args)
 	if err != nil {
 		return 0, err
 	}
 	res, err := st.(driver.StmtExecContext).ExecContext(ctx, nv)
+	c.releaseArgs(nv)
 	if err != nil {
 		return 0, err
 	}

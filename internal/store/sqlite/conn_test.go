@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -113,5 +114,62 @@ func TestRowsKeepBlobs(t *testing.T) {
 	}
 	if _, err := c.Query(ctx, "SELECT ?", struct{}{}); err == nil {
 		t.Error("an argument of no SQL type was accepted")
+	}
+}
+
+// TestArgsReused checks what reusing a connection's argument slice relies
+// on: the driver binds a statement's arguments before Query returns, so a
+// statement started while another's rows are open, with other arguments
+// in the same slice, changes none of those rows; and no argument (a
+// resource's JSON) stays referenced once its statement has started.
+func TestArgsReused(t *testing.T) {
+	ctx := context.Background()
+	c, err := openConn(dsn(filepath.Join(t.TempDir(), "c.db"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if _, err := c.Exec(ctx, "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB, s TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	for k := int64(1); k <= 4; k++ {
+		if _, err := c.Exec(ctx, "INSERT INTO t VALUES (?, ?, ?)", k, []byte{byte(k)}, fmt.Sprint("s", k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, v := range c.nv {
+		if v.Value != nil {
+			t.Errorf("argument %d still referenced after Exec: %v", i+1, v.Value)
+		}
+	}
+	rs, err := c.Query(ctx, "SELECT k FROM t WHERE k >= ? AND s <> ? ORDER BY k", int64(2), "s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	// Another statement with other arguments in the same slice, while
+	// the first one's rows are still being read.
+	rs2, err := c.Query(ctx, "SELECT count(*) FROM t WHERE k < ? AND s <> ?", int64(100), "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if !rs2.Next() || rs2.Scan(&n) != nil || n != 4 {
+		t.Fatalf("second query: %d rows counted", n)
+	}
+	rs2.Close()
+	var got []int64
+	for rs.Next() {
+		var k int64
+		if err := rs.Scan(&k); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, k)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[2 4]" {
+		t.Fatalf("first query's rows after the second started: %v, want [2 4]", got)
 	}
 }
