@@ -60,6 +60,21 @@ func (h *Held) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// Adopt is Write for a body its caller hands over: b becomes the held
+// body without a copy, which for a page of search results is a large
+// allocation and copy saved. The caller MUST NOT change b afterwards; a
+// later Write appends to a copy, never into b's spare capacity.
+func (h *Held) Adopt(b []byte) {
+	if h.body != nil {
+		h.Write(b)
+		return
+	}
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.body = b[:len(b):len(b)]
+}
+
 // Status is the status written so far (200 if only a body was).
 func (h *Held) Status() int {
 	if h.status == 0 {

@@ -177,3 +177,42 @@ func TestClaimedClient(t *testing.T) {
 		t.Errorf("basic auth client %q", s.records[0].ClientID)
 	}
 }
+
+// TestHeldAdopt: an adopted body is held without a copy and released as
+// it was; a later write appends to a copy, never into the adopted
+// slice's spare capacity (which may be shared: a cached response's
+// bytes); a write before it makes Adopt append.
+func TestHeldAdopt(t *testing.T) {
+	shared := make([]byte, 5, 64)
+	copy(shared, "hello")
+	h := NewHeld()
+	h.Adopt(shared)
+	if &h.body[0] != &shared[0] {
+		t.Error("Adopt copied the body")
+	}
+	if h.Status() != http.StatusOK {
+		t.Errorf("status %d, want 200", h.Status())
+	}
+	h.Write([]byte(" world"))
+	if spare := shared[:cap(shared)][5:11]; string(spare) == " world" {
+		t.Error("a later Write went into the adopted slice's spare capacity")
+	}
+	rec := httptest.NewRecorder()
+	h.Release(rec)
+	if got := rec.Body.String(); got != "hello world" {
+		t.Errorf("released %q, want %q", got, "hello world")
+	}
+	if string(shared) != "hello" {
+		t.Errorf("the adopted slice changed: %q", shared)
+	}
+
+	h = NewHeld()
+	h.WriteHeader(http.StatusCreated)
+	h.Write([]byte("a"))
+	h.Adopt([]byte("b"))
+	rec = httptest.NewRecorder()
+	h.Release(rec)
+	if rec.Code != http.StatusCreated || rec.Body.String() != "ab" {
+		t.Errorf("released %d %q, want 201 \"ab\"", rec.Code, rec.Body.String())
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/detect"
 	"github.com/wardenfhir/warden/internal/dpop"
 	"github.com/wardenfhir/warden/internal/fhir/model"
@@ -266,10 +267,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRaw(w, status, b)
 }
 
+// writeRaw writes b as the response. b MUST NOT change afterwards: a
+// response held for its audit event keeps b itself until it is released.
 func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	w.WriteHeader(status)
+	if held, ok := w.(*audithttp.Held); ok {
+		held.Adopt(b)
+		return
+	}
 	w.Write(b)
 }
 
