@@ -468,10 +468,12 @@ func (j *Journal) Scan(from uint64, fn func(seq uint64, entry []byte) error) err
 }
 
 // read is Read (keep: every entry in its own buffer) or Scan.
-// readers are the buffered readers of read, kept between calls: the
-// sequencer and the indexer each read every few hundred milliseconds, and
-// a fresh 256 kB buffer each time was most of what they allocated.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256<<10) }}
+// readers are buffered readers of read kept between calls: the sequencer
+// and the indexer each read every few hundred milliseconds, and a fresh
+// 256 kB buffer each time was most of what they allocated. A few are kept
+// for good (a sync.Pool empties at every collection, which under load is
+// several times a second).
+var readers = make(chan *bufio.Reader, 4)
 
 func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, keep bool) error {
 	j.mu.Lock()
@@ -488,11 +490,19 @@ func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, kee
 	off, seq := j.index[k], k*indexEvery
 	j.mu.Unlock()
 
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(&closeGuardReader{j: j, off: off, end: end})
+	var br *bufio.Reader
+	select {
+	case br = <-readers:
+		br.Reset(&closeGuardReader{j: j, off: off, end: end})
+	default:
+		br = bufio.NewReaderSize(&closeGuardReader{j: j, off: off, end: end}, 256<<10)
+	}
 	defer func() {
 		br.Reset(nil)
-		readers.Put(br)
+		select {
+		case readers <- br:
+		default:
+		}
 	}()
 	var hdr [headerSize]byte
 	var scratch []byte
