@@ -235,7 +235,7 @@ func (p *JournaledPipeline) Append(ctx context.Context, r Record) (Receipt, erro
 }
 
 // sequenceBatch bounds how many commitments Run appends at once.
-const sequenceBatch = 512
+const sequenceBatch = 1024
 
 // Run sequences journal entries into the log until ctx ends: at once when
 // Append kicks it, and every interval anyway. It returns ctx's error, or

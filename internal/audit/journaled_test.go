@@ -336,7 +336,7 @@ func TestSequencerFillsBundles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const events = 1100
+	const events = 2100
 	for i := range events {
 		r := audit.Record{RequestID: fmt.Sprintf("r%d", i), Time: time.Now(), Surface: audit.SurfaceFHIR, Action: "read",
 			Method: "GET", Path: "/fhir/Patient/p1", Status: 200, ClientID: "app"}
@@ -359,10 +359,10 @@ func TestSequencerFillsBundles(t *testing.T) {
 	lg.mu.Lock()
 	batches := slices.Clone(lg.batches)
 	lg.mu.Unlock()
-	// 512 read at once (where the log ends is not known yet: 100..611),
-	// 156 to close the bundle at 768, one whole bundle (to 1024), and the
-	// 176 left at the next tick.
-	if want := []int{512, 156, 256, 176}; !slices.Equal(batches, want) {
+	// 1,024 read at once (where the log ends is not known yet:
+	// 100..1123), 156 to close the bundle at 1280, three whole bundles (to
+	// 2048), and the 152 left at the next tick.
+	if want := []int{1024, 156, 768, 152}; !slices.Equal(batches, want) {
 		t.Errorf("batches %v, want %v", batches, want)
 	}
 	idx, err := p.LeafIndexes(ctx)
