@@ -8,7 +8,8 @@
 # with audit.disabled. wrk at concurrency 32 over TLS keep-alive reads
 # Patient/{id} with a backend-services token, alternating between the two
 # servers for ROUNDS rounds so that machine noise hits both alike; then
-# reports req/s and p50 of each, their ratio and the p50 difference, and
+# reports req/s, p50 and server CPU per request of each, their ratio, the
+# p50 difference and the CPU the trail adds per request, and
 # the audit log's lag (how long the slowest event waited for the log).
 # PROFILE=1 also writes CPU profiles of both servers to bench/out.
 set -euo pipefail
@@ -52,20 +53,29 @@ TARGET_PATH="Patient/$PAT"
 cmp <(curl -sf --cacert "$CA" -H "$AUTH" "$B/Patient/$PAT") <(curl -sf --cacert "$CA" -H "$AUTH" "https://127.0.0.1:18444/fhir/Patient/$PAT") >/dev/null ||
   { echo "the two servers do not answer alike" >&2; exit 1; }
 
-run() { # NAME PORT
-  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "https://127.0.0.1:$2/fhir/$TARGET_PATH" | tail -1 |
-    sed "s/}\$/,\"name\":\"$1\"}/" | tee -a "$out/audit.jsonl"
+# cpu PID: the process's CPU time so far (user + system), in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+run() { # NAME PORT PID
+  local before after
+  before=$(cpu "$3")
+  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "https://127.0.0.1:$2/fhir/$TARGET_PATH" | tail -1 >"$work/run.json"
+  after=$(cpu "$3")
+  # The server's CPU per request, in µs: what the ratio is made of on a
+  # machine where server and load generator share the cores.
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["name"]=sys.argv[2]; r["cpu_us"]=(int(sys.argv[4])-int(sys.argv[3]))/int(sys.argv[5])*1e6/max(r["requests"],1); print(json.dumps(r))' \
+    "$work/run.json" "$1" "$before" "$after" "$TICK" | tee -a "$out/audit.jsonl"
 }
 res=()
 for r in $(seq "$ROUNDS"); do
   if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
     curl -s "http://127.0.0.1:19464/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-on.pprof" &
   fi
-  res+=("$(run audit-on 18443)")
+  res+=("$(run audit-on 18443 "$on")")
   if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
     curl -s "http://127.0.0.1:19465/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-off.pprof" &
   fi
-  res+=("$(run audit-off 18444)")
+  res+=("$(run audit-off 18444 "$off")")
 done
 # How long events took to reach the transparency log (Prometheus histogram).
 sleep 2
@@ -88,8 +98,9 @@ rs = [json.loads(a) for a in sys.argv[1:]]
 on = [r for r in rs if r["name"] == "audit-on"]; off = [r for r in rs if r["name"] == "audit-off"]
 for r in rs: assert r["errors"] == 0 and r["non2xx"] == 0, r
 m = lambda xs, k: st.median(x[k] for x in xs)
-print("| server | req/s | p50 ms | p99 ms |\n|---|---|---|---|")
+print("| server | req/s | p50 ms | p99 ms | server CPU µs/request |\n|---|---|---|---|---|")
 for name, xs in (("audit on", on), ("audit off", off)):
-    print("| %s | %.0f | %.2f | %.2f |" % (name, m(xs, "rps"), m(xs, "p50_ms"), m(xs, "p99_ms")))
-print("\naudited read throughput: %.0f%% of unaudited; added p50: %.2f ms" % (100*m(on,"rps")/m(off,"rps"), m(on,"p50_ms")-m(off,"p50_ms")))
+    print("| %s | %.0f | %.2f | %.2f | %.0f |" % (name, m(xs, "rps"), m(xs, "p50_ms"), m(xs, "p99_ms"), m(xs, "cpu_us")))
+print("\naudited read throughput: %.0f%% of unaudited; added p50: %.2f ms; the trail's CPU: %.0f µs per request" %
+      (100*m(on,"rps")/m(off,"rps"), m(on,"p50_ms")-m(off,"p50_ms"), m(on,"cpu_us")-m(off,"cpu_us")))
 PY
