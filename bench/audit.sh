@@ -22,7 +22,7 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 work=$(mktemp -d /tmp/wardenbench.XXXX)
 out=bench/out; mkdir -p "$out"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 go build -o "$work/warden" ./cmd/warden
@@ -32,50 +32,70 @@ export WARDEN_DATA_DIR=$work/data WARDEN_LOG_LEVEL=warn
 export WARDEN_LIMITS_DISABLED=true WARDEN_DETECTION_DISABLED=true
 "$work/warden" import "$SYNTHEA" >/dev/null
 
+# Each server has a copy of the imported data, so that stopping one
+# (below) never leaves the other waiting on a database lock it holds.
+cp -a "$work/data" "$work/data-off"
 B=https://127.0.0.1:18443/fhir
 WARDEN_SERVER_ADDR=127.0.0.1:18443 WARDEN_ADMIN_ADDR=127.0.0.1:19464 WARDEN_ADMIN_PPROF=true \
   "$work/warden" serve 2>"$work/on.log" & on=$!; pids+=($on)
 CA=$work/data/pki/ca.pem
 for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18443/healthz >/dev/null && break; sleep 0.2; done
-# The same build, audit off, answering for the same base URL (so the same tokens).
-WARDEN_SERVER_ADDR=127.0.0.1:18444 WARDEN_ADMIN_ADDR=127.0.0.1:19465 WARDEN_ADMIN_PPROF=true WARDEN_SERVER_BASE_URL=$B WARDEN_AUDIT_DISABLED=true \
+# The same build, audit off, on its own copy of the data (and the same
+# development CA, which the first start made).
+cp -a "$work/data/pki" "$work/data-off/"
+WARDEN_DATA_DIR=$work/data-off WARDEN_SERVER_ADDR=127.0.0.1:18444 WARDEN_ADMIN_ADDR=127.0.0.1:19465 WARDEN_ADMIN_PPROF=true WARDEN_AUDIT_DISABLED=true \
   "$work/warden" serve 2>"$work/off.log" & off=$!; pids+=($off)
 for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18444/healthz >/dev/null && break; sleep 0.2; done
 
 "$work/backendtoken" -gen "$work"
-cid=$(WARDEN_ADMIN_ADDR=127.0.0.1:19464 "$work/warden" clients add --type backend --name bench --scopes 'system/*.rs' --jwks-file "$work/jwks.json" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
-AUTH="Authorization: Bearer $("$work/backendtoken" -issuer "$B" -ca "$CA" -client "$cid" -key "$work/key.pem" -scope 'system/*.rs')"
+# token DATA_DIR ADMIN_PORT BASE: an access token from that server.
+token() {
+  local cid
+  cid=$(WARDEN_DATA_DIR=$1 WARDEN_ADMIN_ADDR=127.0.0.1:$2 "$work/warden" clients add --type backend --name bench --scopes 'system/*.rs' --jwks-file "$work/jwks.json" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+  echo "Authorization: Bearer $("$work/backendtoken" -issuer "$3" -ca "$CA" -client "$cid" -key "$work/key.pem" -scope 'system/*.rs')"
+}
+AUTH_ON=$(token "$work/data" 19464 "$B")
+AUTH_OFF=$(token "$work/data-off" 19465 https://127.0.0.1:18444/fhir)
 PAT=08bb5ad8-79b2-47ef-a0ad-81ef0b4ab2c3
 # TARGET=search measures the patient+code search (44 matches) instead of the read.
 TARGET_PATH="Patient/$PAT"
 [ "${TARGET:-read}" = search ] && TARGET_PATH="Observation?patient=$PAT&code=http%3A%2F%2Floinc.org%7C72514-3&_count=50"
-cmp <(curl -sf --cacert "$CA" -H "$AUTH" "$B/Patient/$PAT") <(curl -sf --cacert "$CA" -H "$AUTH" "https://127.0.0.1:18444/fhir/Patient/$PAT") >/dev/null ||
+cmp <(curl -sf --cacert "$CA" -H "$AUTH_ON" "$B/Patient/$PAT") <(curl -sf --cacert "$CA" -H "$AUTH_OFF" "https://127.0.0.1:18444/fhir/Patient/$PAT") >/dev/null ||
   { echo "the two servers do not answer alike" >&2; exit 1; }
 
 # cpu PID: the process's CPU time so far (user + system), in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
-run() { # NAME PORT PID
+run() { # NAME PORT PID AUTH
   local before after
+  # Resumed from SIGSTOP: answering again before the load starts.
+  for i in $(seq 50); do curl -sf -m 2 --cacert "$CA" "https://127.0.0.1:$2/healthz" >/dev/null && break; sleep 0.1; done
   before=$(cpu "$3")
-  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "https://127.0.0.1:$2/fhir/$TARGET_PATH" | tail -1 >"$work/run.json"
+  wrk -t2 -c$CONC -d${DUR}s --latency -s bench/wrk/report.lua -H "$4" "https://127.0.0.1:$2/fhir/$TARGET_PATH" | tail -1 >"$work/run.json"
   after=$(cpu "$3")
   # The server's CPU per request, in µs: what the ratio is made of on a
   # machine where server and load generator share the cores.
   python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["name"]=sys.argv[2]; r["cpu_us"]=(int(sys.argv[4])-int(sys.argv[3]))/int(sys.argv[5])*1e6/max(r["requests"],1); print(json.dumps(r))' \
     "$work/run.json" "$1" "$before" "$after" "$TICK" | tee -a "$out/audit.jsonl"
 }
+# Only the server being measured runs: the other is stopped (SIGSTOP), so
+# that the audited server's background work (the log, the searchable
+# copy's indexing) neither slows the unaudited one's rounds nor escapes
+# its own CPU count.
+kill -STOP "$off"
 res=()
 for r in $(seq "$ROUNDS"); do
   if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
     curl -s "http://127.0.0.1:19464/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-on.pprof" &
   fi
-  res+=("$(run audit-on 18443 "$on")")
+  res+=("$(run audit-on 18443 "$on" "$AUTH_ON")")
+  kill -STOP "$on"; kill -CONT "$off"
   if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
     curl -s "http://127.0.0.1:19465/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-off.pprof" &
   fi
-  res+=("$(run audit-off 18444 "$off")")
+  res+=("$(run audit-off 18444 "$off" "$AUTH_OFF")")
+  kill -STOP "$off"; kill -CONT "$on"
 done
 # How long events took to reach the transparency log (Prometheus histogram).
 sleep 2

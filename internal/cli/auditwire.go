@@ -164,7 +164,16 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 			}
 			return t.index.Err()
 		})
-	for _, c := range []prometheus.Collector{lag, entries, sequencer, indexer} {
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_audit_index_backlog",
+		Help: "Audit events journaled but not yet in the searchable copy (AuditEvent search catches up first; audit.index_max_backlog bounds it).",
+	}, func() float64 {
+		if t.index == nil {
+			return 0
+		}
+		return float64(t.index.Backlog())
+	})
+	for _, c := range []prometheus.Collector{lag, entries, sequencer, indexer, backlog} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -368,7 +368,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		probe.Handle(auditLogPrefix, http.StripPrefix(auditLogPrefix, trail.log.Handler()))
 		// The searchable copy (AuditEvent search) is caught up before
 		// every request that can return AuditEvents.
-		x, err := index.New(trail.journal, st, st, index.Options{Base: base, Rate: cfg.Audit.IndexRate})
+		x, err := index.New(trail.journal, st, st, index.Options{Base: base, Rate: cfg.Audit.IndexRate, MaxBacklog: cfg.Audit.IndexMaxBacklog})
 		if err != nil {
 			return fail(err)
 		}

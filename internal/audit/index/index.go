@@ -67,6 +67,7 @@ type Indexer struct {
 
 	catchingUp sync.Mutex // one CatchUp at a time: Run's and on-demand ones
 	rate       int        // Options.Rate
+	maxBacklog uint64     // Options.MaxBacklog
 }
 
 // Options configure an Indexer.
@@ -88,6 +89,13 @@ type Options struct {
 	// does not also pay for indexing at once; CatchUp (before every
 	// AuditEvent read) is never bounded.
 	Rate int
+	// MaxBacklog bounds how far the searchable copy may fall behind
+	// under sustained load: when more events than this wait to be
+	// indexed, Run indexes without Rate's bound until half of them are
+	// left, so that load above Rate is paid for as it comes rather than
+	// by the next AuditEvent search, whose catch-up would take ever
+	// longer. 0 is no bound.
+	MaxBacklog int
 }
 
 // New returns an Indexer reading src, writing resources to db and its
@@ -110,7 +118,7 @@ func New(src Source, db store.Store, marks store.Records, opts Options) (*Indexe
 	if base != "" {
 		base += "/"
 	}
-	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0)}, nil
+	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
 }
 
 // Run indexes new journal entries every interval until ctx ends, and
@@ -131,10 +139,19 @@ func (x *Indexer) Run(ctx context.Context, interval time.Duration) error {
 			limit = x.batch
 		}
 	}
+	// The backlog bound is measured from the persisted cursor, also
+	// before this process has indexed anything.
+	if c, err := x.Cursor(ctx); err == nil && x.indexed.Load() < c {
+		x.indexed.Store(c)
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		_, err := x.catchUp(ctx, limit)
+		n := limit
+		if over := x.overBacklog(); over > 0 && n > 0 {
+			n = max(n, over)
+		}
+		_, err := x.catchUp(ctx, n)
 		if ctx.Err() == nil {
 			x.mu.Lock()
 			x.lastErr = err
@@ -148,6 +165,20 @@ func (x *Indexer) Run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
+// overBacklog returns how many events Run should index now, beyond its
+// rate, to bring a backlog over MaxBacklog back to half of it; 0 when the
+// backlog is within bounds (or unbounded).
+func (x *Indexer) overBacklog() int {
+	if x.maxBacklog == 0 {
+		return 0
+	}
+	b := x.Backlog()
+	if b <= x.maxBacklog {
+		return 0
+	}
+	return int(b - x.maxBacklog/2)
+}
+
 // Err returns the error of Run's last round (nil if it succeeded).
 func (x *Indexer) Err() error {
 	x.mu.Lock()
@@ -158,6 +189,17 @@ func (x *Indexer) Err() error {
 // Indexed returns the cursor as this Indexer last persisted it (0 before
 // its first batch): with the journal's Len, the indexing backlog.
 func (x *Indexer) Indexed() uint64 { return x.indexed.Load() }
+
+// Backlog returns how many journaled events are not yet in the searchable
+// copy, as of this Indexer's last persisted batch (its whole journal
+// before Run or CatchUp first ran).
+func (x *Indexer) Backlog() uint64 {
+	end, indexed := x.src.Len(), x.indexed.Load()
+	if end <= indexed {
+		return 0
+	}
+	return end - indexed
+}
 
 // Cursor returns the sequence number of the next journal entry to index,
 // as persisted.

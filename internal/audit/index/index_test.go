@@ -472,6 +472,47 @@ func TestRunRate(t *testing.T) {
 	}
 }
 
+// Load above the rate does not pile up without end: with more than
+// MaxBacklog events waiting, Run indexes at full speed down to half the
+// bound, then keeps to its rate again. A restarted indexer measures the
+// backlog from the persisted cursor, not from zero.
+func TestRunMaxBacklog(t *testing.T) {
+	db := backends(t)["sqlite"](t)
+	j, ids := trail(t, db, variedRecords(300))
+	run := func(settle func(*index.Indexer) bool) uint64 {
+		t.Helper()
+		x, err := index.New(j, db, db, index.Options{Rate: 10, Batch: 8, MaxBacklog: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- x.Run(ctx, time.Second) }()
+		for deadline := time.Now().Add(5 * time.Second); !settle(x) && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		if err := x.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return x.Indexed()
+	}
+	// 300 waiting, bound 100: the first round indexes 250 of them at once
+	// (the rate alone would allow 8), and the next round is a second away.
+	if n := run(func(x *index.Indexer) bool { return x.Indexed() >= 250 && x.Backlog() == 50 }); n != 250 {
+		t.Fatalf("over the backlog bound, the first round indexed up to %d, want 250 (half the bound left)", n)
+	}
+	// 50 waiting: within the bound, a restarted indexer keeps to its rate.
+	n := run(func(x *index.Indexer) bool { return x.Indexed() > 250 && x.Backlog() == 42 })
+	if n != 258 {
+		t.Fatalf("within the backlog bound, a restarted indexer's first round reached %d, want 258 (one batch)", n)
+	}
+	if uint64(len(ids)) != 300 {
+		t.Fatalf("trail has %d events", len(ids))
+	}
+}
+
 // A rate of many batches per interval is kept by one batch at a time at
 // even steps: after a quarter of the interval about a quarter of the
 // interval's events are indexed, not all of them (one burst) nor none.
