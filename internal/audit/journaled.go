@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/reqid"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -199,12 +200,15 @@ func (p *JournaledPipeline) Append(ctx context.Context, r Record) (Receipt, erro
 	if err != nil {
 		return Receipt{}, err
 	}
-	// One read of the system's randomness for the event id (128 bits)
-	// and the commitment's nonce (256 bits).
+	// One read of the system's randomness for the event id (128 bits:
+	// the request's time, so that ids sort by time and the searchable
+	// copy's index of them grows at its end, and 80 random bits) and the
+	// commitment's nonce (256 bits).
 	var random [16 + 32]byte
 	if _, err := rand.Read(random[:]); err != nil {
 		return Receipt{}, fmt.Errorf("audit: reading a nonce: %w", err)
 	}
+	reqid.Stamp(random[:], r.Time)
 	id, nonce := hex.EncodeToString(random[:16]), [32]byte(random[16:])
 	buf := p.entries.get()
 	defer p.entries.put(buf)

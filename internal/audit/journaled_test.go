@@ -411,3 +411,41 @@ func TestJournaledAppendRefuses(t *testing.T) {
 		t.Fatalf("the good record: %v, %d entries", err, j.Len())
 	}
 }
+
+// Event ids sort by their request's time (so the searchable copy's index
+// of them grows at its end) and are otherwise random: two events of one
+// millisecond get different ids.
+func TestEventIDsSortByTime(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := audit.NewJournaledPipeline(&memJournal{}, nopLog{}, st, "https://warden.test/fhir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 29, 4, 30, 0, 0, time.UTC)
+	var ids []string
+	for i, d := range []time.Duration{0, 0, time.Millisecond, time.Second, time.Hour} {
+		r := audit.Record{RequestID: fmt.Sprintf("r%d", i), Time: at.Add(d), Surface: audit.SurfaceFHIR, Action: "read", Method: "GET",
+			Path: "/fhir/Patient/p1", Status: 200, ClientID: "app", Patients: []string{"p1"}}
+		rc, err := p.Append(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rc.EventID) != 32 {
+			t.Fatalf("event id %q: want 128 bits in hex", rc.EventID)
+		}
+		ids = append(ids, rc.EventID)
+	}
+	if ids[0] == ids[1] || ids[0][12:] == ids[1][12:] {
+		t.Fatalf("two events of one millisecond: ids %s and %s", ids[0], ids[1])
+	}
+	for i := 2; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] || ids[i] <= ids[0] {
+			t.Fatalf("event %d (later) has id %s, not after %s", i, ids[i], ids[i-1])
+		}
+	}
+}
