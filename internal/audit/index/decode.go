@@ -18,17 +18,55 @@ import (
 // indexer's; the fast parser never answers differently from it, which a
 // fuzz test holds.
 func decodeEvent(b []byte) (map[string]any, error) {
-	p := eventParser{b: b}
-	if ev, ok := p.event(); ok {
+	var d eventDecoder
+	return d.decode(b)
+}
+
+// An eventDecoder is decodeEvent reusing the maps and slices of the
+// events it decoded before: the indexer decodes every event into a tree
+// of some fifty small maps that are garbage once its store write is
+// built, and allocating them anew was most of the indexer's allocation.
+// Call release once nothing of the decoded events is used any more.
+type eventDecoder struct {
+	p eventParser
+}
+
+// maxFree bounds the maps and slices an eventDecoder keeps for reuse.
+const maxFree = 4096
+
+func (d *eventDecoder) decode(b []byte) (map[string]any, error) {
+	d.p.b, d.p.i, d.p.slow = b, 0, false
+	if ev, ok := d.p.event(); ok {
 		return ev, nil
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
+	jd := json.NewDecoder(bytes.NewReader(b))
+	jd.UseNumber()
 	var ev map[string]any
-	if err := d.Decode(&ev); err != nil {
+	if err := jd.Decode(&ev); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// release makes the maps and slices of every event decoded since the
+// last release reusable: those events MUST NOT be used afterwards.
+func (d *eventDecoder) release() {
+	p := &d.p
+	for _, m := range p.used {
+		if len(p.freeMaps) < maxFree {
+			clear(m)
+			p.freeMaps = append(p.freeMaps, m)
+		}
+	}
+	for _, a := range p.usedArrays {
+		if len(p.freeArrays) < maxFree {
+			clear(a)
+			p.freeArrays = append(p.freeArrays, a[:0])
+		}
+	}
+	clear(p.used)
+	clear(p.usedArrays)
+	p.used, p.usedArrays = p.used[:0], p.usedArrays[:0]
 }
 
 // eventParser is the fast parser of decodeEvent.
@@ -36,6 +74,35 @@ type eventParser struct {
 	b    []byte
 	i    int
 	slow bool // the input left the subset: encoding/json decides
+
+	// Maps and slices handed out since the last eventDecoder.release,
+	// and those free for reuse.
+	used, freeMaps         []map[string]any
+	usedArrays, freeArrays [][]any
+}
+
+// newMap returns an empty map, a reused one when there is one.
+func (p *eventParser) newMap() map[string]any {
+	var m map[string]any
+	if n := len(p.freeMaps); n > 0 {
+		m, p.freeMaps = p.freeMaps[n-1], p.freeMaps[:n-1]
+	} else {
+		m = make(map[string]any)
+	}
+	p.used = append(p.used, m)
+	return m
+}
+
+// newArray returns an empty slice, a reused one when there is one. The
+// slice is recorded for reuse as it is now; one that append moves to a
+// larger array is recorded again by array when it is complete.
+func (p *eventParser) newArray() []any {
+	if n := len(p.freeArrays); n > 0 {
+		a := p.freeArrays[n-1]
+		p.freeArrays = p.freeArrays[:n-1]
+		return a
+	}
+	return make([]any, 0, 4)
 }
 
 // maxEventDepth bounds nesting in the fast parser (events are about six
@@ -83,11 +150,16 @@ func (p *eventParser) value(depth int) any {
 	case c == '[':
 		return p.array(depth)
 	case c == '"':
-		s, ok := p.string(false)
+		raw, ok := p.rawString()
 		if !ok {
 			return p.fail()
 		}
-		return s
+		// A string in an interface is allocated: the events' fixed
+		// values are boxed once.
+		if v, ok := eventValues[string(raw)]; ok {
+			return v
+		}
+		return string(raw)
 	case c == '-' || c >= '0' && c <= '9':
 		return p.number()
 	case p.literal("true"):
@@ -110,7 +182,7 @@ func (p *eventParser) literal(word string) bool {
 
 func (p *eventParser) object(depth int) any {
 	p.i++ // '{'
-	m := make(map[string]any)
+	m := p.newMap()
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == '}' {
 		p.i++
@@ -118,7 +190,7 @@ func (p *eventParser) object(depth int) any {
 	}
 	for !p.slow {
 		p.space()
-		k, ok := p.string(true)
+		k, ok := p.key()
 		if !ok {
 			return p.fail()
 		}
@@ -151,10 +223,11 @@ func (p *eventParser) object(depth int) any {
 
 func (p *eventParser) array(depth int) any {
 	p.i++ // '['
-	a := make([]any, 0, 4)
+	a := p.newArray()
 	p.space()
 	if p.i < len(p.b) && p.b[p.i] == ']' {
 		p.i++
+		p.usedArrays = append(p.usedArrays, a)
 		return a
 	}
 	for !p.slow {
@@ -172,6 +245,7 @@ func (p *eventParser) array(depth int) any {
 			p.i++
 		case ']':
 			p.i++
+			p.usedArrays = append(p.usedArrays, a)
 			return a
 		default:
 			return p.fail()
@@ -180,12 +254,25 @@ func (p *eventParser) array(depth int) any {
 	return nil
 }
 
-// string reads a string without escapes or control characters, valid
-// UTF-8 (encoding/json would replace invalid bytes: left to it). Object
-// keys the events use come from a table instead of a new allocation.
-func (p *eventParser) string(key bool) (string, bool) {
-	if p.i >= len(p.b) || p.b[p.i] != '"' {
+// key reads an object key (rawString); the keys the events use come
+// from a table instead of a new allocation.
+func (p *eventParser) key() (string, bool) {
+	raw, ok := p.rawString()
+	if !ok {
 		return "", false
+	}
+	if s, ok := eventStrings[string(raw)]; ok {
+		return s, true
+	}
+	return string(raw), true
+}
+
+// rawString reads a string without escapes or control characters, valid
+// UTF-8 (encoding/json would replace invalid bytes: left to it), and
+// returns its bytes in the input.
+func (p *eventParser) rawString() ([]byte, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
 	}
 	start := p.i + 1
 	ascii := true
@@ -194,20 +281,17 @@ func (p *eventParser) string(key bool) (string, bool) {
 		case c == '"':
 			raw := p.b[start:j]
 			if !ascii && !utf8.Valid(raw) {
-				return "", false
+				return nil, false
 			}
 			p.i = j + 1
-			if s, ok := eventStrings[string(raw)]; ok {
-				return s, true
-			}
-			return string(raw), true
+			return raw, true
 		case c == '\\' || c < 0x20:
-			return "", false
+			return nil, false
 		case c >= utf8.RuneSelf:
 			ascii = false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // number reads a JSON number (RFC 8259 §6) as a json.Number of its text.
@@ -285,6 +369,15 @@ var eventStrings = func() map[string]string {
 		"https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType",
 		"https://profiles.ihe.net/ITI/BALP/CodeSystem/UserAgentTypes",
 	} {
+		m[s] = s
+	}
+	return m
+}()
+
+// eventValues are eventStrings boxed once, for string values.
+var eventValues = func() map[string]any {
+	m := make(map[string]any, len(eventStrings))
+	for s := range eventStrings {
 		m[s] = s
 	}
 	return m

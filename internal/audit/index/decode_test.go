@@ -39,7 +39,17 @@ func checkDecode(t *testing.T, b []byte) {
 			t.Fatalf("fast parser took %q as %#v; encoding/json gives %#v, %v", b, fast, want, wantErr)
 		}
 	}
+	// The same from a decoder reusing what every input before left it.
+	got, err = reused.decode(b)
+	defer reused.release()
+	if (err != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("reused decoder on %q: %#v, %v; encoding/json %#v, %v", b, got, err, want, wantErr)
+	}
 }
+
+// reused is checkDecode's decoder, kept from one input to the next (tests
+// and fuzz inputs of a process run one at a time).
+var reused eventDecoder
 
 // decodeSeeds are events as package audit writes them and JSON at the
 // edges of the fast parser's subset.
@@ -86,6 +96,43 @@ func TestDecodeEvent(t *testing.T) {
 	}
 }
 
+// A decoder that reuses the maps and slices of released events decodes
+// every seed, one after another, to what encoding/json gives, including
+// after inputs that left the fast path half-way; and once warm it
+// allocates a fraction of what decoding anew does.
+func TestEventDecoderReuse(t *testing.T) {
+	var d eventDecoder
+	seeds := decodeSeeds(t)
+	for round := range 3 {
+		for _, b := range seeds {
+			want, wantErr := slowDecode(b)
+			got, err := d.decode(b)
+			if (err != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d, reused decoder on %.60q: %#v, %v; encoding/json %#v, %v", round, b, got, err, want, wantErr)
+			}
+			d.release()
+		}
+	}
+	// Two events decoded before one release are both whole.
+	a, err := d.decode(seeds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.decode(seeds[1]); err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := slowDecode(seeds[0]); !reflect.DeepEqual(a, want) {
+		t.Fatal("decoding a second event changed the first before release")
+	}
+	d.release()
+	ev := seeds[0]
+	fresh := testing.AllocsPerRun(50, func() { decodeEvent(ev) })
+	reused := testing.AllocsPerRun(50, func() { d.decode(ev); d.release() })
+	if reused > fresh/3 {
+		t.Fatalf("a reused decoder allocates %.0f times per event, a fresh one %.0f", reused, fresh)
+	}
+}
+
 // FuzzDecodeEvent: on any input, decodeEvent answers what encoding/json
 // answers (the same value, or an error exactly when it errs).
 func FuzzDecodeEvent(f *testing.F) {
@@ -106,6 +153,17 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			if _, err := decodeEvent(ev); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("reused", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(ev)))
+		var d eventDecoder
+		for b.Loop() {
+			if _, err := d.decode(ev); err != nil {
+				b.Fatal(err)
+			}
+			d.release()
 		}
 	})
 	b.Run("encoding-json", func(b *testing.B) {

@@ -284,6 +284,10 @@ func (x *Indexer) catchUp(ctx context.Context, limit int) (int, error) {
 
 var errStop = errors.New("index: batch full")
 
+// decoders are the prepare workers' event decoders, kept with the maps
+// they reuse from one batch to the next.
+var decoders = sync.Pool{New: func() any { return new(eventDecoder) }}
+
 // prepare decodes entries (journal seq first, first+1, …) into store
 // writes, on x.workers goroutines.
 func (x *Indexer) prepare(entries [][]byte, first uint64) ([]store.Write, error) {
@@ -295,12 +299,14 @@ func (x *Indexer) prepare(entries [][]byte, first uint64) ([]store.Write, error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			dec := decoders.Get().(*eventDecoder)
+			defer decoders.Put(dec)
 			for {
 				i := int(nextJob.Add(1) - 1)
 				if i >= len(entries) {
 					return
 				}
-				writes[i], errs[i] = x.write(entries[i])
+				writes[i], errs[i] = x.write(dec, entries[i])
 				if errs[i] != nil {
 					errs[i] = fmt.Errorf("journal entry %d: %w", first+uint64(i), errs[i])
 				}
@@ -318,12 +324,15 @@ const lastUpdatedLayout = "2006-01-02T15:04:05.000Z07:00"
 // with meta.versionId 1 and meta.lastUpdated the event's time (so that
 // indexing again gives the same bytes), its index entries and its
 // Patient compartment.
-func (x *Indexer) write(entry []byte) (store.Write, error) {
+func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 	e, err := audit.DecodeJournalEntry(entry)
 	if err != nil {
 		return store.Write{}, err
 	}
-	ev, err := decodeEvent(e.Canonical)
+	ev, err := dec.decode(e.Canonical)
+	// Nothing of the decoded event outlives this call: the write holds
+	// the re-encoded body and index entries of strings.
+	defer dec.release()
 	if err != nil {
 		return store.Write{}, fmt.Errorf("%w: %w", ErrBadEvent, err)
 	}
