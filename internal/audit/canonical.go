@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -23,12 +24,23 @@ import (
 // integer types); anything else, NaN, infinities and invalid UTF-8 are
 // ErrNotCanonical.
 func Canonical(event map[string]any) ([]byte, error) {
-	b := &canonicalWriter{buf: make([]byte, 0, 4096), members: make([]member, 0, 64)}
-	if err := writeValue(b, event, 0); err != nil {
+	stack := memberStacks.Get().(*[]member)
+	defer memberStacks.Put(stack)
+	b := &canonicalWriter{buf: make([]byte, 0, 4096), members: (*stack)[:0]}
+	err := writeValue(b, event, 0)
+	if err != nil {
+		// writeValue clears what it pushed unless it failed half-way.
+		clear(b.members[:cap(b.members)])
+	}
+	*stack = b.members[:0]
+	if err != nil {
 		return nil, err
 	}
 	return b.buf, nil
 }
+
+// memberStacks are Canonical's stacks of object members, reused.
+var memberStacks = sync.Pool{New: func() any { s := make([]member, 0, 64); return &s }}
 
 // canonicalWriter is the output buffer of Canonical.
 type canonicalWriter struct {

@@ -64,6 +64,12 @@ func TestCanonicalRefuses(t *testing.T) {
 			if out, err := Canonical(in); !errors.Is(err, ErrNotCanonical) || out != nil {
 				t.Fatalf("Canonical = %q, %v; want ErrNotCanonical", out, err)
 			}
+			// A refusal half-way leaves nothing behind for the next call
+			// (the stack of members is reused).
+			good := map[string]any{"b": map[string]any{"d": 1, "c": []any{"x"}}, "a": true}
+			if out, err := Canonical(good); err != nil || string(out) != `{"a":true,"b":{"c":["x"],"d":1}}` {
+				t.Fatalf("after a refusal, Canonical = %s, %v", out, err)
+			}
 		})
 	}
 }

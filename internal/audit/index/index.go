@@ -14,6 +14,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -52,13 +53,16 @@ var ErrBadEvent = errors.New("index: journal entry is not an indexable AuditEven
 
 // Indexer stores journaled audit events in the FHIR store.
 type Indexer struct {
-	src     Source
-	db      store.Store
-	marks   store.Records
-	reg     *searchparam.Registry
-	base    string // Options.Base with a trailing "/", or ""
-	batch   int
-	workers int
+	src   Source
+	db    store.Store
+	marks store.Records
+	reg   *searchparam.Registry
+	base  string // Options.Base with a trailing "/", or ""
+	// quotedBase is `"` and base: how a JSON string beginning with base
+	// begins.
+	quotedBase []byte
+	batch      int
+	workers    int
 
 	indexed atomic.Uint64 // the cursor as last persisted
 
@@ -118,7 +122,7 @@ func New(src Source, db store.Store, marks store.Records, opts Options) (*Indexe
 	if base != "" {
 		base += "/"
 	}
-	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
+	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
 }
 
 // Run indexes new journal entries every interval until ctx ends, and
@@ -357,8 +361,11 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 		return store.Write{}, err
 	}
 	// The index, not the stored event, sees references to this server
-	// as relative ones.
-	if x.base != "" {
+	// as relative ones. Most events have none: only a string value
+	// beginning with the base can be one (canonical JSON escapes none of
+	// a URL's characters), which a scan of the bytes rules out faster
+	// than a walk of the decoded event.
+	if x.base != "" && bytes.Contains(e.Canonical, x.quotedBase) {
 		relativize(ev, x.base, 0)
 	}
 	entries := x.reg.Extract("AuditEvent", ev)
