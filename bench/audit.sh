@@ -11,7 +11,8 @@
 # reports req/s, p50 and server CPU per request of each, their ratio, the
 # p50 difference and the CPU the trail adds per request, and
 # the audit log's lag (how long the slowest event waited for the log).
-# PROFILE=1 also writes CPU profiles of both servers to bench/out.
+# PROFILE=1 also writes CPU and allocation profiles of both servers to
+# bench/out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -97,6 +98,20 @@ for r in $(seq "$ROUNDS"); do
   res+=("$(run audit-off 18444 "$off" "$AUTH_OFF")")
   kill -STOP "$off"; kill -CONT "$on"
 done
+# With PROFILE=1, what each server allocated over all its rounds.
+if [ "${PROFILE:-}" = 1 ]; then
+  kill -CONT "$off"
+  curl -s http://127.0.0.1:19464/debug/pprof/allocs >"$out/audit-on.allocs.pprof"
+  curl -s http://127.0.0.1:19465/debug/pprof/allocs >"$out/audit-off.allocs.pprof"
+fi
+# What the audited server still owes after its rounds: the events it
+# journaled but has not indexed yet (audit.index_max_backlog lets that
+# many wait). An AuditEvent search indexes them all first; the CPU that
+# takes is the rest of what the rounds' requests cost.
+backlog=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_index_backlog /{print $2}')
+before=$(cpu "$on")
+curl -sf -m 600 --cacert "$CA" -H "$AUTH_ON" "$B/AuditEvent?_summary=count" >/dev/null
+owed=$(( $(cpu "$on") - before ))
 # How long events took to reach the transparency log (Prometheus histogram).
 sleep 2
 curl -s http://127.0.0.1:19464/metrics | python3 -c '
@@ -112,9 +127,10 @@ def q(p):
 print("\naudit log lag: %d events; p50 <= %gs, p99 <= %gs (histogram bucket bounds)" % (total, q(0.5), q(0.99)))
 '
 
-python3 - "${res[@]}" <<'PY'
+python3 - "$backlog" "$owed" "$TICK" "${res[@]}" <<'PY'
 import json, sys, statistics as st
-rs = [json.loads(a) for a in sys.argv[1:]]
+backlog, owed_us = float(sys.argv[1]), int(sys.argv[2]) / int(sys.argv[3]) * 1e6
+rs = [json.loads(a) for a in sys.argv[4:]]
 on = [r for r in rs if r["name"] == "audit-on"]; off = [r for r in rs if r["name"] == "audit-off"]
 for r in rs: assert r["errors"] == 0 and r["non2xx"] == 0, r
 m = lambda xs, k: st.median(x[k] for x in xs)
@@ -123,4 +139,16 @@ for name, xs in (("audit on", on), ("audit off", off)):
     print("| %s | %.0f | %.2f | %.2f | %.0f |" % (name, m(xs, "rps"), m(xs, "p50_ms"), m(xs, "p99_ms"), m(xs, "cpu_us")))
 print("\naudited read throughput: %.0f%% of unaudited; added p50: %.2f ms; the trail's CPU: %.0f µs per request" %
       (100*m(on,"rps")/m(off,"rps"), m(on,"p50_ms")-m(off,"p50_ms"), m(on,"cpu_us")-m(off,"cpu_us")))
+# The audited server's CPU per request with the indexing it still owed
+# after its rounds, and the same for the unaudited one: the sustained
+# cost of a request, from which the sustained ratio follows on a machine
+# whose cores the load generator shares (its CPU per request as measured
+# on the unaudited rounds: the cores left over ÷ req/s).
+n = sum(r["requests"] for r in on)
+full = (sum(r["cpu_us"] * r["requests"] for r in on) + owed_us) / n
+wrk = max(2e6 / m(off, "rps") - m(off, "cpu_us"), 0)
+print("after the rounds, %d events waited to be indexed: %.0f µs of CPU each; with them, audited CPU per request: %.0f µs, the trail's %.0f µs"
+      % (backlog, owed_us / max(backlog, 1), full, full - m(off, "cpu_us")))
+print("sustained audited throughput at that cost (2 cores, load generator %.0f µs per request): ~%.0f req/s, %.0f%% of unaudited"
+      % (wrk, 2e6 / (full + wrk), 100 * (2e6 / (full + wrk)) / m(off, "rps")))
 PY

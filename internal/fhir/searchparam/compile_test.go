@@ -244,10 +244,22 @@ func TestCompileComposite(t *testing.T) {
 func TestUnsupportedParams(t *testing.T) {
 	reg := registry(t)
 	m := typeModelR4(t)
-	var lines, dropped []string
+	var lines, dropped, hidden []string
 	defs := map[string]bool{} // definition URL → all of its bases supported
 	for base, params := range reg.byType {
 		for code, p := range params {
+			if p.notIndexed {
+				// Warden's choice, not the compiler's: listed apart, and
+				// neither searchable nor extracted.
+				hidden = append(hidden, fmt.Sprintf("%s %s", base, code))
+				if reg.Param(base, code) != nil || slices.Contains(reg.Params(base), p) {
+					t.Errorf("%s %s: not indexed by Warden, but searchable", base, code)
+				}
+				if p.URL != "" && !isKnownDef(defs, p.URL) {
+					defs[p.URL] = true // a definition the compiler supports
+				}
+				continue
+			}
 			ok := defs[p.URL] || !isKnownDef(defs, p.URL)
 			x, err := compile(p, m)
 			if (err == nil) != (p.compiled != nil) {
@@ -285,6 +297,11 @@ func TestUnsupportedParams(t *testing.T) {
 	for _, l := range dropped {
 		b.WriteString(l + "\n")
 	}
+	sort.Strings(hidden)
+	b.WriteString("\n# Defined by R4, compiled, but not indexed by Warden (notIndexed).\n")
+	for _, l := range hidden {
+		b.WriteString(l + "\n")
+	}
 	t.Logf("%d of %d R4 search parameter definitions supported", len(defs)-unsupportedDefs, len(defs))
 	if len(defs) != 1375 {
 		t.Errorf("%d definitions, want the 1375 of R4", len(defs))
@@ -316,5 +333,48 @@ func golden(t *testing.T, name, got string) {
 	}
 	if string(want) != got {
 		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", file, got, want)
+	}
+}
+
+// The AuditEvent parameters Warden does not index are neither searchable
+// nor extracted, for AuditEvent alone: _profile stays a parameter of
+// every other type, and the indexed AuditEvent parameters still extract.
+func TestNotIndexed(t *testing.T) {
+	reg := registry(t)
+	ev := map[string]any{
+		"resourceType": "AuditEvent", "id": "e1",
+		"meta":    map[string]any{"profile": []any{"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"}},
+		"type":    map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+		"outcome": "0", "recorded": "2026-11-29T04:30:00Z",
+		"agent": []any{map[string]any{"name": "app", "requestor": true, "who": map[string]any{"identifier": map[string]any{"value": "app"}}}},
+		"source": map[string]any{"site": "https://h/fhir", "observer": map[string]any{"display": "Warden", "identifier": map[string]any{"value": "https://h/fhir"}}},
+		"entity": []any{map[string]any{"what": map[string]any{"reference": "Patient/p1"}, "name": "n",
+			"type": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
+			"role": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"}}},
+	}
+	got := map[string]bool{}
+	for _, e := range reg.Extract("AuditEvent", ev) {
+		got[e.Param] = true
+	}
+	for _, code := range notIndexed["AuditEvent"] {
+		if reg.Param("AuditEvent", code) != nil {
+			t.Errorf("AuditEvent %s is searchable", code)
+		}
+		for _, p := range reg.Params("AuditEvent") {
+			if p.Code == code {
+				t.Errorf("AuditEvent %s is listed as supported", code)
+			}
+		}
+		if got[code] {
+			t.Errorf("AuditEvent %s was extracted", code)
+		}
+	}
+	for _, code := range []string{"agent", "date", "entity", "outcome", "patient", "type"} {
+		if reg.Param("AuditEvent", code) == nil || !got[code] {
+			t.Errorf("AuditEvent %s: searchable %v, extracted %v", code, reg.Param("AuditEvent", code) != nil, got[code])
+		}
+	}
+	if reg.Param("Patient", "_profile") == nil || reg.Param("Observation", "_profile") == nil {
+		t.Error("_profile is gone from other types")
 	}
 }

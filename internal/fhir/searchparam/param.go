@@ -58,7 +58,12 @@ type Param struct {
 	// compiled extraction; nil when the expression is not supported, in
 	// which case the parameter is not searchable (and not advertised).
 	compiled any
+	// notIndexed: Warden does not index this parameter (notIndexed).
+	notIndexed bool
 }
+
+// supported reports whether the parameter is indexed and searchable.
+func (p *Param) supported() bool { return p.compiled != nil && !p.notIndexed }
 
 // Component is one part of a composite search parameter.
 type Component struct {
@@ -149,6 +154,23 @@ var componentErrata = map[string]map[string]string{
 	},
 }
 
+// notIndexed are search parameters Warden does not index or search, by
+// resource type, although R4 defines them. AuditEvents are written only
+// by Warden's own audit trail, one for every request, and each indexed
+// value costs the trail about 5 µs of CPU per event (a B-tree insert into
+// the row's table and one into its value index, `bench/audit.sh`); these
+// parameters carry the same few values in every event Warden writes
+// (its own source, site and destination agent; fixed entity roles, entity
+// types and BALP profiles; client names, which agent:identifier finds by
+// client id), so they select nothing an auditor needs that the indexed
+// ones (patient, agent, altid, date, outcome, entity, action, type,
+// subtype, policy, address, purpose) do not. A search naming one is
+// refused as for any unknown parameter, and the CapabilityStatement does
+// not list them.
+var notIndexed = map[string][]string{
+	"AuditEvent": {"_profile", "agent-name", "entity-name", "entity-role", "entity-type", "site", "source"},
+}
+
 // newRegistry builds a registry from search parameter definitions,
 // compiling each expression against model; patient lists the parameters
 // of the Patient compartment by resource type.
@@ -197,6 +219,20 @@ func newRegistry(defs []specSearchParameter, model *typeModel, patient map[strin
 			}
 		}
 	}
+	for typ, codes := range notIndexed {
+		for _, code := range codes {
+			if r.byType[typ] == nil {
+				r.byType[typ] = map[string]*Param{}
+			}
+			p := r.byType[typ][code]
+			if p == nil {
+				// Inherited (_profile): hidden for this type alone.
+				p = &Param{Code: code, Base: typ}
+				r.byType[typ][code] = p
+			}
+			p.notIndexed = true
+		}
+	}
 	r.byResource = map[string][]*Param{"Resource": r.Params("Resource")}
 	for name, t := range model.types {
 		if t.kind == kindResource && name != "Resource" && name != "DomainResource" {
@@ -212,7 +248,7 @@ func newRegistry(defs []specSearchParameter, model *typeModel, patient map[strin
 func (r *Registry) Param(resourceType, code string) *Param {
 	for _, t := range []string{resourceType, "DomainResource", "Resource"} {
 		if p := r.byType[t][code]; p != nil {
-			if p.compiled == nil {
+			if !p.supported() {
 				return nil
 			}
 			return p
@@ -228,11 +264,15 @@ func (r *Registry) Params(resourceType string) []*Param {
 	var out []*Param
 	for _, t := range []string{resourceType, "DomainResource", "Resource"} {
 		for code, p := range r.byType[t] {
-			if seen[code] || p.compiled == nil {
+			if seen[code] {
 				continue
 			}
+			// An unsupported parameter of the type hides an inherited
+			// one of the same code, as in Param.
 			seen[code] = true
-			out = append(out, p)
+			if p.supported() {
+				out = append(out, p)
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
