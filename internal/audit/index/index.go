@@ -46,6 +46,17 @@ const (
 // so that requests' writes do not queue behind it.
 const DefaultBatch = 64
 
+// backlogBatches is how many batches' worth one store transaction writes
+// while more than backlogRun batches wait: each event then costs about a
+// tenth less (fewer commits; each index page written once for more
+// rows), at the price of holding the store's single writer (SQLite) four
+// times longer per transaction, so small backlogs keep small
+// transactions.
+const (
+	backlogBatches = 4
+	backlogRun     = 16
+)
+
 // ErrBadEvent is a journal entry whose event cannot be stored as an
 // AuditEvent (it does not decode, or is not an AuditEvent with the
 // entry's id). The Indexer stops at it rather than skip an event.
@@ -243,6 +254,11 @@ func (x *Indexer) catchUp(ctx context.Context, limit int) (int, error) {
 			return done, err
 		}
 		batch := x.batch
+		if end-next > backlogRun*uint64(x.batch) {
+			// Far behind (a burst over MaxBacklog, a search after one):
+			// larger transactions, which cost less per event.
+			batch *= backlogBatches
+		}
 		if limit > 0 {
 			batch = min(batch, limit-done)
 		}

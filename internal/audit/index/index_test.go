@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,6 +511,50 @@ func TestRunMaxBacklog(t *testing.T) {
 	}
 	if uint64(len(ids)) != 300 {
 		t.Fatalf("trail has %d events", len(ids))
+	}
+}
+
+// txSizes is a store counting the writes of each transaction.
+type txSizes struct {
+	store.Store
+	mu    sync.Mutex
+	sizes []int
+}
+
+type countingTx struct {
+	store.Tx
+	n *int
+}
+
+func (c countingTx) Put(ctx context.Context, w store.Write) error { *c.n++; return c.Tx.Put(ctx, w) }
+
+func (s *txSizes) Tx(ctx context.Context, fn func(store.Tx) error) error {
+	n := 0
+	err := s.Store.Tx(ctx, func(tx store.Tx) error { return fn(countingTx{tx, &n}) })
+	s.mu.Lock()
+	s.sizes = append(s.sizes, n)
+	s.mu.Unlock()
+	return err
+}
+
+// Far behind, the indexer writes larger transactions (cheaper per event);
+// the last stretch, and a small backlog, in transactions of Batch.
+func TestCatchUpBatches(t *testing.T) {
+	db := backends(t)["sqlite"](t)
+	j, _ := trail(t, db, variedRecords(300))
+	counted := &txSizes{Store: db}
+	x, err := index.New(j, counted, db, index.Options{Batch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := x.CatchUp(context.Background()); err != nil || n != 300 {
+		t.Fatalf("CatchUp = %d, %v", n, err)
+	}
+	// 300 waiting, more than 16 batches of 8: 32 at a time while more
+	// than 128 wait (six of them, to 108 left), then 8 at a time.
+	want := []int{32, 32, 32, 32, 32, 32, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 4}
+	if !slices.Equal(counted.sizes, want) {
+		t.Fatalf("transactions of %v events, want %v", counted.sizes, want)
 	}
 }
 
