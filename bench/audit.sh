@@ -12,7 +12,7 @@
 # p50 difference and the CPU the trail adds per request, and
 # the audit log's lag (how long the slowest event waited for the log).
 # PROFILE=1 also writes CPU and allocation profiles of both servers to
-# bench/out.
+# bench/out, and a CPU profile of the audited server's catch-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -110,6 +110,9 @@ fi
 # takes is the rest of what the rounds' requests cost.
 backlog=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_index_backlog /{print $2}')
 before=$(cpu "$on")
+if [ "${PROFILE:-}" = 1 ]; then
+  curl -s "http://127.0.0.1:19464/debug/pprof/profile?seconds=4" >"$out/audit-catchup.pprof" &
+fi
 curl -sf -m 600 --cacert "$CA" -H "$AUTH_ON" "$B/AuditEvent?_summary=count" >/dev/null
 owed=$(( $(cpu "$on") - before ))
 # How long events took to reach the transparency log (Prometheus histogram).

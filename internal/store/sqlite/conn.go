@@ -130,20 +130,39 @@ func (c *conn) Query(ctx context.Context, query string, args ...any) (sqlstore.R
 
 // Exec implements sqlstore.Querier.
 func (c *conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	st, err := c.stmt(ctx, query)
-	if err != nil {
-		return 0, err
-	}
-	nv, err := c.namedArgs(args)
-	if err != nil {
-		return 0, err
-	}
-	res, err := st.(driver.StmtExecContext).ExecContext(ctx, nv)
-	c.releaseArgs(nv)
+	res, err := c.exec(ctx, query, args)
 	if err != nil {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// ExecInsert is Exec also returning the rowid of the last row inserted
+// (sqlstore.Inserter), which the driver reads with the changes count.
+func (c *conn) ExecInsert(ctx context.Context, query string, args ...any) (n, pk int64, err error) {
+	res, err := c.exec(ctx, query, args)
+	if err != nil {
+		return 0, 0, err
+	}
+	if n, err = res.RowsAffected(); err != nil {
+		return 0, 0, err
+	}
+	pk, err = res.LastInsertId()
+	return n, pk, err
+}
+
+func (c *conn) exec(ctx context.Context, query string, args []any) (driver.Result, error) {
+	st, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	nv, err := c.namedArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	res, err := st.(driver.StmtExecContext).ExecContext(ctx, nv)
+	c.releaseArgs(nv)
+	return res, err
 }
 
 // close releases the statements and the connection.
@@ -289,4 +308,11 @@ func (q writeQuerier) Exec(ctx context.Context, query string, args ...any) (int6
 		return 0, err
 	}
 	return q.c.Exec(context.Background(), query, args...)
+}
+
+func (q writeQuerier) ExecInsert(ctx context.Context, query string, args ...any) (n, pk int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	return q.c.ExecInsert(context.Background(), query, args...)
 }

@@ -123,6 +123,13 @@ func insertFirst(ctx context.Context, q Querier, d Dialect, args []any) (pk int6
 		}
 		return pk, ok, rows.Err()
 	}
+	if ins, ok := inserterOf(q); ok {
+		n, pk, err := ins.ExecInsert(ctx, insert, args...)
+		if err != nil || n == 0 {
+			return 0, false, err
+		}
+		return pk, true, nil
+	}
 	n, err := q.Exec(ctx, insert, args...)
 	if err != nil || n == 0 {
 		return 0, false, err

@@ -48,6 +48,14 @@ type Statement struct {
 	Args []any
 }
 
+// Inserter is implemented by Queriers that report, with the number of
+// rows an INSERT changed, the pk it gave the last row (SQLite's
+// last_insert_rowid): one statement instead of the INSERT and
+// Dialect.LastInsertPK.
+type Inserter interface {
+	ExecInsert(ctx context.Context, query string, args ...any) (n, pk int64, err error)
+}
+
 // Batcher is implemented by Queriers that can run several statements in
 // one round trip to the database. ExecBatch runs them in order and stops
 // at the first error.
@@ -280,6 +288,35 @@ func (q txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, 
 		q.t.failed = err
 	}
 	return n, err
+}
+
+// ExecInsert is Inserter's, when the tx's querier is an Inserter.
+func (q txQuerier) ExecInsert(ctx context.Context, query string, args ...any) (n, pk int64, err error) {
+	if q.t.failed != nil {
+		return 0, 0, q.t.failed
+	}
+	ins, ok := q.q.(Inserter)
+	if !ok {
+		return 0, 0, errNoInserter
+	}
+	n, pk, err = ins.ExecInsert(ctx, query, args...)
+	if err != nil {
+		q.t.failed = err
+	}
+	return n, pk, err
+}
+
+var errNoInserter = errors.New("sqlstore: the querier cannot report inserted rows' pks")
+
+// inserterOf returns q as an Inserter when it, or the querier of the tx
+// it is, is one.
+func inserterOf(q Querier) (Inserter, bool) {
+	if tq, ok := q.(txQuerier); ok {
+		_, ok := tq.q.(Inserter)
+		return tq, ok
+	}
+	ins, ok := q.(Inserter)
+	return ins, ok
 }
 
 func (q txQuerier) ExecBatch(ctx context.Context, stmts []Statement) error {
