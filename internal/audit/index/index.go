@@ -46,12 +46,13 @@ const (
 // so that requests' writes do not queue behind it.
 const DefaultBatch = 64
 
-// backlogBatches is how many batches' worth one store transaction writes
-// while more than backlogRun batches wait: each event then costs about a
-// tenth less (fewer commits; each index page written once for more
-// rows), at the price of holding the store's single writer (SQLite) four
-// times longer per transaction, so small backlogs keep small
-// transactions.
+// backlogBatches is how many batches' worth one store transaction of
+// CatchUp writes while more than backlogRun batches wait: each event then
+// costs about a tenth less (fewer commits; each index page written once
+// for more rows), at the price of holding the store's single writer
+// (SQLite) four times longer per transaction. Only CatchUp does, which a
+// search waits for: Run, in the background, keeps transactions small, so
+// that requests' writes (creates, updates) do not wait behind it.
 const (
 	backlogBatches = 4
 	backlogRun     = 16
@@ -166,7 +167,7 @@ func (x *Indexer) Run(ctx context.Context, interval time.Duration) error {
 		if over := x.overBacklog(); over > 0 && n > 0 {
 			n = max(n, over)
 		}
-		_, err := x.catchUp(ctx, n)
+		_, err := x.catchUp(ctx, n, false)
 		if ctx.Err() == nil {
 			x.mu.Lock()
 			x.lastErr = err
@@ -237,10 +238,13 @@ func (x *Indexer) Cursor(ctx context.Context) (uint64, error) {
 // from the persisted cursor on, and returns how many it stored or found
 // already stored. Each batch is one store transaction followed by the
 // cursor update, so a crash between the two only repeats the batch.
-func (x *Indexer) CatchUp(ctx context.Context) (int, error) { return x.catchUp(ctx, 0) }
+// Far behind, it writes larger transactions (see backlogBatches): a
+// search waits for it.
+func (x *Indexer) CatchUp(ctx context.Context) (int, error) { return x.catchUp(ctx, 0, true) }
 
-// catchUp is CatchUp storing at most limit events (0: no limit).
-func (x *Indexer) catchUp(ctx context.Context, limit int) (int, error) {
+// catchUp is CatchUp storing at most limit events (0: no limit), in
+// larger transactions when far behind only if large.
+func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, error) {
 	x.catchingUp.Lock()
 	defer x.catchingUp.Unlock()
 	next, err := x.Cursor(ctx)
@@ -254,7 +258,7 @@ func (x *Indexer) catchUp(ctx context.Context, limit int) (int, error) {
 			return done, err
 		}
 		batch := x.batch
-		if end-next > backlogRun*uint64(x.batch) {
+		if large && end-next > backlogRun*uint64(x.batch) {
 			// Far behind (a burst over MaxBacklog, a search after one):
 			// larger transactions, which cost less per event.
 			batch *= backlogBatches

@@ -480,9 +480,19 @@ func TestRunRate(t *testing.T) {
 func TestRunMaxBacklog(t *testing.T) {
 	db := backends(t)["sqlite"](t)
 	j, ids := trail(t, db, variedRecords(300))
+	// In the background, transactions stay at Batch however far behind:
+	// requests' writes must not wait behind larger ones.
+	counted := &txSizes{Store: db}
+	defer func() {
+		for _, n := range counted.sizes {
+			if n > 8 {
+				t.Errorf("Run wrote a transaction of %d events, more than its batch of 8", n)
+			}
+		}
+	}()
 	run := func(settle func(*index.Indexer) bool) uint64 {
 		t.Helper()
-		x, err := index.New(j, db, db, index.Options{Rate: 10, Batch: 8, MaxBacklog: 100})
+		x, err := index.New(j, counted, db, index.Options{Rate: 10, Batch: 8, MaxBacklog: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
