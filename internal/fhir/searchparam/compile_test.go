@@ -346,7 +346,7 @@ func TestNotIndexed(t *testing.T) {
 		"meta":    map[string]any{"profile": []any{"https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"}},
 		"type":    map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
 		"outcome": "0", "recorded": "2026-11-29T04:30:00Z",
-		"agent": []any{map[string]any{"name": "app", "requestor": true, "who": map[string]any{"identifier": map[string]any{"value": "app"}}}},
+		"agent":  []any{map[string]any{"name": "app", "requestor": true, "who": map[string]any{"identifier": map[string]any{"value": "app"}}}},
 		"source": map[string]any{"site": "https://h/fhir", "observer": map[string]any{"display": "Warden", "identifier": map[string]any{"value": "https://h/fhir"}}},
 		"entity": []any{map[string]any{"what": map[string]any{"reference": "Patient/p1"}, "name": "n",
 			"type": map[string]any{"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
