@@ -368,15 +368,20 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 	if meta == nil {
 		meta = map[string]any{}
 	}
+	lastUpdated := at.Format(lastUpdatedLayout)
 	meta["versionId"] = "1"
-	meta["lastUpdated"] = at.Format(lastUpdatedLayout)
+	meta["lastUpdated"] = lastUpdated
 	ev["meta"] = meta
 	// The searchable copy leaves out the query strings (entity.query):
 	// their values may be PHI, and a patient reading who accessed their
 	// record would see the queries of others' searches that touched it.
 	// They stay in the journal, for verification and export.
 	StripQueries(ev)
-	body, err := audit.Canonical(ev)
+	// The same edits as bytes, when the event's layout allows.
+	body, ok := storedBody(e.Canonical, lastUpdated)
+	if !ok {
+		body, err = audit.Canonical(ev)
+	}
 	if err != nil {
 		return store.Write{}, err
 	}
