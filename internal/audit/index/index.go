@@ -50,9 +50,11 @@ const DefaultBatch = 64
 // CatchUp writes while more than backlogRun batches wait: each event then
 // costs about a tenth less (fewer commits; each index page written once
 // for more rows), at the price of holding the store's single writer
-// (SQLite) four times longer per transaction. Only CatchUp does, which a
-// search waits for: Run, in the background, keeps transactions small, so
-// that requests' writes (creates, updates) do not wait behind it.
+// (SQLite) four times longer per transaction. CatchUp is what a search
+// waits for; Run, in the background, writes two batches' worth at most,
+// so that requests' writes (creates, updates) do not wait long behind it
+// (`bench/run.sh`: creates after a read load's backlog 1,866 req/s with
+// four, 2,407 with one or two).
 const (
 	backlogBatches = 4
 	backlogRun     = 16
@@ -243,7 +245,8 @@ func (x *Indexer) Cursor(ctx context.Context) (uint64, error) {
 func (x *Indexer) CatchUp(ctx context.Context) (int, error) { return x.catchUp(ctx, 0, true) }
 
 // catchUp is CatchUp storing at most limit events (0: no limit), in
-// larger transactions when far behind only if large.
+// larger transactions when far behind: backlogBatches batches if large,
+// two if not.
 func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, error) {
 	x.catchingUp.Lock()
 	defer x.catchingUp.Unlock()
@@ -258,10 +261,13 @@ func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, erro
 			return done, err
 		}
 		batch := x.batch
-		if large && end-next > backlogRun*uint64(x.batch) {
+		if end-next > backlogRun*uint64(x.batch) {
 			// Far behind (a burst over MaxBacklog, a search after one):
 			// larger transactions, which cost less per event.
 			batch *= backlogBatches
+			if !large {
+				batch = 2 * x.batch
+			}
 		}
 		if limit > 0 {
 			batch = min(batch, limit-done)
