@@ -160,6 +160,9 @@ func (p *parser) search(name string, values []string) *Error {
 	}
 	sp := p.reg.Param(p.typ, code)
 	if sp == nil {
+		if p.reg.Defined(p.typ, code) {
+			return p.skip(name, reasonUnsupported)
+		}
 		return p.skip(name, reasonUnknown)
 	}
 	if sp.Type == searchparam.Special {

@@ -384,6 +384,27 @@ func wantInt(t *testing.T, what string, got, want int) {
 // TestParseRejects lists the ways a request can be malformed or ask for
 // more than Warden supports. Each must fail with an *Error naming the
 // parameter, without the value in its text.
+// A parameter R4 defines but Warden does not support is refused as
+// unsupported, not as unknown: a client that knows R4 is told why.
+func TestParseUnsupportedNotUnknown(t *testing.T) {
+	for _, tt := range []struct{ typ, query, reason string }{
+		{"AuditEvent", "site=https://h/fhir", reasonUnsupported},   // not indexed by Warden
+		{"AuditEvent", "_profile=http://x", reasonUnsupported},     // inherited, hidden for AuditEvent
+		{"Bundle", "composition=Composition/1", reasonUnsupported}, // expression not indexable
+		{"AuditEvent", "nonsense=1", reasonUnknown},
+		{"Patient", "site=x", reasonUnknown},
+	} {
+		_, err := parseQuery(t, tt.typ, tt.query, testOpts)
+		var e *Error
+		if !errors.As(err, &e) || e.Reason != tt.reason {
+			t.Errorf("%s?%s: %v, want the reason %q", tt.typ, tt.query, err, tt.reason)
+		}
+	}
+	if _, err := parseQuery(t, "Patient", "_profile=http://x", testOpts); err != nil {
+		t.Errorf("Patient?_profile: %v", err)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	long := strings.Repeat("x", maxValueBytes+1)
 	tests := []struct {

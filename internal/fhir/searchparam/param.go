@@ -257,6 +257,18 @@ func (r *Registry) Param(resourceType, code string) *Param {
 	return nil
 }
 
+// Defined reports whether R4 defines the search parameter code for
+// resourceType (its own or inherited), supported or not: a search naming
+// one that Param does not return is unsupported rather than unknown.
+func (r *Registry) Defined(resourceType, code string) bool {
+	for _, t := range []string{resourceType, "DomainResource", "Resource"} {
+		if r.byType[t][code] != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // Params returns the supported search parameters of resourceType (its own
 // and the inherited ones), sorted by code.
 func (r *Registry) Params(resourceType string) []*Param {
