@@ -93,9 +93,9 @@ func (p *eventParser) newMap() map[string]any {
 	return m
 }
 
-// newArray returns an empty slice, a reused one when there is one. The
-// slice is recorded for reuse as it is now; one that append moves to a
-// larger array is recorded again by array when it is complete.
+// newArray returns an empty slice, a reused one when there is one; array
+// records it for reuse once it is complete (after append has grown it,
+// if it had to).
 func (p *eventParser) newArray() []any {
 	if n := len(p.freeArrays); n > 0 {
 		a := p.freeArrays[n-1]
