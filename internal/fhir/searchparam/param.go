@@ -163,10 +163,10 @@ var componentErrata = map[string]map[string]string{
 // (its own source, site and destination agent; fixed entity roles, entity
 // types and BALP profiles; client names, which agent:identifier finds by
 // client id), so they select nothing an auditor needs that the indexed
-// ones (patient, agent, altid, date, outcome, entity, action, type,
-// subtype, policy, address, purpose) do not. A search naming one is
-// refused as for any unknown parameter, and the CapabilityStatement does
-// not list them.
+// ones (patient, agent, agent-role, altid, date, outcome, entity, action,
+// type, subtype, policy, address) do not. A search naming one is refused
+// as unsupported (Defined), and the CapabilityStatement does not list
+// them.
 var notIndexed = map[string][]string{
 	"AuditEvent": {"_profile", "agent-name", "entity-name", "entity-role", "entity-type", "site", "source"},
 }
