@@ -2,15 +2,19 @@
 # What the audit trail costs (issue: tamper-evident audit trail). Usage:
 #   [TARGET=read|search] bench/audit.sh [seconds] [rounds]
 # Builds warden, imports the shared Synthea patients, and runs two servers
-# of the same build on the same data side by side: one with the audit
+# of the same build, each on its own copy of the data: one with the audit
 # trail (every request's AuditEvent durable in the journal before its
-# response, sequenced into the transparency log in the background), one
-# with audit.disabled. wrk at concurrency 32 over TLS keep-alive reads
-# Patient/{id} with a backend-services token, alternating between the two
-# servers for ROUNDS rounds so that machine noise hits both alike; then
-# reports req/s, p50 and server CPU per request of each, their ratio, the
-# p50 difference and the CPU the trail adds per request, and
-# the audit log's lag (how long the slowest event waited for the log).
+# response, sequenced into the transparency log and indexed for
+# AuditEvent search in the background), one with audit.disabled. wrk at
+# concurrency 32 over TLS keep-alive reads Patient/{id} with a
+# backend-services token, alternating between the two servers for ROUNDS
+# rounds so that machine noise hits both alike (the one not measured is
+# stopped); then reports req/s, p50 and server CPU per request of each,
+# their ratio, the p50 difference and the CPU the trail adds per request;
+# the indexing the audited server still owed after its rounds, its CPU
+# per request all told, and the sustained throughput that allows on this
+# machine's cores; and the audit log's lag (how long the slowest event
+# waited for the log).
 # PROFILE=1 also writes CPU and allocation profiles of both servers to
 # bench/out, and a CPU profile of the audited server's catch-up.
 set -euo pipefail
@@ -130,10 +134,11 @@ def q(p):
 print("\naudit log lag: %d events; p50 <= %gs, p99 <= %gs (histogram bucket bounds)" % (total, q(0.5), q(0.99)))
 '
 
-python3 - "$backlog" "$owed" "$TICK" "${res[@]}" <<'PY'
+python3 - "$backlog" "$owed" "$TICK" "$(nproc)" "${res[@]}" <<'PY'
 import json, sys, statistics as st
 backlog, owed_us = float(sys.argv[1]), int(sys.argv[2]) / int(sys.argv[3]) * 1e6
-rs = [json.loads(a) for a in sys.argv[4:]]
+cores = int(sys.argv[4])
+rs = [json.loads(a) for a in sys.argv[5:]]
 on = [r for r in rs if r["name"] == "audit-on"]; off = [r for r in rs if r["name"] == "audit-off"]
 for r in rs: assert r["errors"] == 0 and r["non2xx"] == 0, r
 m = lambda xs, k: st.median(x[k] for x in xs)
@@ -149,9 +154,9 @@ print("\naudited read throughput: %.0f%% of unaudited; added p50: %.2f ms; the t
 # on the unaudited rounds: the cores left over ÷ req/s).
 n = sum(r["requests"] for r in on)
 full = (sum(r["cpu_us"] * r["requests"] for r in on) + owed_us) / n
-wrk = max(2e6 / m(off, "rps") - m(off, "cpu_us"), 0)
+wrk = max(cores * 1e6 / m(off, "rps") - m(off, "cpu_us"), 0)
 print("after the rounds, %d events waited to be indexed: %.0f µs of CPU each; with them, audited CPU per request: %.0f µs, the trail's %.0f µs"
       % (backlog, owed_us / max(backlog, 1), full, full - m(off, "cpu_us")))
-print("sustained audited throughput at that cost (2 cores, load generator %.0f µs per request): ~%.0f req/s, %.0f%% of unaudited"
-      % (wrk, 2e6 / (full + wrk), 100 * (2e6 / (full + wrk)) / m(off, "rps")))
+print("sustained audited throughput at that cost (%d cores, load generator %.0f µs per request): ~%.0f req/s, %.0f%% of unaudited"
+      % (cores, wrk, cores * 1e6 / (full + wrk), 100 * (cores * 1e6 / (full + wrk)) / m(off, "rps")))
 PY
