@@ -115,3 +115,28 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// Timestamps are taken only in the shape RFC 5424 §6.2.3 allows, not in
+// every shape time.Parse's RFC 3339 takes.
+func TestParseMessageTimestamps(t *testing.T) {
+	for ts, ok := range map[string]bool{
+		"2003-10-11T22:14:15Z":             true,
+		"2003-10-11T22:14:15.003Z":         true,
+		"2003-10-11T22:14:15.123456-07:00": true,
+		"2003-10-11T22:14:15+01:00":        true,
+		"2003-10-11T22:14:15.1234567Z":     false, // seven fractional digits
+		"2003-10-11T22:14:15,003Z":         false, // comma before the fraction
+		"2003-10-11T2:14:15.003Z":          false, // one-digit hour
+		"2003-10-11t22:14:15Z":             false, // lower-case t
+		"2003-10-11T22:14:15z":             false,
+		"2003-10-11T22:14:15.Z":            false,
+		"2003-10-11T22:14:15+0100":         false,
+		"2003-10-11T22:14:15":              false, // no offset
+		"03-10-11T22:14:15Z":               false,
+	} {
+		_, err := export.ParseMessage([]byte("<13>1 " + ts + " h a p m -"))
+		if (err == nil) != ok {
+			t.Errorf("timestamp %s: error %v, want accepted %v", ts, err, ok)
+		}
+	}
+}

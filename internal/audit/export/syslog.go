@@ -330,23 +330,36 @@ func allDigits(b []byte) bool {
 	return len(b) > 0
 }
 
-// validTimestamp checks the shape RFC 5424 §6.2.3 allows beyond RFC 3339:
-// an upper-case 'T' and 'Z', and at most six fractional digits.
+// validTimestamp checks the shape RFC 5424 §6.2.3 allows, stricter than
+// time.Parse's RFC 3339 (which also takes a one-digit hour and a comma
+// before the fraction): YYYY-MM-DDThh:mm:ss, at most six fractional digits
+// after a '.', then 'Z' or ±hh:mm, upper-case 'T' and 'Z'.
 func validTimestamp(s string) bool {
-	if len(s) < 20 || s[10] != 'T' {
+	digits := func(i, n int) bool {
+		for k := i; k < i+n; k++ {
+			if k >= len(s) || s[k] < '0' || s[k] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	if len(s) < 20 || !digits(0, 4) || s[4] != '-' || !digits(5, 2) || s[7] != '-' || !digits(8, 2) || s[10] != 'T' ||
+		!digits(11, 2) || s[13] != ':' || !digits(14, 2) || s[16] != ':' || !digits(17, 2) {
 		return false
 	}
-	if dot := bytes.IndexByte([]byte(s), '.'); dot >= 0 {
+	i := 19
+	if s[i] == '.' {
 		n := 0
-		for dot+1+n < len(s) && s[dot+1+n] >= '0' && s[dot+1+n] <= '9' {
+		for digits(i+1+n, 1) {
 			n++
 		}
 		if n == 0 || n > 6 {
 			return false
 		}
+		i += 1 + n
 	}
-	last := s[len(s)-1]
-	return last == 'Z' || (last >= '0' && last <= '9')
+	rest := s[i:]
+	return rest == "Z" || len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && digits(i+1, 2) && rest[3] == ':' && digits(i+4, 2)
 }
 
 // MaxFrame bounds the SYSLOG-MSG a ReadFrame accepts. RFC 5425 §4.3.1
