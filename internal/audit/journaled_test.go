@@ -15,6 +15,7 @@ import (
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audit/tlog"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
 
 // memJournal is a journal in memory (the real one is
@@ -214,11 +215,7 @@ func TestJournalEntryEncoding(t *testing.T) {
 func TestJournaledAppendEntries(t *testing.T) {
 	ctx := context.Background()
 	j := &memJournal{}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	const base = "https://warden.test/fhir"
 	p, err := audit.NewJournaledPipeline(j, nopLog{}, st, base)
 	if err != nil {
@@ -325,11 +322,7 @@ func (l *countingLog) AppendBatch(_ context.Context, leaves [][]byte) ([]uint64,
 // or appended twice, and the recorded indexes are the log's.
 func TestSequencerFillsBundles(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	j := &memJournal{}
 	lg := &countingLog{next: 100} // a log that does not start on a bundle boundary
 	p, err := audit.NewJournaledPipeline(j, lg, st, "https://warden.test/fhir")
@@ -379,11 +372,7 @@ func TestSequencerFillsBundles(t *testing.T) {
 // Append refuses a record it cannot describe, and journals nothing of it.
 func TestJournaledAppendRefuses(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	j := &memJournal{}
 	p, err := audit.NewJournaledPipeline(j, nopLog{}, st, "https://warden.test/fhir")
 	if err != nil {
@@ -417,11 +406,7 @@ func TestJournaledAppendRefuses(t *testing.T) {
 // millisecond get different ids.
 func TestEventIDsSortByTime(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	p, err := audit.NewJournaledPipeline(&memJournal{}, nopLog{}, st, "https://warden.test/fhir")
 	if err != nil {
 		t.Fatal(err)
@@ -448,4 +433,16 @@ func TestEventIDsSortByTime(t *testing.T) {
 			t.Fatalf("event %d (later) has id %s, not after %s", i, ids[i], ids[i-1])
 		}
 	}
+}
+
+// tempStore is a SQLite store in the test's temporary directory, closed
+// when the test ends.
+func tempStore(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
