@@ -54,7 +54,7 @@ await run("patient-portal", async () => {
   try {
     // The demo's development CA is not in Chromium's store.
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
-    const page = await context.newPage();
+    let page = await context.newPage();
 
     // 1. The app sends the browser to Warden (PKCE, state, SMART aud).
     const verifier = b64url(randomBytes(32));
@@ -93,7 +93,11 @@ await run("patient-portal", async () => {
     const before = await read();
     check(before.status === 200, `the app's read before revocation: ${before.status}`);
 
-    // 3. The patient opens the patient pages and signs in.
+    // 3. The patient opens the patient pages and signs in, in a new tab of
+    // the same browser: the first tab may still be failing its navigation
+    // to the app's address, which would interrupt a new one there.
+    await page.close();
+    page = await context.newPage();
     await page.goto(origin + "/auth/portal");
     await signIn(page, user);
     // The app connected just now: its section has a Revoke button (a
