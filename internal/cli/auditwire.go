@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audit/eventdb"
 	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/audit/journal"
 	"github.com/wardenfhir/warden/internal/audit/tlog"
@@ -30,10 +31,11 @@ type auditTrail struct {
 	journal  *journal.Recovering
 	log      *tlog.Log
 	pipeline *audit.JournaledPipeline
-	// index keeps the searchable copy of the trail (AuditEvent resources
-	// in the FHIR store), in the background and before every AuditEvent
-	// read.
-	index *index.Indexer
+	// index keeps the searchable copy of the trail, in the background
+	// and before every AuditEvent read: in events (audit.index_store
+	// trail) or as AuditEvent resources in the FHIR store.
+	index  *index.Indexer
+	events *eventdb.DB // nil when the copy is in the FHIR store
 }
 
 // auditLogPrefix is where the FHIR listener serves the transparency log
@@ -196,7 +198,11 @@ const indexEvery = time.Second
 
 // Close stops the log (its last checkpoint is published) and the journal.
 func (t *auditTrail) Close(ctx context.Context) error {
-	return errors.Join(t.log.Close(ctx), t.journal.Close())
+	err := errors.Join(t.log.Close(ctx), t.journal.Close())
+	if t.events != nil {
+		err = errors.Join(err, t.events.Close())
+	}
+	return err
 }
 
 // failingGauge is a gauge that is 1 while failing returns an error.

@@ -74,6 +74,19 @@ func TestScripts(t *testing.T) {
 			"freeport":       freePortCmd,
 			"copykeys":       copyKeysCmd,
 			"revocationrace": raceCmd,
+			// demopatient DEMODIR VAR: VAR is the id of the demo's first
+			// patient.
+			"demopatient": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 2 {
+					ts.Fatalf("usage: demopatient DEMODIR VAR")
+				}
+				var info demoInfo
+				ts.Check(json.Unmarshal([]byte(ts.ReadFile(filepath.Join(args[0], "demo.json"))), &info))
+				if len(info.Patients) == 0 {
+					ts.Fatalf("the demo has no patients")
+				}
+				ts.Setenv(args[1], info.Patients[0])
+			},
 			// sleep DURATION
 			"sleep": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {

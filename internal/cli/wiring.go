@@ -23,6 +23,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/adminapi"
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audit/eventdb"
 	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/authserver"
@@ -124,6 +125,21 @@ func oauthURIs(base string) fhirapi.OAuthURIs {
 		return fhirapi.OAuthURIs{}
 	}
 	return fhirapi.OAuthURIs{Authorize: e.Authorize, Token: e.Token, Introspect: e.Introspect, Revoke: e.Revoke}
+}
+
+// ownIndex reports whether the searchable copy of the audit trail lives
+// in its own index (audit.index_store) rather than in the FHIR store.
+func ownIndex(cfg config.Config) bool {
+	switch cfg.Audit.IndexStore {
+	case "trail":
+		return true
+	case "fhir":
+		return false
+	}
+	// auto: a SQLite database serves one process, which the trail's
+	// index serves as well; replicas sharing PostgreSQL search the
+	// AuditEvents all of them indexed there.
+	return sqliteFile(cfg) != ""
 }
 
 // sqliteFile is the SQLite database file of cfg, or "" when the store is
@@ -351,6 +367,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	}
 	var sink audit.Sink
 	var freshen func(context.Context) error
+	// The FHIR API's store: st, with AuditEvents from the trail's own
+	// index when it has one.
+	var apiStore store.Store = st
 	if cfg.Audit.Disabled {
 		log.Error("THE AUDIT TRAIL IS OFF (audit.disabled): requests are served unaudited; never run this in production")
 	} else {
@@ -368,7 +387,19 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		probe.Handle(auditLogPrefix, http.StripPrefix(auditLogPrefix, trail.log.Handler()))
 		// The searchable copy (AuditEvent search) is caught up before
 		// every request that can return AuditEvents.
-		x, err := index.New(trail.journal, st, st, index.Options{Base: base, Rate: cfg.Audit.IndexRate, MaxBacklog: cfg.Audit.IndexMaxBacklog})
+		opts := index.Options{Base: base, Rate: cfg.Audit.IndexRate, MaxBacklog: cfg.Audit.IndexMaxBacklog}
+		var x *index.Indexer
+		if ownIndex(cfg) {
+			edb, err := eventdb.Open(filepath.Join(cfg.DataDir, "audit", "index"))
+			if err != nil {
+				return fail(fmt.Errorf("opening the audit trail's index: %w", err))
+			}
+			trail.events = edb
+			apiStore = eventdb.Route(st, edb)
+			x, err = index.NewSink(trail.journal, edb, opts)
+		} else {
+			x, err = index.New(trail.journal, st, st, opts)
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -419,7 +450,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		return fail(err)
 	}
 	in.limitsStore = limitsStore
-	api, err = fhirapi.New(st, fhirapi.Options{
+	api, err = fhirapi.New(apiStore, fhirapi.Options{
 		Labeller:             labeller,
 		Sealing:              sealPolicy,
 		Keys:                 sealKeys,

@@ -61,6 +61,7 @@ func TestDefaults(t *testing.T) {
 		"audit.disabled":                     "false",
 		"audit.index_rate":                   "1000",
 		"audit.index_max_backlog":            "60000",
+		"audit.index_store":                  "auto",
 		"audit.witness_policy":               "",
 		"consent.default":                    "opt-out",
 		"limits.disabled":                    "false",
@@ -244,7 +245,7 @@ log:
 		Auth: config.Auth{AccessTokenLifetime: 3 * time.Minute, SensitiveScopes: []string{"patient/*.cruds"}, SensitiveTokenLifetime: time.Minute,
 			RefreshTokenLifetime: 720 * time.Hour, OnlineRefreshLifetime: 8 * time.Hour, SigningKeyRotation: 168 * time.Hour,
 			StepUp: []string{"delete"}, StepUpMaxAge: 5 * time.Minute, DPoPNonce: true},
-		Audit:   config.Audit{IndexRate: 1000, IndexMaxBacklog: 60_000},
+		Audit:   config.Audit{IndexRate: 1000, IndexMaxBacklog: 60_000, IndexStore: "auto"},
 		Consent: config.Consent{Default: "opt-in"},
 		Limits:  config.Limits{Store: "memory", StoreTimeout: 100 * time.Millisecond, OnStoreError: "closed"},
 		Sealing: config.Sealing{Categories: []string{"ETH", "GDIS", "HIV", "PSY", "SDV", "SEX"}, WithoutClearance: "omit",
@@ -493,6 +494,8 @@ func TestValidate(t *testing.T) {
 		{"consent default misspelt", func(c *config.Config) { c.Consent.Default = "optout" }, "consent.default"},
 		{"consent default empty", func(c *config.Config) { c.Consent.Default = "" }, "consent.default"},
 		{"consent default opt-in", func(c *config.Config) { c.Consent.Default = "opt-in" }, ""},
+		{"audit index store misspelt", func(c *config.Config) { c.Audit.IndexStore = "pebble" }, "audit.index_store"},
+		{"audit index store fhir", func(c *config.Config) { c.Audit.IndexStore = "fhir" }, ""},
 
 		// Addresses.
 		{"addr without port", func(c *config.Config) { c.Server.Addr = "127.0.0.1" }, "server.addr"},

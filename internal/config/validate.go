@@ -164,6 +164,11 @@ func (c Config) Validate() error {
 	}
 	v.between("audit.index_rate", c.Audit.IndexRate, 0, 1_000_000)
 	v.between("audit.index_max_backlog", c.Audit.IndexMaxBacklog, 0, 100_000_000)
+	switch c.Audit.IndexStore {
+	case "auto", "trail", "fhir":
+	default:
+		v.fail("audit.index_store", "%q: want auto, trail or fhir", c.Audit.IndexStore)
+	}
 	for _, s := range a.SensitiveScopes {
 		if strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t") {
 			v.fail("auth.sensitive_scopes", "%q is not one scope", s)

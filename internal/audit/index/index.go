@@ -65,13 +65,22 @@ const (
 // entry's id). The Indexer stops at it rather than skip an event.
 var ErrBadEvent = errors.New("index: journal entry is not an indexable AuditEvent")
 
-// Indexer stores journaled audit events in the FHIR store.
+// Sink is where an Indexer stores events with its cursor: the FHIR store
+// (New) or a store of the trail's own (internal/audit/eventdb).
+type Sink interface {
+	// Put stores the events ws (version 1 of AuditEvents; an id already
+	// stored is left as it is) and then next as the cursor.
+	Put(ctx context.Context, ws []store.Write, next uint64) error
+	// Cursor returns the cursor last stored (0 before any).
+	Cursor(ctx context.Context) (uint64, error)
+}
+
+// Indexer stores journaled audit events in a Sink.
 type Indexer struct {
-	src   Source
-	db    store.Store
-	marks store.Records
-	reg   *searchparam.Registry
-	base  string // Options.Base with a trailing "/", or ""
+	src  Source
+	sink Sink
+	reg  *searchparam.Registry
+	base string // Options.Base with a trailing "/", or ""
 	// quotedBase is `"` and base: how a JSON string beginning with base
 	// begins.
 	quotedBase []byte
@@ -119,8 +128,16 @@ type Options struct {
 // New returns an Indexer reading src, writing resources to db and its
 // cursor to marks (usually db too).
 func New(src Source, db store.Store, marks store.Records, opts Options) (*Indexer, error) {
-	if src == nil || db == nil || marks == nil {
+	if db == nil || marks == nil {
 		return nil, errors.New("index: the indexer needs a journal, a store and a record store")
+	}
+	return NewSink(src, storeSink{db: db, marks: marks}, opts)
+}
+
+// NewSink returns an Indexer reading src and writing to sink.
+func NewSink(src Source, sink Sink, opts Options) (*Indexer, error) {
+	if src == nil || sink == nil {
+		return nil, errors.New("index: the indexer needs a journal and a place to store events")
 	}
 	reg, err := searchparam.R4()
 	if err != nil {
@@ -136,7 +153,7 @@ func New(src Source, db store.Store, marks store.Records, opts Options) (*Indexe
 	if base != "" {
 		base += "/"
 	}
-	return &Indexer{src: src, db: db, marks: marks, reg: reg, base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
+	return &Indexer{src: src, sink: sink, reg: reg, base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
 }
 
 // Run indexes new journal entries every interval until ctx ends, and
@@ -221,20 +238,7 @@ func (x *Indexer) Backlog() uint64 {
 
 // Cursor returns the sequence number of the next journal entry to index,
 // as persisted.
-func (x *Indexer) Cursor(ctx context.Context) (uint64, error) {
-	r, err := x.marks.GetRecord(ctx, KindCursor, keyCursor)
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseUint(string(r.Value), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("index: cursor record: %w", err)
-	}
-	return n, nil
-}
+func (x *Indexer) Cursor(ctx context.Context) (uint64, error) { return x.sink.Cursor(ctx) }
 
 // CatchUp indexes every entry durable in the journal when it is called,
 // from the persisted cursor on, and returns how many it stored or found
@@ -290,22 +294,10 @@ func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, erro
 		if err != nil {
 			return done, err
 		}
-		if err := x.db.Tx(ctx, func(tx store.Tx) error {
-			for _, w := range writes {
-				// Version 1 of an id already stored is a conflict: the
-				// event was indexed before a crash; keep it.
-				if err := tx.Put(ctx, w); err != nil && !errors.Is(err, store.ErrConflict) {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
+		if err := x.sink.Put(ctx, writes, next+uint64(len(entries))); err != nil {
 			return done, fmt.Errorf("index: storing events %d to %d: %w", next, next+uint64(len(entries))-1, err)
 		}
 		next += uint64(len(entries))
-		if err := x.marks.PutRecord(ctx, store.Record{Kind: KindCursor, Key: keyCursor, Value: strconv.AppendUint(nil, next, 10)}); err != nil {
-			return done, err
-		}
 		x.indexed.Store(next)
 		done += len(entries)
 	}
@@ -460,4 +452,44 @@ func StripQueries(ev map[string]any) {
 			delete(m, "query")
 		}
 	}
+}
+
+// storeSink stores events as AuditEvent resources in the FHIR store and
+// the cursor as a record.
+type storeSink struct {
+	db    store.Store
+	marks store.Records
+}
+
+// Put stores each batch as one store transaction followed by the cursor
+// update, so a crash between the two only repeats the batch.
+func (s storeSink) Put(ctx context.Context, ws []store.Write, next uint64) error {
+	if err := s.db.Tx(ctx, func(tx store.Tx) error {
+		for _, w := range ws {
+			// Version 1 of an id already stored is a conflict: the
+			// event was indexed before a crash; keep it.
+			if err := tx.Put(ctx, w); err != nil && !errors.Is(err, store.ErrConflict) {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return s.marks.PutRecord(ctx, store.Record{Kind: KindCursor, Key: keyCursor, Value: strconv.AppendUint(nil, next, 10)})
+}
+
+func (s storeSink) Cursor(ctx context.Context) (uint64, error) {
+	r, err := s.marks.GetRecord(ctx, KindCursor, keyCursor)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(string(r.Value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("index: cursor record: %w", err)
+	}
+	return n, nil
 }

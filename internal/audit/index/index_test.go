@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audit/eventdb"
 	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/audit/journal"
 	"github.com/wardenfhir/warden/internal/fhir/search"
@@ -639,6 +640,28 @@ func BenchmarkIndex(b *testing.B) {
 		b.Run(name+"/new", func(b *testing.B) { run(b, open, true) })
 		b.Run(name+"/re-index", func(b *testing.B) { run(b, open, false) })
 	}
+	// The trail's own store, written as Run and CatchUp write it.
+	b.Run("eventdb/new", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			db, err := eventdb.Open(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			x, err := index.NewSink(j, db, index.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if n, err := x.CatchUp(context.Background()); err != nil || n != len(records) {
+				b.Fatal(n, err)
+			}
+			b.StopTimer()
+			db.Close()
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(len(records)*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
 }
 
 func mustJSON(t *testing.T, v any) []byte {

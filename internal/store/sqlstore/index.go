@@ -19,6 +19,11 @@ import (
 // about 2.7 kB).
 const MaxKeyBytes = 512
 
+// IndexKey is the form in which a text value is kept in an index and
+// compared by a search; other indexes of FHIR search entries (the audit
+// trail's) use it to match exactly as this store does.
+func IndexKey(s string) string { return key(s) }
+
 // key makes s fit an index row: valid UTF-8 without NUL (which
 // PostgreSQL text refuses), each replaced by U+FFFD, cut to MaxKeyBytes.
 // Index values and search values pass through it alike.

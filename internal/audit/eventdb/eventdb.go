@@ -1,0 +1,392 @@
+// Package eventdb is the audit trail's searchable copy in a log-structured
+// key-value store (Pebble) of its own, rather than as AuditEvent resources
+// with their index rows in the FHIR store: an event is a handful of keys
+// written to a memory table and a write-ahead log, where the SQL store
+// pays for a few dozen B-tree inserts (see docs/AUDIT.md, "What it
+// costs").
+//
+// It holds what internal/audit/index prepares from the journal — each
+// event's stored JSON, its FHIR search index entries and its Patient
+// compartment — and answers AuditEvent reads and searches with the
+// semantics of the FHIR store (internal/store/sqlstore), which a
+// differential test holds it to. It is a copy: the journal is the durable
+// record, so writes are not synced; a crash loses at most what the
+// indexer re-reads from the journal from the cursor stored with them.
+package eventdb
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// ErrUnsupported is a query this index cannot answer (chained or reverse
+// chained parameters, includes, sorting on other than date or
+// _lastUpdated, a resource type other than AuditEvent).
+var ErrUnsupported = errors.New("eventdb: not supported on the audit trail")
+
+// DB is an open searchable copy.
+type DB struct {
+	// db is the index (search entries, compartments, the cursor), ids
+	// maps event ids to positions, bodies holds the stored events (see
+	// the key space in keys.go).
+	db     *pebble.DB
+	ids    *pebble.DB
+	bodies *pebble.DB
+	now    func() time.Time
+
+	mu      sync.Mutex // Put: one writer, which assigns ordinals
+	ordinal uint64     // the next event's ordinal
+
+	// open is held (read) by every operation and taken by Close, so that
+	// the store is never closed under one (Pebble panics then).
+	open   sync.RWMutex
+	closed bool
+}
+
+// ErrClosed is an operation on a closed DB.
+var ErrClosed = errors.New("eventdb: closed")
+
+// hold enters an operation; release with d.open.RUnlock.
+func (d *DB) hold() error {
+	d.open.RLock()
+	if d.closed {
+		d.open.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// cacheBytes is the block cache the stores share; indexMemTable is the
+// size of the index's memory table.
+const (
+	cacheBytes    = 16 << 20
+	indexMemTable = 16 << 20
+)
+
+// options are the stores' Pebble options: Bloom filters, so that a read
+// by id reads one file's blocks; Pebble's informational messages kept
+// out of the log.
+func options(cache *pebble.Cache, memTable uint64) *pebble.Options {
+	o := &pebble.Options{Logger: quietLogger{}, Cache: cache, MemTableSize: memTable}
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return o
+}
+
+// Open opens (or creates) the copy in dir.
+func Open(dir string) (*DB, error) {
+	cache := pebble.NewCache(cacheBytes)
+	defer cache.Unref()
+	var stores []*pebble.DB
+	fail := func(err error) (*DB, error) {
+		for _, s := range stores {
+			s.Close()
+		}
+		return nil, fmt.Errorf("eventdb: %w", err)
+	}
+	for _, st := range []struct {
+		name     string
+		memTable uint64
+	}{
+		// A bucket's index entries (~16 MB) fit one memory table, so
+		// that a bucket is written out about once, not merged with its
+		// earlier parts again and again.
+		{"index", indexMemTable},
+		{"ids", 4 << 20},
+		{"events", 4 << 20},
+	} {
+		s, err := pebble.Open(filepath.Join(dir, st.name), options(cache, st.memTable))
+		if err != nil {
+			return fail(err)
+		}
+		stores = append(stores, s)
+	}
+	d := &DB{db: stores[0], ids: stores[1], bodies: stores[2], now: time.Now}
+	n, err := getUint64(d.db, metaKey(metaNextOrdinal))
+	if err != nil {
+		return fail(err)
+	}
+	d.ordinal = n
+	return d, nil
+}
+
+// getUint64 reads a big-endian number (0 when the key is absent).
+func getUint64(r pebble.Reader, key []byte) (uint64, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, errCorrupt
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Close closes the database, after the operations in progress; later ones
+// fail with ErrClosed.
+func (d *DB) Close() error {
+	d.open.Lock()
+	defer d.open.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	return errors.Join(d.db.Close(), d.ids.Close(), d.bodies.Close())
+}
+
+// Cursor returns the journal cursor stored by the last Put (0 before any).
+func (d *DB) Cursor(ctx context.Context) (uint64, error) {
+	if err := d.hold(); err != nil {
+		return 0, err
+	}
+	defer d.open.RUnlock()
+	n, err := getUint64(d.db, metaKey(metaCursor))
+	if err != nil {
+		return 0, fmt.Errorf("eventdb: %w", err)
+	}
+	return n, nil
+}
+
+// Put stores the AuditEvents ws and the journal cursor next in one
+// atomic batch. An id already stored is left as it is (indexing is at
+// least once). Each write must be version 1 of an AuditEvent.
+func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.hold(); err != nil {
+		return err
+	}
+	defer d.open.RUnlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range ws {
+		r := &ws[i].Resource
+		if r.Type != "AuditEvent" || r.ID == "" || r.Version != 1 || r.Deleted {
+			return fmt.Errorf("eventdb: not version 1 of an AuditEvent: %s/%s", r.Type, r.ID)
+		}
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	ib := d.ids.NewBatch()
+	defer ib.Close()
+	eb := d.bodies.NewBatch()
+	defer eb.Close()
+	ordinal := d.ordinal
+	seen := make(map[string]bool, len(ws))
+	var keys [][]byte
+	for i := range ws {
+		r := &ws[i].Resource
+		// The same id twice in a batch is stored once. The indexer
+		// writes its cursor with the index: after a crash it stores
+		// the events after the cursor again, at the same positions
+		// (their ordinals follow the index's), over what the crash
+		// left in the other stores.
+		if seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		// An id the index holds is left as it is; one that only a crash
+		// between the commits below left in the ids store is not held.
+		switch v, closer, err := d.ids.Get([]byte(r.ID)); {
+		case err == nil:
+			held := len(v) == posLen && pos(v).ordinal() < d.ordinal
+			closer.Close()
+			if held {
+				continue
+			}
+		case !errors.Is(err, pebble.ErrNotFound):
+			return fmt.Errorf("eventdb: %w", err)
+		}
+		p := makePos(r.LastUpdated.UnixMicro(), ordinal)
+		ordinal++
+		bucket := p.bucket()
+		set := func(b *pebble.Batch, k, v []byte) error { return b.Set(k, v, nil) }
+		if err := set(ib, []byte(r.ID), p[:]); err != nil {
+			return err
+		}
+		patients := compartments(ws[i].Patients)
+		if err := set(eb, p[8:], encodeEvent(r.ID, patients, r.JSON)); err != nil {
+			return err
+		}
+		if err := set(b, inBucket(bucket, allKey(p)), nil); err != nil {
+			return err
+		}
+		for _, id := range patients {
+			if err := set(b, inBucket(bucket, append(patientPrefix(id), p[:]...)), nil); err != nil {
+				return err
+			}
+		}
+		if lo, hi, ok := sortDate(ws[i].Entries); ok {
+			v := dateBytes(dateBytes(make([]byte, 0, 16), lo), hi)
+			if err := set(b, inBucket(bucket, dateKey(p)), v); err != nil {
+				return err
+			}
+		}
+		keys = postings(keys[:0], ws[i].Entries, p)
+		for _, k := range keys {
+			if err := set(b, inBucket(bucket, k), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.Set(metaKey(metaNextOrdinal), binary.BigEndian.AppendUint64(nil, ordinal), nil); err != nil {
+		return err
+	}
+	if err := b.Set(metaKey(metaCursor), binary.BigEndian.AppendUint64(nil, next), nil); err != nil {
+		return err
+	}
+	// Not synced: the journal is the durable copy, and the cursor is in
+	// the same batch as the index, so a crash only makes the indexer read
+	// again. The events and ids go first: an event the index lists is
+	// there to read.
+	for _, batch := range []*pebble.Batch{eb, ib, b} {
+		if err := batch.Commit(pebble.NoSync); err != nil {
+			return fmt.Errorf("eventdb: %w", err)
+		}
+	}
+	d.ordinal = ordinal
+	return nil
+}
+
+// Read returns the AuditEvent with id id (store.ErrNotFound if there is
+// none, or typ is another type).
+func (d *DB) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	if typ != "AuditEvent" {
+		return nil, store.ErrNotFound
+	}
+	if err := d.hold(); err != nil {
+		return nil, err
+	}
+	defer d.open.RUnlock()
+	v, closer, err := d.ids.Get([]byte(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("eventdb: %w", err)
+	}
+	var p pos
+	if len(v) != posLen {
+		closer.Close()
+		return nil, errCorrupt
+	}
+	copy(p[:], v)
+	closer.Close()
+	r, err := d.event(p)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// event reads the stored event at p.
+func (d *DB) event(p pos) (store.Resource, error) {
+	v, closer, err := d.bodies.Get(p[8:])
+	if errors.Is(err, pebble.ErrNotFound) {
+		return store.Resource{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Resource{}, fmt.Errorf("eventdb: %w", err)
+	}
+	defer closer.Close()
+	id, patients, body, err := decodeEvent(v)
+	if err != nil {
+		return store.Resource{}, err
+	}
+	return store.Resource{
+		Type:        "AuditEvent",
+		ID:          id,
+		Version:     1,
+		LastUpdated: time.UnixMicro(p.micros()).UTC(),
+		JSON:        body,
+		Patients:    patients,
+	}, nil
+}
+
+// compartments returns the distinct non-empty ids of ids, sorted.
+func compartments(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// encodeEvent is the stored form of an event: its id, its compartments
+// and its JSON, the first two each length-prefixed (uvarint).
+func encodeEvent(id string, patients []string, body []byte) []byte {
+	n := 2*binary.MaxVarintLen32 + len(id) + len(body)
+	for _, p := range patients {
+		n += binary.MaxVarintLen32 + len(p)
+	}
+	v := make([]byte, 0, n)
+	v = binary.AppendUvarint(v, uint64(len(id)))
+	v = append(v, id...)
+	v = binary.AppendUvarint(v, uint64(len(patients)))
+	for _, p := range patients {
+		v = binary.AppendUvarint(v, uint64(len(p)))
+		v = append(v, p...)
+	}
+	return append(v, body...)
+}
+
+// decodeEvent reverses encodeEvent, copying out of v.
+func decodeEvent(v []byte) (id string, patients []string, body []byte, err error) {
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < n {
+			return "", false
+		}
+		s := string(v[k : k+int(n)])
+		v = v[k+int(n):]
+		return s, true
+	}
+	var ok bool
+	if id, ok = str(); !ok {
+		return "", nil, nil, errCorrupt
+	}
+	n, k := binary.Uvarint(v)
+	if k <= 0 || n > uint64(len(v)) {
+		return "", nil, nil, errCorrupt
+	}
+	v = v[k:]
+	if n > 0 {
+		patients = make([]string, n)
+	}
+	for i := range patients {
+		if patients[i], ok = str(); !ok {
+			return "", nil, nil, errCorrupt
+		}
+	}
+	return id, patients, append([]byte(nil), v...), nil
+}
+
+// quietLogger keeps Pebble's informational messages out of the server's
+// log; errors reach the caller as errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("eventdb: pebble: "+format, args...))
+}

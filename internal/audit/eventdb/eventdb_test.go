@@ -1,0 +1,337 @@
+package eventdb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/wardenfhir/warden/internal/audit/eventdb"
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+
+// event is a minimal stored AuditEvent: an outcome token and a patient.
+func event(i int, patient string) store.Write {
+	at := t0.Add(time.Duration(i) * time.Second)
+	body := fmt.Sprintf(`{"resourceType":"AuditEvent","id":"ev-%d","outcome":"%d"}`, i, i%2*4)
+	w := store.Write{
+		Resource: store.Resource{Type: "AuditEvent", ID: fmt.Sprintf("ev-%d", i), Version: 1, LastUpdated: at, JSON: []byte(body)},
+		Entries: []searchparam.Entry{
+			{Param: "outcome", Type: searchparam.Token, Code: fmt.Sprint(i % 2 * 4)},
+			{Param: "date", Type: searchparam.Date, Lo: at.UnixMicro(), Hi: at.UnixMicro() + 1},
+		},
+	}
+	if patient != "" {
+		w.Entries = append(w.Entries, searchparam.Entry{Param: "patient", Type: searchparam.Reference, RefType: "Patient", RefID: patient})
+		w.Patients = []string{patient, patient}
+	}
+	return w
+}
+
+func open(t *testing.T, dir string) *eventdb.DB {
+	t.Helper()
+	d, err := eventdb.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func parse(t *testing.T, q string) *search.Query {
+	t.Helper()
+	reg, err := searchparam.R4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := url.ParseQuery(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq, err := search.Parse(reg, "AuditEvent", v, search.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sq
+}
+
+func ids(rs []store.Resource) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func TestPutIsIdempotentAndSurvivesReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := eventdb.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d.Cursor(ctx); err != nil || c != 0 {
+		t.Fatalf("fresh cursor %d, %v", c, err)
+	}
+	if err := d.Put(ctx, []store.Write{event(0, "p1"), event(1, "")}, 2); err != nil {
+		t.Fatal(err)
+	}
+	// Indexing is at least once: the same events again, one changed,
+	// keep the first copy and are not listed twice.
+	again := event(1, "")
+	again.Resource.JSON = []byte(`{"resourceType":"AuditEvent","id":"ev-1","changed":true}`)
+	if err := d.Put(ctx, []store.Write{event(0, "p1"), again, event(2, "p1")}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = open(t, dir)
+	if c, err := d.Cursor(ctx); err != nil || c != 3 {
+		t.Fatalf("cursor after reopen %d, %v; want 3", c, err)
+	}
+	r, err := d.Read(ctx, "AuditEvent", "ev-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.JSON) != string(event(1, "").Resource.JSON) || r.Version != 1 || !r.LastUpdated.Equal(t0.Add(time.Second)) {
+		t.Errorf("read back %+v", r)
+	}
+	r, err = d.Read(ctx, "AuditEvent", "ev-0")
+	if err != nil || len(r.Patients) != 1 || r.Patients[0] != "p1" {
+		t.Errorf("compartments of ev-0: %v, %v", r, err)
+	}
+	for _, tc := range []struct{ typ, id string }{{"AuditEvent", "ev-9"}, {"Patient", "ev-0"}, {"AuditEvent", ""}} {
+		if _, err := d.Read(ctx, tc.typ, tc.id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Read(%s/%s) = %v, want ErrNotFound", tc.typ, tc.id, err)
+		}
+	}
+	// An event stored after reopening sorts after the ones before it.
+	if err := d.Put(ctx, []store.Write{event(3, "p1")}, 4); err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.Search(ctx, parse(t, "patient=p1"), store.PageRequest{WantTotal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ids(res.Matches)); got != "[ev-0 ev-2 ev-3]" || res.Total != 3 {
+		t.Errorf("patient=p1: %s (total %d)", got, res.Total)
+	}
+}
+
+func TestPutRefusesOtherResources(t *testing.T) {
+	d := open(t, t.TempDir())
+	for _, w := range []store.Write{
+		{Resource: store.Resource{Type: "Patient", ID: "x", Version: 1}},
+		{Resource: store.Resource{Type: "AuditEvent", ID: "x", Version: 2}},
+		{Resource: store.Resource{Type: "AuditEvent", ID: "", Version: 1}},
+		{Resource: store.Resource{Type: "AuditEvent", ID: "x", Version: 1, Deleted: true}},
+	} {
+		if err := d.Put(context.Background(), []store.Write{event(0, ""), w}, 1); err == nil {
+			t.Errorf("Put accepted %+v", w.Resource)
+		}
+	}
+	// Nothing of a refused batch was stored.
+	if _, err := d.Read(context.Background(), "AuditEvent", "ev-0"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused batch left ev-0: %v", err)
+	}
+	if c, _ := d.Cursor(context.Background()); c != 0 {
+		t.Errorf("a refused batch moved the cursor to %d", c)
+	}
+}
+
+func TestSearchPagesBothWays(t *testing.T) {
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	var ws []store.Write
+	for i := range 7 {
+		ws = append(ws, event(i, ""))
+	}
+	if err := d.Put(ctx, ws, 7); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ q, want string }{
+		{"_count=3", "[ev-0 ev-1 ev-2] [ev-3 ev-4 ev-5] [ev-6]"},
+		{"_count=3&_sort=-date", "[ev-6 ev-5 ev-4] [ev-3 ev-2 ev-1] [ev-0]"},
+		{"_count=2&outcome=4&_sort=-_lastUpdated", "[ev-5 ev-3] [ev-1]"},
+	} {
+		q := parse(t, tc.q)
+		var pages []string
+		var prevs []string
+		cursor := ""
+		for {
+			res, err := d.Search(ctx, q, store.PageRequest{Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages = append(pages, fmt.Sprint(ids(res.Matches)))
+			prevs = append(prevs, res.Prev)
+			if res.Next == "" {
+				break
+			}
+			cursor = res.Next
+		}
+		if got := fmt.Sprint(pages); got != "["+tc.want+"]" {
+			t.Errorf("%s: pages %s, want %s", tc.q, got, tc.want)
+		}
+		// From the last page, Prev leads back to the one before it.
+		if len(pages) > 1 {
+			res, err := d.Search(ctx, q, store.PageRequest{Cursor: prevs[len(prevs)-1]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(ids(res.Matches)); got != pages[len(pages)-2] {
+				t.Errorf("%s: back from the last page: %s, want %s", tc.q, got, pages[len(pages)-2])
+			}
+		}
+	}
+	// A cursor of an ascending search is refused by a descending one,
+	// and garbage is refused.
+	res, err := d.Search(ctx, parse(t, "_count=2"), store.PageRequest{})
+	if err != nil || res.Next == "" {
+		t.Fatal(res, err)
+	}
+	for _, c := range []string{res.Next[:len(res.Next)-1], "Eaf" + "zz", "x" + res.Next[1:]} {
+		if _, err := d.Search(ctx, parse(t, "_count=2"), store.PageRequest{Cursor: c}); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("cursor %q: %v, want ErrBadCursor", c, err)
+		}
+	}
+	if _, err := d.Search(ctx, parse(t, "_count=2&_sort=-date"), store.PageRequest{Cursor: res.Next}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("an ascending cursor on a descending search: %v", err)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	var ws []store.Write
+	for i := range 5 {
+		ws = append(ws, event(i, ""))
+	}
+	if err := d.Put(ctx, ws, 5); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	after := ""
+	for {
+		p, err := d.History(ctx, store.HistoryQuery{Type: "AuditEvent", Count: 2, After: after, Since: t0.Add(time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Total != 4 {
+			t.Errorf("total %d, want 4 (since the second event)", p.Total)
+		}
+		got = append(got, ids(p.Versions)...)
+		if p.Next == "" {
+			break
+		}
+		after = p.Next
+	}
+	if fmt.Sprint(got) != "[ev-4 ev-3 ev-2 ev-1]" {
+		t.Errorf("type history %v", got)
+	}
+	p, err := d.History(ctx, store.HistoryQuery{Type: "AuditEvent", ID: "ev-2", Count: 10})
+	if err != nil || p.Total != 1 || len(p.Versions) != 1 || p.Versions[0].ID != "ev-2" {
+		t.Errorf("instance history %+v, %v", p, err)
+	}
+	if _, err := d.History(ctx, store.HistoryQuery{Type: "AuditEvent", ID: "nope", Count: 10}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("history of an unknown event: %v", err)
+	}
+	if _, err := d.History(ctx, store.HistoryQuery{Type: "AuditEvent", Count: 1, After: "zz"}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("bad history cursor: %v", err)
+	}
+}
+
+// fhirStore is the FHIR store under Route: it records what reached it.
+type fhirStore struct {
+	store.Store
+	reached []string
+}
+
+func (f *fhirStore) Read(_ context.Context, typ, id string) (*store.Resource, error) {
+	f.reached = append(f.reached, "read "+typ)
+	return &store.Resource{Type: typ, ID: id, Version: 1}, nil
+}
+
+func (f *fhirStore) Search(_ context.Context, q *search.Query, _ store.PageRequest) (*store.SearchResult, error) {
+	f.reached = append(f.reached, "search "+q.Type)
+	return &store.SearchResult{Total: -1}, nil
+}
+
+func TestRoute(t *testing.T) {
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	if err := d.Put(ctx, []store.Write{event(0, "p1")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	f := &fhirStore{}
+	st := eventdb.Route(f, d)
+	if r, err := st.Read(ctx, "AuditEvent", "ev-0"); err != nil || r.ID != "ev-0" {
+		t.Fatalf("routed read: %v, %v", r, err)
+	}
+	if _, err := st.VRead(ctx, "AuditEvent", "ev-0", 2); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("version 2 of an event: %v", err)
+	}
+	if r, err := st.VRead(ctx, "AuditEvent", "ev-0", 1); err != nil || r.ID != "ev-0" {
+		t.Errorf("version 1: %v, %v", r, err)
+	}
+	if _, err := st.Read(ctx, "Patient", "p1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Search(ctx, parse(t, "patient=p1"), store.PageRequest{})
+	if err != nil || len(res.Matches) != 1 {
+		t.Fatalf("routed search: %v, %v", res, err)
+	}
+	if fmt.Sprint(f.reached) != "[read Patient]" {
+		t.Errorf("the FHIR store saw %v", f.reached)
+	}
+	reg, _ := searchparam.R4()
+	for _, q := range []string{"_revinclude=AuditEvent:patient", "_has:AuditEvent:patient:outcome=4"} {
+		v, _ := url.ParseQuery(q)
+		sq, err := search.Parse(reg, "Patient", v, search.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		_, err = st.Search(ctx, sq, store.PageRequest{})
+		var se *search.Error
+		if !errors.Is(err, eventdb.ErrUnsupported) || !errors.As(err, &se) {
+			t.Errorf("Patient?%s: %v, want ErrUnsupported as a search.Error", q, err)
+		}
+	}
+	if fmt.Sprint(f.reached) != "[read Patient]" {
+		t.Errorf("refused searches reached the FHIR store: %v", f.reached)
+	}
+}
+
+func TestCountWholeTrail(t *testing.T) {
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	var ws []store.Write
+	for i := range 5 {
+		ws = append(ws, event(i, ""))
+	}
+	// A repeated event is one event.
+	ws = append(ws, event(2, ""))
+	if err := d.Put(ctx, ws, 6); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, []store.Write{event(3, ""), event(5, "")}, 8); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"_summary=count", "_count=0"} {
+		res, err := d.Search(ctx, parse(t, q), store.PageRequest{OnlyCount: q == "_summary=count", WantTotal: true})
+		if err != nil || res.Total != 6 || len(res.Matches) != 0 {
+			t.Errorf("%s: total %d, %d matches, %v; want 6, 0", q, res.Total, len(res.Matches), err)
+		}
+	}
+	res, err := d.Search(ctx, parse(t, "_count=100"), store.PageRequest{WantTotal: true})
+	if err != nil || res.Total != 6 || len(res.Matches) != 6 {
+		t.Errorf("all events: total %d, %d matches, %v", res.Total, len(res.Matches), err)
+	}
+}

@@ -1,0 +1,745 @@
+package eventdb
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+	"github.com/wardenfhir/warden/internal/store"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
+)
+
+// Search answers an AuditEvent search as store.Store.Search does, in the
+// same order: by the _sort keys (date, _lastUpdated), then in the order
+// the events were stored. Queries beyond what the trail needs fail with
+// ErrUnsupported: chains, _has, includes, other sort keys.
+func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
+	if q.Type != "AuditEvent" {
+		return nil, unsupported("_type", "the audit trail holds AuditEvents only")
+	}
+	if len(q.Includes)+len(q.RevIncludes) > 0 {
+		return nil, unsupported("_include", "not supported on AuditEvent")
+	}
+	keys, err := sortKeys(q.Sort)
+	if err != nil {
+		return nil, err
+	}
+	spec := sortSpec(keys)
+	var cur *cursor
+	if page.Cursor != "" {
+		c, err := decodeCursor(page.Cursor)
+		if err != nil {
+			return nil, err
+		}
+		if c.spec != spec {
+			return nil, fmt.Errorf("%w: from another search", store.ErrBadCursor)
+		}
+		cur = &c
+	}
+	if err := d.hold(); err != nil {
+		return nil, err
+	}
+	defer d.open.RUnlock()
+	snap := d.db.NewSnapshot()
+	defer snap.Close()
+	next, err := getUint64(snap, metaKey(metaNextOrdinal))
+	if err != nil {
+		return nil, fmt.Errorf("eventdb: %w", err)
+	}
+	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, nowMicro: d.now().UnixMicro()}
+	res := &store.SearchResult{Total: -1}
+	if (page.OnlyCount || q.Count <= 0) && q.Compartment == nil && len(q.Clauses) == 0 {
+		// Counting the whole trail: every event has one ordinal.
+		if page.WantTotal || page.OnlyCount {
+			res.Total = int(next)
+		}
+		return res, nil
+	}
+	matches, err := ev.query(q)
+	if err != nil {
+		return nil, err
+	}
+	if page.WantTotal || page.OnlyCount {
+		res.Total = len(matches)
+	}
+	if page.OnlyCount || q.Count <= 0 {
+		return res, nil
+	}
+	// The page order, as the FHIR store's: the sort keys, then the
+	// order events were stored in.
+	list := make([]row, len(matches))
+	for i, p := range matches {
+		list[i].p = p
+	}
+	var at row
+	if cur != nil {
+		at.p = cur.at
+	}
+	if dated(keys) {
+		if err := ev.dates(list); err != nil {
+			return nil, err
+		}
+		if cur != nil {
+			one := []row{at}
+			if err := ev.dates(one); err != nil {
+				return nil, err
+			}
+			at = one[0]
+		}
+	}
+	order := compareRows(keys)
+	slices.SortFunc(list, order)
+	back := cur != nil && cur.back
+	var rows []row
+	more := false
+	switch {
+	case cur == nil:
+		rows = list[:min(q.Count, len(list))]
+		more = len(list) > q.Count
+	case !back:
+		// The first row after the cursor's.
+		i, _ := slices.BinarySearchFunc(list, at, func(r, c row) int {
+			if order(r, c) > 0 {
+				return 1
+			}
+			return -1
+		})
+		rows = list[i:min(i+q.Count, len(list))]
+		more = len(list)-i > q.Count
+	default:
+		// The rows before the cursor's.
+		k, _ := slices.BinarySearchFunc(list, at, func(r, c row) int {
+			if order(r, c) < 0 {
+				return -1
+			}
+			return 1
+		})
+		rows = list[max(0, k-q.Count):k]
+		more = k > q.Count
+	}
+	mark := func(r row, back bool) string { return cursor{at: r.p, spec: spec, back: back}.encode() }
+	switch {
+	case len(rows) == 0 && cur != nil:
+		// Nothing on this side of the cursor any more: offer the way back.
+		c := *cur
+		c.back = !back
+		if back {
+			res.Next = c.encode()
+		} else {
+			res.Prev = c.encode()
+		}
+	case len(rows) > 0 && !back:
+		if more {
+			res.Next = mark(rows[len(rows)-1], false)
+		}
+		if cur != nil {
+			res.Prev = mark(rows[0], true)
+		}
+	case len(rows) > 0 && back:
+		res.Next = mark(rows[len(rows)-1], false)
+		if more {
+			res.Prev = mark(rows[0], true)
+		}
+	}
+	res.Matches = make([]store.Resource, len(rows))
+	for i, r := range rows {
+		if res.Matches[i], err = d.event(r.p); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// sortKey is one _sort key: date or _lastUpdated, either way.
+type sortKey struct {
+	date bool // date; _lastUpdated when false
+	desc bool
+}
+
+// sortKeys checks that a search sorts by the keys the trail's index
+// has, date and _lastUpdated.
+func sortKeys(srt []search.Sort) ([]sortKey, error) {
+	keys := make([]sortKey, 0, len(srt))
+	for _, k := range srt {
+		if k.Param == nil || (k.Param.Code != "date" && k.Param.Code != "_lastUpdated") {
+			return nil, unsupported("_sort", "AuditEvents sort by date or _lastUpdated only")
+		}
+		keys = append(keys, sortKey{date: k.Param.Code == "date", desc: k.Desc})
+	}
+	return keys, nil
+}
+
+// sortSpec names a sort order in a cursor, which only a search in the
+// same order may use.
+func sortSpec(keys []sortKey) string {
+	b := make([]byte, 0, 2*len(keys))
+	for _, k := range keys {
+		c, dir := byte('l'), byte('+')
+		if k.date {
+			c = 'd'
+		}
+		if k.desc {
+			dir = '-'
+		}
+		b = append(b, c, dir)
+	}
+	return string(b)
+}
+
+func dated(keys []sortKey) bool {
+	return slices.ContainsFunc(keys, func(k sortKey) bool { return k.date })
+}
+
+// row is a match with what it sorts by.
+type row struct {
+	p      pos
+	lo, hi int64 // its date, when dated
+	dated  bool
+}
+
+// compareRows orders rows by keys, then in the order they were stored;
+// without a date, a row sorts after those with one, either way (as the
+// FHIR store's NULLS LAST).
+func compareRows(keys []sortKey) func(a, b row) int {
+	return func(a, b row) int {
+		for _, k := range keys {
+			var c int
+			if k.date {
+				switch {
+				case !a.dated && !b.dated:
+					continue
+				case !a.dated:
+					return 1
+				case !b.dated:
+					return -1
+				}
+				if k.desc {
+					c = cmp.Compare(a.hi, b.hi)
+				} else {
+					c = cmp.Compare(a.lo, b.lo)
+				}
+			} else {
+				c = cmp.Compare(a.p.micros(), b.p.micros())
+			}
+			if k.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(a.p.ordinal(), b.p.ordinal())
+	}
+}
+
+// dates fills in the dates of rows, which are in position order.
+func (ev *evaluator) dates(rows []row) error {
+	it, err := ev.r.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("eventdb: %w", err)
+	}
+	for i := range rows {
+		r := &rows[i]
+		k := inBucket(r.p.bucket(), dateKey(r.p))
+		if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("eventdb: %w", err)
+			}
+			if len(v) != 16 {
+				it.Close()
+				return errCorrupt
+			}
+			r.lo, r.hi, r.dated = dateOf(v[:8]), dateOf(v[8:]), true
+		}
+	}
+	return it.Close()
+}
+
+// cursor is where a page ends: the position of its last event (first,
+// going back) and the sort order of the search.
+type cursor struct {
+	at   pos
+	spec string
+	back bool
+}
+
+func (c cursor) encode() string {
+	dir := "f"
+	if c.back {
+		dir = "b"
+	}
+	return "E" + dir + hex.EncodeToString(c.at[:]) + "." + c.spec
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	if len(s) < 3+2*posLen || s[0] != 'E' || (s[1] != 'f' && s[1] != 'b') || s[2+2*posLen] != '.' {
+		return c, store.ErrBadCursor
+	}
+	if _, err := hex.Decode(c.at[:], []byte(s[2:2+2*posLen])); err != nil {
+		return c, store.ErrBadCursor
+	}
+	c.back, c.spec = s[1] == 'b', s[3+2*posLen:]
+	return c, nil
+}
+
+// evaluator computes the matches of one query on one snapshot.
+type evaluator struct {
+	ctx context.Context
+	r   pebble.Reader // a snapshot of the index
+	ids pebble.Reader
+	// next is the snapshot's next ordinal: events at or above it are not
+	// in it (the ids store, read live, may have them).
+	next     uint64
+	nowMicro int64 // for ap (FHIR R4 §3.1.1.4.5)
+}
+
+// matcher is what one clause selects: a set of positions (sorted), the
+// complement of one, a condition on the position, everything or nothing.
+type matcher struct {
+	kind matchKind
+	set  []pos          // matchSet, matchExclude
+	pred func(pos) bool // matchPred
+}
+
+type matchKind int
+
+const (
+	matchSet matchKind = iota
+	matchExclude
+	matchPred
+	matchEverything
+	matchNothing
+)
+
+var (
+	matchAll  = &matcher{kind: matchEverything}
+	matchNone = &matcher{kind: matchNothing}
+)
+
+// query returns the matches of q, in position order.
+func (ev *evaluator) query(q *search.Query) ([]pos, error) {
+	var ms []*matcher
+	if c := q.Compartment; c != nil {
+		if c.Type != "Patient" {
+			return nil, unsupported("_compartment", "AuditEvents are searched in Patient compartments only")
+		}
+		set, err := ev.scan(patientPrefix(c.ID), nil)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, &matcher{kind: matchSet, set: set})
+	}
+	for i := range q.Clauses {
+		m, err := ev.clause(&q.Clauses[i])
+		if err != nil {
+			return nil, err
+		}
+		switch m.kind {
+		case matchNothing:
+			return nil, nil
+		case matchEverything:
+			continue
+		}
+		ms = append(ms, m)
+	}
+	// The smallest set drives; the others filter.
+	var cand []pos
+	drive := -1
+	for i, m := range ms {
+		if m.kind == matchSet && (drive < 0 || len(m.set) < len(ms[drive].set)) {
+			drive = i
+		}
+	}
+	if drive >= 0 {
+		cand = ms[drive].set
+	} else {
+		var err error
+		if cand, err = ev.all(); err != nil {
+			return nil, err
+		}
+	}
+	out := cand[:0:0]
+	filters := make([]func(pos) bool, 0, len(ms))
+	for i, m := range ms {
+		if i == drive {
+			continue
+		}
+		switch m.kind {
+		case matchPred:
+			filters = append(filters, m.pred)
+		case matchExclude:
+			ex := make(map[pos]bool, len(m.set))
+			for _, p := range m.set {
+				ex[p] = true
+			}
+			filters = append(filters, func(p pos) bool { return !ex[p] })
+		default:
+			in := make(map[pos]bool, len(m.set))
+			for _, p := range m.set {
+				in[p] = true
+			}
+			filters = append(filters, func(p pos) bool { return in[p] })
+		}
+	}
+next:
+	for _, p := range cand {
+		for _, f := range filters {
+			if !f(p) {
+				continue next
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// clause compiles one clause (FHIR R4 §3.1.1: its values are alternatives).
+func (ev *evaluator) clause(cl *search.Clause) (*matcher, error) {
+	switch {
+	case cl.Has != nil:
+		return nil, unsupported("_has", "not supported on AuditEvent")
+	case cl.Param == nil:
+		return nil, unsupported("", "a clause without a parameter")
+	case cl.Chain != nil:
+		return nil, unsupported(cl.Param.Code, "chained parameters are not supported on AuditEvent")
+	}
+	switch cl.Param.Code {
+	case "_id":
+		return ev.id(cl)
+	case "_lastUpdated":
+		return ev.lastUpdated(cl)
+	}
+	p := cl.Param
+	if cl.Modifier == search.ModMissing {
+		if len(cl.Values) != 1 {
+			return nil, unsupported(p.Code, ":missing takes one value")
+		}
+		present, err := ev.scan(paramPrefix(p.Code), nil)
+		if err != nil {
+			return nil, err
+		}
+		if cl.Values[0].Missing {
+			return &matcher{kind: matchExclude, set: present}, nil
+		}
+		return &matcher{kind: matchSet, set: present}, nil
+	}
+	mod := cl.Modifier
+	if mod == search.ModNot {
+		mod = search.ModNone
+	}
+	var sets [][]pos
+	for i := range cl.Values {
+		set, ok, err := ev.value(p, cl.TargetType, mod, &cl.Values[i])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			sets = append(sets, set)
+		}
+	}
+	union := unite(sets)
+	if cl.Modifier == search.ModNot {
+		if len(sets) == 0 {
+			return matchAll, nil
+		}
+		return &matcher{kind: matchExclude, set: union}, nil
+	}
+	if len(sets) == 0 {
+		return matchNone, nil
+	}
+	return &matcher{kind: matchSet, set: union}, nil
+}
+
+// value returns the events that one value matches; ok is false when it
+// can match nothing.
+func (ev *evaluator) value(p *searchparam.Param, target string, mod search.Modifier, v *search.Value) (set []pos, ok bool, err error) {
+	code := p.Code
+	switch p.Type {
+	case searchparam.String:
+		switch mod {
+		case search.ModExact:
+			set, err = ev.scan(postingPrefix(code, kindString, searchparam.NormalizeString(v.Exact), v.Exact), nil)
+		case search.ModContains:
+			want := sqlstore.IndexKey(v.Text)
+			set, err = ev.scan(postingPrefix(code, kindString), func(k []byte) bool {
+				norm, _, _ := bytes.Cut(k, []byte{0})
+				return strings.Contains(string(norm), want)
+			})
+		default:
+			set, err = ev.scan(textPrefix(code, kindString, v.Text), nil)
+		}
+		return set, true, err
+	case searchparam.Token:
+		if mod == search.ModText {
+			if v.Text == "" {
+				set, err = ev.scan(postingPrefix(code, kindToken), nil)
+			} else {
+				set, err = ev.scan(textPrefix(code, kindDisplay, v.Text), nil)
+			}
+			return set, true, err
+		}
+		set, err = ev.token(code, v)
+		return set, true, err
+	case searchparam.Reference:
+		switch {
+		case mod == search.ModIdentifier:
+			set, err = ev.token(code, v)
+		case v.URL != "":
+			set, err = ev.scan(postingPrefix(code, kindURL, v.URL), nil)
+		case v.RefID != "":
+			typ := v.RefType
+			if typ == "" {
+				typ = target
+			}
+			if typ == "" {
+				set, err = ev.scan(postingPrefix(code, kindRef, v.RefID), nil)
+			} else {
+				set, err = ev.scan(postingPrefix(code, kindRef, v.RefID, typ), nil)
+			}
+		default:
+			return nil, false, nil
+		}
+		return set, true, err
+	case searchparam.Date:
+		if err := checkPrefix(v.Prefix); err != nil {
+			return nil, false, err
+		}
+		vv := *v
+		set, err = ev.scan(postingPrefix(code, kindDate), func(k []byte) bool {
+			if len(k) != 16+posLen {
+				return false
+			}
+			return ev.dateMatch(dateOf(k[:8]), dateOf(k[8:16]), &vv)
+		})
+		return set, true, err
+	case searchparam.URI:
+		set, err = ev.scan(postingPrefix(code, kindURL, v.Exact), nil)
+		return set, true, err
+	}
+	return nil, false, unsupported(p.Code, "not supported on AuditEvent")
+}
+
+// token matches a token value (FHIR R4 §3.1.1.4.10): code, system|code,
+// |code (no system) or system| (any code of the system).
+func (ev *evaluator) token(code string, v *search.Value) ([]pos, error) {
+	switch {
+	case v.AnySystem:
+		return ev.scan(postingPrefix(code, kindToken, v.Code), nil)
+	case v.AnyCode:
+		want := []byte(sqlstore.IndexKey(v.System))
+		return ev.scan(postingPrefix(code, kindToken), func(k []byte) bool {
+			_, rest, ok := bytes.Cut(k, []byte{0})
+			if !ok {
+				return false
+			}
+			system, _, ok := bytes.Cut(rest, []byte{0})
+			return ok && bytes.Equal(system, want)
+		})
+	}
+	return ev.scan(postingPrefix(code, kindToken, v.Code, v.System), nil)
+}
+
+// id matches _id, which every event has.
+func (ev *evaluator) id(cl *search.Clause) (*matcher, error) {
+	switch cl.Modifier {
+	case search.ModMissing:
+		if len(cl.Values) == 1 && cl.Values[0].Missing {
+			return matchNone, nil
+		}
+		return matchAll, nil
+	case search.ModText:
+		return matchNone, nil
+	}
+	if len(cl.Values) == 0 {
+		if cl.Modifier == search.ModNot {
+			return matchAll, nil
+		}
+		return matchNone, nil
+	}
+	var set []pos
+	for _, v := range cl.Values {
+		b, closer, err := ev.ids.Get([]byte(v.Code))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("eventdb: %w", err)
+		}
+		if len(b) != posLen {
+			closer.Close()
+			return nil, errCorrupt
+		}
+		var p pos
+		copy(p[:], b)
+		closer.Close()
+		if p.ordinal() < ev.next {
+			set = append(set, p)
+		}
+	}
+	set = sortedSet(set)
+	if cl.Modifier == search.ModNot {
+		return &matcher{kind: matchExclude, set: set}, nil
+	}
+	if len(set) == 0 {
+		return matchNone, nil
+	}
+	return &matcher{kind: matchSet, set: set}, nil
+}
+
+// lastUpdated matches _lastUpdated, an instant: the range [t, t+1µs).
+func (ev *evaluator) lastUpdated(cl *search.Clause) (*matcher, error) {
+	if cl.Modifier == search.ModMissing {
+		if len(cl.Values) == 1 && cl.Values[0].Missing {
+			return matchNone, nil
+		}
+		return matchAll, nil
+	}
+	if len(cl.Values) == 0 {
+		return matchNone, nil
+	}
+	for i := range cl.Values {
+		if err := checkPrefix(cl.Values[i].Prefix); err != nil {
+			return nil, err
+		}
+	}
+	values := slices.Clone(cl.Values)
+	return &matcher{kind: matchPred, pred: func(p pos) bool {
+		t := p.micros()
+		for i := range values {
+			if ev.dateMatch(t, t+1, &values[i]) {
+				return true
+			}
+		}
+		return false
+	}}, nil
+}
+
+func checkPrefix(p search.Prefix) error {
+	switch p {
+	case "", search.Eq, search.Ne, search.Gt, search.Lt, search.Ge, search.Le, search.Sa, search.Eb, search.Ap:
+		return nil
+	}
+	return unsupported("", "unknown prefix")
+}
+
+// dateMatch compares a target range [lo, hi) with a search value (FHIR R4
+// §3.1.1.4.5), as the FHIR store does.
+func (ev *evaluator) dateMatch(lo, hi int64, v *search.Value) bool {
+	vlo, vhi := v.Lo, v.Hi
+	switch v.Prefix {
+	case search.Eq, "":
+		return lo >= vlo && hi <= vhi
+	case search.Ne:
+		return lo < vlo || hi > vhi
+	case search.Gt:
+		return hi > vhi
+	case search.Lt:
+		return lo < vlo
+	case search.Ge:
+		return hi > vlo && (hi > vhi || lo >= vlo)
+	case search.Le:
+		return lo < vhi && (lo < vlo || hi <= vhi)
+	case search.Sa:
+		return lo >= vhi
+	case search.Eb:
+		return hi <= vlo
+	case search.Ap:
+		// Within 10% of the gap between now and the date.
+		gap := ev.nowMicro - vlo
+		if gap < 0 {
+			gap = -gap
+		}
+		return lo < vhi+gap/10 && hi > vlo-gap/10
+	}
+	return false
+}
+
+// scan returns the positions ending the index keys that begin with
+// prefix in some bucket (and that keep accepts, given the key after the
+// prefix), sorted and distinct.
+func (ev *evaluator) scan(prefix []byte, keep func(rest []byte) bool) ([]pos, error) {
+	it, err := ev.r.NewIter(nil)
+	if err != nil {
+		return nil, fmt.Errorf("eventdb: %w", err)
+	}
+	var out []pos
+	n := 0
+	for b := range buckets(ev.next) {
+		lo := inBucket(b, prefix)
+		for ok := it.SeekGE(lo); ok && bytes.HasPrefix(it.Key(), lo); ok = it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ev.ctx.Err(); err != nil {
+					it.Close()
+					return nil, err
+				}
+			}
+			k := it.Key()
+			if keep != nil && !keep(k[len(lo):]) {
+				continue
+			}
+			p, err := posOf(k)
+			if err != nil {
+				it.Close()
+				return nil, err
+			}
+			out = append(out, p)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("eventdb: %w", err)
+	}
+	return sortedSet(out), nil
+}
+
+// sortedSet sorts ps and removes repeats.
+func sortedSet(ps []pos) []pos {
+	slices.SortFunc(ps, func(a, b pos) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(ps)
+}
+
+// unite returns the union of sorted sets.
+func unite(sets [][]pos) []pos {
+	switch len(sets) {
+	case 0:
+		return nil
+	case 1:
+		return sets[0]
+	}
+	var out []pos
+	for _, s := range sets {
+		out = append(out, s...)
+	}
+	return sortedSet(out)
+}
+
+// paramPrefix begins every index entry of a parameter.
+func paramPrefix(param string) []byte {
+	return append(append([]byte{prefixPosting}, param...), 0)
+}
+
+// textPrefix begins the entries of a parameter and kind whose first field
+// starts with s.
+func textPrefix(param string, kind byte, s string) []byte {
+	return append(postingPrefix(param, kind), sqlstore.IndexKey(s)...)
+}
+
+// unsupported is ErrUnsupported for a query parameter, also a
+// *search.Error so that the API answers 400 naming the parameter.
+func unsupported(param, reason string) error {
+	return fmt.Errorf("%w: %w", ErrUnsupported, &search.Error{Param: param, Reason: reason})
+}
+
+// all returns every event of the snapshot, in position order.
+func (ev *evaluator) all() ([]pos, error) { return ev.scan([]byte{prefixAll}, nil) }
