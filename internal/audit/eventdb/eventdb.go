@@ -190,7 +190,7 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 	defer eb.Close()
 	ordinal := d.ordinal
 	seen := make(map[string]bool, len(ws))
-	var keys [][]byte
+	lists := make(map[string][]byte, 16*len(ws))
 	for i := range ws {
 		r := &ws[i].Resource
 		// The same id twice in a batch is stored once. The indexer
@@ -222,28 +222,25 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 			return err
 		}
 		patients := compartments(ws[i].Patients)
-		if err := set(eb, p[8:], encodeEvent(r.ID, patients, r.JSON)); err != nil {
+		if err := set(eb, p[:8], encodeEvent(r.ID, patients, r.JSON)); err != nil {
 			return err
 		}
-		if err := set(b, inBucket(bucket, allKey(p)), nil); err != nil {
+		if err := set(b, inBucket(bucket, allKey(p)), allValue(ws[i].Entries)); err != nil {
 			return err
+		}
+		add := func(k []byte) {
+			k = inBucket(bucket, k)
+			lists[string(k)] = append(lists[string(k)], p[:]...)
 		}
 		for _, id := range patients {
-			if err := set(b, inBucket(bucket, append(patientPrefix(id), p[:]...)), nil); err != nil {
-				return err
-			}
+			add(patientPrefix(id))
 		}
-		if lo, hi, ok := sortDate(ws[i].Entries); ok {
-			v := dateBytes(dateBytes(make([]byte, 0, 16), lo), hi)
-			if err := set(b, inBucket(bucket, dateKey(p)), v); err != nil {
-				return err
-			}
-		}
-		keys = postings(keys[:0], ws[i].Entries, p)
-		for _, k := range keys {
-			if err := set(b, inBucket(bucket, k), nil); err != nil {
-				return err
-			}
+		postings(ws[i].Entries, add)
+	}
+	// One merge operand per key and batch (see keys.go).
+	for k, list := range lists {
+		if err := b.Merge([]byte(k), list, nil); err != nil {
+			return err
 		}
 	}
 	if err := b.Set(metaKey(metaNextOrdinal), binary.BigEndian.AppendUint64(nil, ordinal), nil); err != nil {
@@ -298,7 +295,7 @@ func (d *DB) Read(ctx context.Context, typ, id string) (*store.Resource, error) 
 
 // event reads the stored event at p.
 func (d *DB) event(p pos) (store.Resource, error) {
-	v, closer, err := d.bodies.Get(p[8:])
+	v, closer, err := d.bodies.Get(p[:8])
 	if errors.Is(err, pebble.ErrNotFound) {
 		return store.Resource{}, store.ErrNotFound
 	}

@@ -16,33 +16,38 @@ import (
 //	events   ordinal → the stored event: id, compartments, JSON (encodeEvent)
 //	ids      id → pos (event ids begin with their time, reqid.Stamp)
 //	index    bucket, then one of:
-//	           a pos             (empty): every event
-//	           P patient 0 pos   (empty): the event is in that Patient's compartment
-//	           p param 0 kind …  (empty): a search index entry, ending in pos
-//	           T pos             → lo, hi: the event's date (for _sort=date)
+//	           a pos             → the event's dates (allValue): every event
+//	           P patient 0       → positions: the events in that Patient's compartment
+//	           p param 0 kind …  → positions: a search index entry's events
 //	         and, after every bucket, 0xffffffff m name: the journal
 //	         cursor and the next ordinal
 //
-// A pos is 16 bytes, the event's lastUpdated in Unix microseconds (sign
-// flipped, big-endian) and its ordinal, the order in which this database
-// stored it: key order is the trail's order in time. The index's bucket
+// Positions are 16 bytes each; a list of them is written as one merge
+// operand per batch and concatenated by Pebble's default merger, so that
+// a value shared by many events (outcome 0, the backend client) is one
+// key per batch, not one per event: an LSM tree's cost is mostly per key.
+//
+// A pos is 16 bytes: the event's ordinal, the order in which this
+// database stored it (the FHIR store's order of a search without _sort),
+// and its lastUpdated in Unix microseconds (sign flipped), both
+// big-endian. The index's bucket
 // (4 bytes, big-endian) is the ordinal divided by bucketSize: entries of
 // one bucket are written together, and a search reads each bucket's.
 //
 // Index entries, by kind (text values pass through sqlstore.IndexKey, so
 // they never hold a 0 byte, which separates them):
 //
-//	s norm 0 exact 0 pos      string
-//	t code 0 system 0 pos     token; also a Reference's identifier
-//	d display 0 pos           a token's display text, for :text
-//	r id 0 type 0 pos         a reference to a resource Type/id
-//	u url 0 pos               an absolute reference, or a uri
-//	D lo hi pos               a date range [lo, hi), Unix microseconds
+//	s norm 0 exact 0      string
+//	t code 0 system 0     token; also a Reference's identifier
+//	d display 0           a token's display text, for :text
+//	r id 0 type 0         a reference to a resource Type/id
+//	u url 0               an absolute reference, or a uri
+//	D lo hi               a date range [lo, hi), Unix microseconds (not
+//	                      AuditEvent's date, which is in the list of all)
 const (
 	prefixAll       = 'a'
 	prefixPatient   = 'P'
 	prefixPosting   = 'p'
-	prefixDate      = 'T'
 	kindString      = 's'
 	kindToken       = 't'
 	kindDisplay     = 'd'
@@ -66,13 +71,13 @@ type pos [posLen]byte
 
 func makePos(lastUpdated int64, ordinal uint64) pos {
 	var p pos
-	binary.BigEndian.PutUint64(p[:8], uint64(lastUpdated)^(1<<63))
-	binary.BigEndian.PutUint64(p[8:], ordinal)
+	binary.BigEndian.PutUint64(p[:8], ordinal)
+	binary.BigEndian.PutUint64(p[8:], uint64(lastUpdated)^(1<<63))
 	return p
 }
 
 // ordinal is the ordinal of the event at p.
-func (p pos) ordinal() uint64 { return binary.BigEndian.Uint64(p[8:]) }
+func (p pos) ordinal() uint64 { return binary.BigEndian.Uint64(p[:8]) }
 
 // bucket is the index bucket of the event at p.
 func (p pos) bucket() uint32 { return uint32(p.ordinal() >> bucketBits) }
@@ -87,7 +92,7 @@ func inBucket(b uint32, k []byte) []byte {
 }
 
 // micros is the lastUpdated of the event at p.
-func (p pos) micros() int64 { return int64(binary.BigEndian.Uint64(p[:8]) ^ (1 << 63)) }
+func (p pos) micros() int64 { return int64(binary.BigEndian.Uint64(p[8:]) ^ (1 << 63)) }
 
 func (p pos) less(q pos) bool { return string(p[:]) < string(q[:]) }
 
@@ -107,29 +112,6 @@ func metaKey(name string) []byte { return inBucket(metaBucket, append([]byte{'m'
 
 // allKey is the index entry every event has (without its bucket).
 func allKey(p pos) []byte { return append([]byte{prefixAll}, p[:]...) }
-
-// dateKey is the index entry holding an event's date (without its bucket).
-func dateKey(p pos) []byte { return append([]byte{prefixDate}, p[:]...) }
-
-// sortDate returns what an event sorts by under _sort=date (FHIR R4
-// §3.1.1.5.1, as the FHIR store sorts): the lowest lo of its date
-// entries ascending, the highest hi descending; ok is false without one.
-func sortDate(entries []searchparam.Entry) (lo, hi int64, ok bool) {
-	for i := range entries {
-		e := &entries[i]
-		if e.Param != "date" || e.Type != searchparam.Date {
-			continue
-		}
-		if !ok || e.Lo < lo {
-			lo = e.Lo
-		}
-		if !ok || e.Hi > hi {
-			hi = e.Hi
-		}
-		ok = true
-	}
-	return lo, hi, ok
-}
 
 func patientPrefix(id string) []byte {
 	k := append([]byte{prefixPatient}, sqlstore.IndexKey(id)...)
@@ -158,12 +140,13 @@ func dateBytes(k []byte, v int64) []byte {
 
 func dateOf(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
 
-// postings appends to keys the index keys of the entries of one event at
-// p. Entries of types the trail does not use (numbers, quantities,
-// composites) and references with nothing to match are skipped, as the
-// SQL store skips what it cannot index.
-func postings(keys [][]byte, entries []searchparam.Entry, p pos) [][]byte {
-	add := func(k []byte) { keys = append(keys, append(k, p[:]...)) }
+// postings calls add with each index key (without bucket or position)
+// of the entries of one event. Entries of types the trail does not use
+// (numbers, quantities, composites) and references with nothing to match
+// are skipped, as the SQL store skips what it cannot index; the date
+// parameter is kept with the event's entry in the list of all events
+// (allValue), not here.
+func postings(entries []searchparam.Entry, add func(k []byte)) {
 	for i := range entries {
 		e := &entries[i]
 		if e.Param == "_id" || e.Param == "_lastUpdated" {
@@ -192,13 +175,49 @@ func postings(keys [][]byte, entries []searchparam.Entry, p pos) [][]byte {
 		case searchparam.URI:
 			add(postingPrefix(e.Param, kindURL, e.Exact))
 		case searchparam.Date:
+			if e.Param == dateParam {
+				continue
+			}
 			k := postingPrefix(e.Param, kindDate)
 			k = dateBytes(k, e.Lo)
 			k = dateBytes(k, e.Hi)
 			add(k)
 		}
 	}
-	return keys
+}
+
+// dateParam is AuditEvent's date (recorded), what _sort=date orders by.
+const dateParam = "date"
+
+// allValue is the value of an event's entry in the list of all events:
+// the [lo, hi) ranges of its date, 16 bytes each.
+func allValue(entries []searchparam.Entry) []byte {
+	var v []byte
+	for i := range entries {
+		e := &entries[i]
+		if e.Param == dateParam && e.Type == searchparam.Date {
+			v = dateBytes(dateBytes(v, e.Lo), e.Hi)
+		}
+	}
+	return v
+}
+
+// sortDate returns what an event with date ranges v (allValue) sorts by
+// under _sort=date (FHIR R4 §3.1.1.5.1, as the FHIR store sorts): the
+// lowest lo ascending, the highest hi descending; ok is false without a
+// date.
+func sortDate(v []byte) (lo, hi int64, ok bool) {
+	for ; len(v) >= 16; v = v[16:] {
+		l, h := dateOf(v[:8]), dateOf(v[8:16])
+		if !ok || l < lo {
+			lo = l
+		}
+		if !ok || h > hi {
+			hi = h
+		}
+		ok = true
+	}
+	return lo, hi, ok
 }
 
 // prefixEnd returns the smallest key above every key beginning with p,

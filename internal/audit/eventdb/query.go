@@ -97,7 +97,10 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 		}
 	}
 	order := compareRows(keys)
-	slices.SortFunc(list, order)
+	if len(keys) > 0 {
+		// Without keys, position order is the order.
+		slices.SortFunc(list, order)
+	}
 	back := cur != nil && cur.back
 	var rows []row
 	more := false
@@ -249,18 +252,14 @@ func (ev *evaluator) dates(rows []row) error {
 	}
 	for i := range rows {
 		r := &rows[i]
-		k := inBucket(r.p.bucket(), dateKey(r.p))
+		k := inBucket(r.p.bucket(), allKey(r.p))
 		if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
 			v, err := it.ValueAndErr()
 			if err != nil {
 				it.Close()
 				return fmt.Errorf("eventdb: %w", err)
 			}
-			if len(v) != 16 {
-				it.Close()
-				return errCorrupt
-			}
-			r.lo, r.hi, r.dated = dateOf(v[:8]), dateOf(v[8:]), true
+			r.lo, r.hi, r.dated = sortDate(v)
 		}
 	}
 	return it.Close()
@@ -426,7 +425,13 @@ func (ev *evaluator) clause(cl *search.Clause) (*matcher, error) {
 		if len(cl.Values) != 1 {
 			return nil, unsupported(p.Code, ":missing takes one value")
 		}
-		present, err := ev.scan(paramPrefix(p.Code), nil)
+		var present []pos
+		var err error
+		if p.Code == dateParam {
+			present, err = ev.allWhere(func(dates []byte) bool { return len(dates) > 0 })
+		} else {
+			present, err = ev.scan(paramPrefix(p.Code), nil)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -517,11 +522,19 @@ func (ev *evaluator) value(p *searchparam.Param, target string, mod search.Modif
 			return nil, false, err
 		}
 		vv := *v
-		set, err = ev.scan(postingPrefix(code, kindDate), func(k []byte) bool {
-			if len(k) != 16+posLen {
+		if code == dateParam {
+			set, err = ev.allWhere(func(dates []byte) bool {
+				for ; len(dates) >= 16; dates = dates[16:] {
+					if ev.dateMatch(dateOf(dates[:8]), dateOf(dates[8:16]), &vv) {
+						return true
+					}
+				}
 				return false
-			}
-			return ev.dateMatch(dateOf(k[:8]), dateOf(k[8:16]), &vv)
+			})
+			return set, true, err
+		}
+		set, err = ev.scan(postingPrefix(code, kindDate), func(k []byte) bool {
+			return len(k) == 16 && ev.dateMatch(dateOf(k[:8]), dateOf(k[8:16]), &vv)
 		})
 		return set, true, err
 	case searchparam.URI:
@@ -666,15 +679,59 @@ func (ev *evaluator) dateMatch(lo, hi int64, v *search.Value) bool {
 	return false
 }
 
-// scan returns the positions ending the index keys that begin with
+// scan returns the positions listed by the index keys that begin with
 // prefix in some bucket (and that keep accepts, given the key after the
 // prefix), sorted and distinct.
 func (ev *evaluator) scan(prefix []byte, keep func(rest []byte) bool) ([]pos, error) {
+	var out []pos
+	err := ev.each(prefix, func(k, v []byte) error {
+		if keep != nil && !keep(k) {
+			return nil
+		}
+		if len(v)%posLen != 0 {
+			return errCorrupt
+		}
+		for ; len(v) > 0; v = v[posLen:] {
+			out = append(out, pos(v[:posLen]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedSet(out), nil
+}
+
+// allWhere returns the events whose dates (allValue) keep accepts, in
+// position order.
+func (ev *evaluator) allWhere(keep func(dates []byte) bool) ([]pos, error) {
+	var out []pos
+	err := ev.each([]byte{prefixAll}, func(k, v []byte) error {
+		if keep != nil && !keep(v) {
+			return nil
+		}
+		if len(k) != posLen {
+			return errCorrupt
+		}
+		out = append(out, pos(k))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedSet(out), nil
+}
+
+// all returns every event of the snapshot, in position order.
+func (ev *evaluator) all() ([]pos, error) { return ev.allWhere(nil) }
+
+// each calls fn with the rest of every index key beginning with prefix
+// in some bucket, and its value, bucket by bucket.
+func (ev *evaluator) each(prefix []byte, fn func(rest, value []byte) error) error {
 	it, err := ev.r.NewIter(nil)
 	if err != nil {
-		return nil, fmt.Errorf("eventdb: %w", err)
+		return fmt.Errorf("eventdb: %w", err)
 	}
-	var out []pos
 	n := 0
 	for b := range buckets(ev.next) {
 		lo := inBucket(b, prefix)
@@ -682,25 +739,21 @@ func (ev *evaluator) scan(prefix []byte, keep func(rest []byte) bool) ([]pos, er
 			if n++; n%4096 == 0 {
 				if err := ev.ctx.Err(); err != nil {
 					it.Close()
-					return nil, err
+					return err
 				}
 			}
-			k := it.Key()
-			if keep != nil && !keep(k[len(lo):]) {
-				continue
-			}
-			p, err := posOf(k)
+			v, err := it.ValueAndErr()
 			if err != nil {
 				it.Close()
-				return nil, err
+				return fmt.Errorf("eventdb: %w", err)
 			}
-			out = append(out, p)
+			if err := fn(it.Key()[len(lo):], v); err != nil {
+				it.Close()
+				return err
+			}
 		}
 	}
-	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("eventdb: %w", err)
-	}
-	return sortedSet(out), nil
+	return it.Close()
 }
 
 // sortedSet sorts ps and removes repeats.
@@ -740,6 +793,3 @@ func textPrefix(param string, kind byte, s string) []byte {
 func unsupported(param, reason string) error {
 	return fmt.Errorf("%w: %w", ErrUnsupported, &search.Error{Param: param, Reason: reason})
 }
-
-// all returns every event of the snapshot, in position order.
-func (ev *evaluator) all() ([]pos, error) { return ev.scan([]byte{prefixAll}, nil) }

@@ -1,7 +1,7 @@
 package eventdb
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -144,19 +144,26 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 		return nil, err
 	}
 	if !q.Since.IsZero() {
-		since := makePos(q.Since.UnixMicro(), 0)
-		i, _ := slices.BinarySearchFunc(all, since, func(a, b pos) int { return bytes.Compare(a[:], b[:]) })
-		all = all[i:]
+		since := q.Since.UnixMicro()
+		all = slices.DeleteFunc(all, func(p pos) bool { return p.micros() < since })
 	}
 	page.Total = len(all)
 	if q.Count < 1 {
 		return page, nil
 	}
-	slices.Reverse(all) // newest first
+	// Newest first, as the FHIR store lists history: by lastUpdated,
+	// then the later stored first.
+	newest := func(a, b pos) int {
+		if c := cmp.Compare(b.micros(), a.micros()); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ordinal(), a.ordinal())
+	}
+	slices.SortFunc(all, newest)
 	if after != nil {
 		i, _ := slices.BinarySearchFunc(all, *after, func(a, b pos) int {
-			if a.less(b) {
-				return 1 // older than the cursor: after it, newest first
+			if newest(a, b) > 0 {
+				return 1
 			}
 			return -1
 		})
