@@ -335,3 +335,68 @@ func TestCountWholeTrail(t *testing.T) {
 		t.Errorf("all events: total %d, %d matches, %v", res.Total, len(res.Matches), err)
 	}
 }
+
+// Across index buckets (16,384 events each), searches and sorts see every
+// event once, in order, however the events' times interleave with the
+// order they were stored in.
+func TestSearchAcrossBuckets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 40,000 events")
+	}
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	const n = 40_000
+	var ws []store.Write
+	for i := range n {
+		// Stored in order i, dated so that every 3 events run backwards.
+		w := event(i/3*3+2-i%3, fmt.Sprintf("p%d", i%7))
+		w.Resource.ID = fmt.Sprintf("ev-%d", i)
+		ws = append(ws, w)
+		if len(ws) == 256 || i == n-1 {
+			if err := d.Put(ctx, ws, uint64(i+1)); err != nil {
+				t.Fatal(err)
+			}
+			ws = ws[:0]
+		}
+	}
+	// Every page, following Next: each event once, in order.
+	check := func(q string, wantTotal int, order func(a, b time.Time) bool) {
+		t.Helper()
+		sq := parse(t, q+"&_count=10000")
+		seen := map[string]bool{}
+		var prev time.Time
+		cursor := ""
+		for {
+			res, err := d.Search(ctx, sq, store.PageRequest{Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range res.Matches {
+				if seen[m.ID] {
+					t.Fatalf("%s: %s twice", q, m.ID)
+				}
+				if len(seen) > 0 && !order(prev, m.LastUpdated) {
+					t.Fatalf("%s: %s out of order (%v then %v)", q, m.ID, prev, m.LastUpdated)
+				}
+				seen[m.ID], prev = true, m.LastUpdated
+			}
+			if res.Next == "" {
+				break
+			}
+			cursor = res.Next
+		}
+		if len(seen) != wantTotal {
+			t.Errorf("%s: %d events, want %d", q, len(seen), wantTotal)
+		}
+	}
+	newest := func(a, b time.Time) bool { return !a.Before(b) }
+	oldest := func(a, b time.Time) bool { return !b.Before(a) }
+	check("_sort=-date", n, newest)
+	check("_sort=date", n, oldest)
+	check("_sort=-date&patient=p3", (n+3)/7, newest)
+	check("_sort=_lastUpdated&outcome=4", n/2, oldest)
+	res, err := d.Search(ctx, parse(t, "_summary=count"), store.PageRequest{OnlyCount: true})
+	if err != nil || res.Total != n {
+		t.Errorf("count %d, %v; want %d", res.Total, err, n)
+	}
+}

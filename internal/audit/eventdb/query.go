@@ -244,26 +244,70 @@ func compareRows(keys []sortKey) func(a, b row) int {
 	}
 }
 
-// dates fills in the dates of rows, which are in position order.
+// dates fills in the dates of rows, which are in position order: by one
+// seek each when they are few, by one pass over the list of all events
+// when they are many (a newest-first page of the whole trail).
 func (ev *evaluator) dates(rows []row) error {
+	if len(rows) == 0 {
+		return nil
+	}
 	it, err := ev.r.NewIter(nil)
 	if err != nil {
 		return fmt.Errorf("eventdb: %w", err)
 	}
-	for i := range rows {
-		r := &rows[i]
-		k := inBucket(r.p.bucket(), allKey(r.p))
-		if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
-			v, err := it.ValueAndErr()
-			if err != nil {
-				it.Close()
-				return fmt.Errorf("eventdb: %w", err)
+	fill := func(r *row) error {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("eventdb: %w", err)
+		}
+		r.lo, r.hi, r.dated = sortDate(v)
+		return nil
+	}
+	key := func(r *row) []byte { return inBucket(r.p.bucket(), allKey(r.p)) }
+	if uint64(len(rows))*seekCost < ev.next {
+		for i := range rows {
+			k := key(&rows[i])
+			if it.SeekGE(k) && bytes.Equal(it.Key(), k) {
+				if err := fill(&rows[i]); err != nil {
+					it.Close()
+					return err
+				}
 			}
-			r.lo, r.hi, r.dated = sortDate(v)
+		}
+		return it.Close()
+	}
+	// A pass over each bucket's list, seeking only to its start.
+	var ok bool
+	bucket := uint32(metaBucket)
+	for i := 0; i < len(rows); {
+		if b := rows[i].p.bucket(); b != bucket {
+			bucket = b
+			ok = it.SeekGE(inBucket(b, []byte{prefixAll}))
+		}
+		if !ok {
+			break
+		}
+		k := key(&rows[i])
+		switch c := bytes.Compare(it.Key(), k); {
+		case c < 0:
+			ok = it.Next()
+		case c == 0:
+			if err := fill(&rows[i]); err != nil {
+				it.Close()
+				return err
+			}
+			i++
+			ok = it.Next()
+		default: // no entry for this row (every event has one)
+			i++
 		}
 	}
 	return it.Close()
 }
+
+// seekCost is how many keys a pass reads in the time of one seek, about:
+// rows fewer than the trail's events over this are found by seeking.
+const seekCost = 16
 
 // cursor is where a page ends: the position of its last event (first,
 // going back) and the sort order of the search.
