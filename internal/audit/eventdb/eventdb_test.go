@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -396,5 +397,56 @@ func TestSearchAcrossBuckets(t *testing.T) {
 	res, err := d.Search(ctx, parse(t, "_summary=count"), store.PageRequest{OnlyCount: true})
 	if err != nil || res.Total != n {
 		t.Errorf("count %d, %v; want %d", res.Total, err, n)
+	}
+
+	// In the order stored (no _sort), a page reads the buckets from its
+	// cursor on: forward to the end, then back to the start.
+	for _, q := range []struct {
+		q    string
+		want func(i int) bool
+	}{
+		{"_count=4000", func(int) bool { return true }},
+		{"_count=700&patient=p3", func(i int) bool { return i%7 == 3 }},
+	} {
+		var want []string
+		for i := range n {
+			if q.want(i) {
+				want = append(want, fmt.Sprintf("ev-%d", i))
+			}
+		}
+		sq := parse(t, q.q)
+		var got, back []string
+		var prev []string
+		cursor := ""
+		for {
+			res, err := d.Search(ctx, sq, store.PageRequest{Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ids(res.Matches)...)
+			prev = append(prev, res.Prev)
+			if res.Next == "" {
+				break
+			}
+			cursor = res.Next
+		}
+		for c := prev[len(prev)-1]; c != ""; {
+			res, err := d.Search(ctx, sq, store.PageRequest{Cursor: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			back = append(ids(res.Matches), back...)
+			c = res.Prev
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s forward: %d events, want %d in order", q.q, len(got), len(want))
+		}
+		lastPage := len(want) - len(want)%sq.Count
+		if len(want)%sq.Count == 0 {
+			lastPage = len(want) - sq.Count
+		}
+		if !slices.Equal(back, want[:lastPage]) {
+			t.Errorf("%s back from the last page: %d events, want the %d before it in order", q.q, len(back), lastPage)
+		}
 	}
 }

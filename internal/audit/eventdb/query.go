@@ -55,7 +55,7 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 	if err != nil {
 		return nil, fmt.Errorf("eventdb: %w", err)
 	}
-	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, nowMicro: d.now().UnixMicro()}
+	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, to: buckets(next), nowMicro: d.now().UnixMicro()}
 	res := &store.SearchResult{Total: -1}
 	if (page.OnlyCount || q.Count <= 0) && q.Compartment == nil && len(q.Clauses) == 0 {
 		// Counting the whole trail: every event has one ordinal.
@@ -64,9 +64,18 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 		}
 		return res, nil
 	}
-	matches, err := ev.query(q)
-	if err != nil {
-		return nil, err
+	var matches []pos
+	switch {
+	case len(keys) == 0 && !page.WantTotal && !page.OnlyCount && q.Count > 0:
+		// In the order stored, a page needs only the buckets from the
+		// cursor on (or back), not the whole trail.
+		if matches, err = ev.near(q, cur, q.Count+1); err != nil {
+			return nil, err
+		}
+	default:
+		if matches, err = ev.query(q); err != nil {
+			return nil, err
+		}
 	}
 	if page.WantTotal || page.OnlyCount {
 		res.Total = len(matches)
@@ -344,7 +353,9 @@ type evaluator struct {
 	ids pebble.Reader
 	// next is the snapshot's next ordinal: events at or above it are not
 	// in it (the ids store, read live, may have them).
-	next     uint64
+	next uint64
+	// from and to are the buckets [from, to) a query reads.
+	from, to uint32
 	nowMicro int64 // for ap (FHIR R4 §3.1.1.4.5)
 }
 
@@ -641,7 +652,7 @@ func (ev *evaluator) id(cl *search.Clause) (*matcher, error) {
 		var p pos
 		copy(p[:], b)
 		closer.Close()
-		if p.ordinal() < ev.next {
+		if p.ordinal() < ev.next && p.bucket() >= ev.from && p.bucket() < ev.to {
 			set = append(set, p)
 		}
 	}
@@ -777,7 +788,7 @@ func (ev *evaluator) each(prefix []byte, fn func(rest, value []byte) error) erro
 		return fmt.Errorf("eventdb: %w", err)
 	}
 	n := 0
-	for b := range buckets(ev.next) {
+	for b := ev.from; b < ev.to; b++ {
 		lo := inBucket(b, prefix)
 		for ok := it.SeekGE(lo); ok && bytes.HasPrefix(it.Key(), lo); ok = it.Next() {
 			if n++; n%4096 == 0 {
@@ -836,4 +847,46 @@ func textPrefix(param string, kind byte, s string) []byte {
 // *search.Error so that the API answers 400 naming the parameter.
 func unsupported(param, reason string) error {
 	return fmt.Errorf("%w: %w", ErrUnsupported, &search.Error{Param: param, Reason: reason})
+}
+
+// near returns up to n matches of q on the cursor's side of it (all of
+// them from the start without one), in position order: the buckets are
+// read one at a time from the cursor's, until n are found.
+func (ev *evaluator) near(q *search.Query, cur *cursor, n int) ([]pos, error) {
+	back := cur != nil && cur.back
+	start, step := uint32(0), 1
+	switch {
+	case cur != nil && cur.at.bucket() >= ev.to:
+		start = ev.to - 1
+	case cur != nil:
+		start = cur.at.bucket()
+	}
+	if back {
+		step = -1
+	}
+	all, last := ev.from, ev.to
+	defer func() { ev.from, ev.to = all, last }()
+	var out []pos
+	for b := int64(start); b >= int64(all) && b < int64(last) && len(out) < n; b += int64(step) {
+		ev.from, ev.to = uint32(b), uint32(b)+1
+		ms, err := ev.query(q)
+		if err != nil {
+			return nil, err
+		}
+		if cur != nil {
+			ms = slices.DeleteFunc(ms, func(p pos) bool {
+				if back {
+					return !p.less(cur.at)
+				}
+				return !cur.at.less(p)
+			})
+		}
+		if back {
+			// Keep the n nearest the cursor: the last ones.
+			out = append(ms[max(0, len(ms)-(n-len(out))):], out...)
+		} else {
+			out = append(out, ms[:min(len(ms), n-len(out))]...)
+		}
+	}
+	return out, nil
 }

@@ -138,7 +138,7 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 		}
 		after = (*pos)(b)
 	}
-	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next}
+	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, to: buckets(next)}
 	all, err := ev.all()
 	if err != nil {
 		return nil, err
