@@ -71,7 +71,7 @@ func (d *DB) hold() error {
 // size of the index's memory table.
 const (
 	cacheBytes    = 16 << 20
-	indexMemTable = 16 << 20
+	indexMemTable = 8 << 20
 )
 
 // options are the stores' Pebble options: Bloom filters, so that a read
@@ -100,9 +100,9 @@ func Open(dir string) (*DB, error) {
 		name     string
 		memTable uint64
 	}{
-		// A bucket's index entries (~16 MB) fit one memory table, so
-		// that a bucket is written out about once, not merged with its
-		// earlier parts again and again.
+		// A bucket's index entries (~6 MB for reads' events) fit one
+		// memory table, so that a bucket is written out about once, not
+		// merged with its earlier parts again and again.
 		{"index", indexMemTable},
 		{"ids", 4 << 20},
 		{"events", 4 << 20},

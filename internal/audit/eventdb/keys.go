@@ -57,10 +57,10 @@ const (
 	posLen          = 16
 	metaCursor      = "cursor"
 	metaNextOrdinal = "ordinal"
-	// bucketBits sets bucketSize, 16,384 events: about as many index
-	// bytes as a few of Pebble's memory tables, so that a bucket is
-	// merged a few times at most before it is complete; a search seeks
-	// once per bucket and value (600 buckets for ten million events).
+	// bucketBits sets bucketSize, 16,384 events: about one memory table
+	// of index entries (indexMemTable), so that a bucket is merged about
+	// once before it is complete; a search seeks once per bucket and
+	// value (600 buckets for ten million events).
 	bucketBits = 14
 	bucketSize = 1 << bucketBits
 	metaBucket = 0xffffffff
