@@ -54,8 +54,14 @@ type DB struct {
 	closed bool
 }
 
-// ErrClosed is an operation on a closed DB.
-var ErrClosed = errors.New("eventdb: closed")
+// ErrClosed is an operation on a closed DB (shutting down): the API
+// answers 503 to it, as to any failure of the stores' files.
+var ErrClosed = fmt.Errorf("%w: eventdb: closed", store.ErrUnavailable)
+
+// fault is a failure of Pebble (a full disk, an I/O error): the request
+// gets 503 and may be retried; nothing is lost, since the journal keeps
+// every event.
+func fault(err error) error { return fmt.Errorf("%w: eventdb: %w", store.ErrUnavailable, err) }
 
 // hold enters an operation; release with d.open.RUnlock.
 func (d *DB) hold() error {
@@ -94,7 +100,7 @@ func Open(dir string) (*DB, error) {
 		for _, s := range stores {
 			s.Close()
 		}
-		return nil, fmt.Errorf("eventdb: %w", err)
+		return nil, fault(err)
 	}
 	for _, st := range []struct {
 		name     string
@@ -158,7 +164,7 @@ func (d *DB) Cursor(ctx context.Context) (uint64, error) {
 	defer d.open.RUnlock()
 	n, err := getUint64(d.db, metaKey(metaCursor))
 	if err != nil {
-		return 0, fmt.Errorf("eventdb: %w", err)
+		return 0, fault(err)
 	}
 	return n, nil
 }
@@ -212,7 +218,7 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 				continue
 			}
 		case !errors.Is(err, pebble.ErrNotFound):
-			return fmt.Errorf("eventdb: %w", err)
+			return fault(err)
 		}
 		p := makePos(r.LastUpdated.UnixMicro(), ordinal)
 		ordinal++
@@ -255,7 +261,7 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 	// there to read.
 	for _, batch := range []*pebble.Batch{eb, ib, b} {
 		if err := batch.Commit(pebble.NoSync); err != nil {
-			return fmt.Errorf("eventdb: %w", err)
+			return fault(err)
 		}
 	}
 	d.ordinal = ordinal
@@ -277,7 +283,7 @@ func (d *DB) Read(ctx context.Context, typ, id string) (*store.Resource, error) 
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("eventdb: %w", err)
+		return nil, fault(err)
 	}
 	var p pos
 	if len(v) != posLen {
@@ -300,7 +306,7 @@ func (d *DB) event(p pos) (store.Resource, error) {
 		return store.Resource{}, store.ErrNotFound
 	}
 	if err != nil {
-		return store.Resource{}, fmt.Errorf("eventdb: %w", err)
+		return store.Resource{}, fault(err)
 	}
 	defer closer.Close()
 	id, patients, body, err := decodeEvent(v)

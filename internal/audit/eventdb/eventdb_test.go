@@ -450,3 +450,32 @@ func TestSearchAcrossBuckets(t *testing.T) {
 		}
 	}
 }
+
+// A closed index (the server shutting down) answers every operation with
+// store.ErrUnavailable, which the API turns into 503, never a panic.
+func TestClosedIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	d, err := eventdb.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(ctx, []store.Write{event(0, "p1")}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+	_, errRead := d.Read(ctx, "AuditEvent", "ev-0")
+	_, errSearch := d.Search(ctx, parse(t, "patient=p1"), store.PageRequest{})
+	_, errHistory := d.History(ctx, store.HistoryQuery{Type: "AuditEvent", Count: 1})
+	_, errCursor := d.Cursor(ctx)
+	errPut := d.Put(ctx, []store.Write{event(1, "")}, 2)
+	for name, err := range map[string]error{"read": errRead, "search": errSearch, "history": errHistory, "cursor": errCursor, "put": errPut} {
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s after Close: %v, want store.ErrUnavailable", name, err)
+		}
+	}
+}

@@ -53,7 +53,7 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 	defer snap.Close()
 	next, err := getUint64(snap, metaKey(metaNextOrdinal))
 	if err != nil {
-		return nil, fmt.Errorf("eventdb: %w", err)
+		return nil, fault(err)
 	}
 	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, to: buckets(next), nowMicro: d.now().UnixMicro()}
 	res := &store.SearchResult{Total: -1}
@@ -262,12 +262,12 @@ func (ev *evaluator) dates(rows []row) error {
 	}
 	it, err := ev.r.NewIter(nil)
 	if err != nil {
-		return fmt.Errorf("eventdb: %w", err)
+		return fault(err)
 	}
 	fill := func(r *row) error {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("eventdb: %w", err)
+			return fault(err)
 		}
 		r.lo, r.hi, r.dated = sortDate(v)
 		return nil
@@ -643,7 +643,7 @@ func (ev *evaluator) id(cl *search.Clause) (*matcher, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("eventdb: %w", err)
+			return nil, fault(err)
 		}
 		if len(b) != posLen {
 			closer.Close()
@@ -785,7 +785,7 @@ func (ev *evaluator) all() ([]pos, error) { return ev.allWhere(nil) }
 func (ev *evaluator) each(prefix []byte, fn func(rest, value []byte) error) error {
 	it, err := ev.r.NewIter(nil)
 	if err != nil {
-		return fmt.Errorf("eventdb: %w", err)
+		return fault(err)
 	}
 	n := 0
 	for b := ev.from; b < ev.to; b++ {
@@ -800,7 +800,7 @@ func (ev *evaluator) each(prefix []byte, fn func(rest, value []byte) error) erro
 			v, err := it.ValueAndErr()
 			if err != nil {
 				it.Close()
-				return fmt.Errorf("eventdb: %w", err)
+				return fault(err)
 			}
 			if err := fn(it.Key()[len(lo):], v); err != nil {
 				it.Close()

@@ -128,7 +128,7 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 	defer snap.Close()
 	next, err := getUint64(snap, metaKey(metaNextOrdinal))
 	if err != nil {
-		return nil, fmt.Errorf("eventdb: %w", err)
+		return nil, fault(err)
 	}
 	var after *pos
 	if q.After != "" {
