@@ -175,7 +175,16 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 		}
 		return float64(t.index.Backlog())
 	})
-	for _, c := range []prometheus.Collector{lag, entries, sequencer, indexer, backlog} {
+	disk := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_audit_index_disk_bytes",
+		Help: "Disk space of the trail's own searchable copy, DATA_DIR/audit/index (0 when the copy is in the FHIR store).",
+	}, func() float64 {
+		if t.events == nil {
+			return 0
+		}
+		return float64(t.events.DiskBytes())
+	})
+	for _, c := range []prometheus.Collector{lag, entries, sequencer, indexer, backlog, disk} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -156,6 +156,15 @@ func (d *DB) Close() error {
 	return errors.Join(d.db.Close(), d.ids.Close(), d.bodies.Close())
 }
 
+// DiskBytes is the disk space the copy's stores use (0 once closed).
+func (d *DB) DiskBytes() uint64 {
+	if d.hold() != nil {
+		return 0
+	}
+	defer d.open.RUnlock()
+	return d.db.Metrics().DiskSpaceUsage() + d.ids.Metrics().DiskSpaceUsage() + d.bodies.Metrics().DiskSpaceUsage()
+}
+
 // Cursor returns the journal cursor stored by the last Put (0 before any).
 func (d *DB) Cursor(ctx context.Context) (uint64, error) {
 	if err := d.hold(); err != nil {

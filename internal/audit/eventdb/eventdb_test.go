@@ -479,3 +479,24 @@ func TestClosedIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+func TestDiskBytes(t *testing.T) {
+	d, err := eventdb.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []store.Write
+	for i := range 100 {
+		ws = append(ws, event(i, "p1"))
+	}
+	if err := d.Put(context.Background(), ws, 100); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.DiskBytes(); n == 0 {
+		t.Error("DiskBytes is 0 with 100 events stored")
+	}
+	d.Close()
+	if n := d.DiskBytes(); n != 0 {
+		t.Errorf("DiskBytes after Close: %d", n)
+	}
+}
