@@ -424,39 +424,62 @@ func (ev *evaluator) query(q *search.Query) ([]pos, error) {
 			return nil, err
 		}
 	}
-	out := cand[:0:0]
-	filters := make([]func(pos) bool, 0, len(ms))
+	// Sets and their complements by merging sorted lists, conditions on
+	// what is left.
+	out := slices.Clone(cand)
+	var preds []func(pos) bool
 	for i, m := range ms {
-		if i == drive {
-			continue
-		}
-		switch m.kind {
-		case matchPred:
-			filters = append(filters, m.pred)
-		case matchExclude:
-			ex := make(map[pos]bool, len(m.set))
-			for _, p := range m.set {
-				ex[p] = true
-			}
-			filters = append(filters, func(p pos) bool { return !ex[p] })
+		switch {
+		case i == drive:
+		case m.kind == matchPred:
+			preds = append(preds, m.pred)
+		case m.kind == matchExclude:
+			out = subtract(out, m.set)
 		default:
-			in := make(map[pos]bool, len(m.set))
-			for _, p := range m.set {
-				in[p] = true
-			}
-			filters = append(filters, func(p pos) bool { return in[p] })
+			out = intersect(out, m.set)
 		}
 	}
-next:
-	for _, p := range cand {
-		for _, f := range filters {
-			if !f(p) {
-				continue next
+	if len(preds) > 0 {
+		out = slices.DeleteFunc(out, func(p pos) bool {
+			for _, f := range preds {
+				if !f(p) {
+					return true
+				}
 			}
-		}
-		out = append(out, p)
+			return false
+		})
 	}
 	return out, nil
+}
+
+// intersect keeps in a (sorted, distinct, reused) the positions also in
+// b (sorted, distinct).
+func intersect(a, b []pos) []pos {
+	out, j := a[:0], 0
+	for _, p := range a {
+		for j < len(b) && b[j].less(p) {
+			j++
+		}
+		if j < len(b) && b[j] == p {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// subtract keeps in a (sorted, distinct, reused) the positions not in b
+// (sorted, distinct).
+func subtract(a, b []pos) []pos {
+	out, j := a[:0], 0
+	for _, p := range a {
+		for j < len(b) && b[j].less(p) {
+			j++
+		}
+		if j == len(b) || b[j] != p {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // clause compiles one clause (FHIR R4 §3.1.1: its values are alternatives).
