@@ -206,6 +206,8 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 	ordinal := d.ordinal
 	seen := make(map[string]bool, len(ws))
 	lists := make(map[string][]byte, 16*len(ws))
+	bounds := map[uint32]bound{}
+	var err error
 	for i := range ws {
 		r := &ws[i].Resource
 		// The same id twice in a batch is stored once. The indexer
@@ -240,9 +242,18 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 		if err := set(eb, p[:8], encodeEvent(r.ID, patients, r.JSON)); err != nil {
 			return err
 		}
-		if err := set(b, inBucket(bucket, allKey(p)), allValue(ws[i].Entries)); err != nil {
+		dates := allValue(ws[i].Entries)
+		if err := set(b, inBucket(bucket, allKey(p)), dates); err != nil {
 			return err
 		}
+		bd, ok := bounds[bucket]
+		if !ok {
+			if bd, err = d.bound(bucket); err != nil {
+				return err
+			}
+		}
+		bd.add(dates)
+		bounds[bucket] = bd
 		add := func(k []byte) {
 			k = inBucket(bucket, k)
 			lists[string(k)] = append(lists[string(k)], p[:]...)
@@ -251,6 +262,11 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 			add(patientPrefix(id))
 		}
 		postings(ws[i].Entries, add)
+	}
+	for bucket, bd := range bounds {
+		if err := b.Set(inBucket(bucket, boundKey), bd.encode(), nil); err != nil {
+			return err
+		}
 	}
 	// One merge operand per key and batch (see keys.go).
 	for k, list := range lists {
@@ -275,6 +291,23 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 	}
 	d.ordinal = ordinal
 	return nil
+}
+
+// bound reads the date bounds of a bucket as stored (none yet: zero).
+func (d *DB) bound(bucket uint32) (bound, error) {
+	v, closer, err := d.db.Get(inBucket(bucket, boundKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return bound{}, nil
+	}
+	if err != nil {
+		return bound{}, fault(err)
+	}
+	defer closer.Close()
+	bd, ok := decodeBound(v)
+	if !ok {
+		return bound{}, errCorrupt
+	}
+	return bd, nil
 }
 
 // Read returns the AuditEvent with id id (store.ErrNotFound if there is

@@ -500,3 +500,59 @@ func TestDiskBytes(t *testing.T) {
 		t.Errorf("DiskBytes after Close: %d", n)
 	}
 }
+
+// A date-sorted page reads only the buckets whose date bounds reach it,
+// and must still find an event stored long before or after its time.
+func TestDatePagesAcrossBuckets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 17,000 events")
+	}
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	const n = 17_000
+	var ws []store.Write
+	put := func(w store.Write, i int) {
+		ws = append(ws, w)
+		if len(ws) == 500 || i == n-1 {
+			if err := d.Put(ctx, ws, uint64(i+1)); err != nil {
+				t.Fatal(err)
+			}
+			ws = ws[:0]
+		}
+	}
+	for i := range n {
+		// Stored in time order, but for two: the first stored is the
+		// newest, the last stored the oldest.
+		at := i + 10
+		switch i {
+		case 0:
+			at = n + 100
+		case n - 1:
+			at = 0
+		}
+		w := event(at, "")
+		w.Resource.ID = fmt.Sprintf("ev-%d", i)
+		put(w, i)
+	}
+	for _, tc := range []struct{ q, first, second string }{
+		{"_sort=-date&_count=3", "[ev-0 ev-16998 ev-16997]", "[ev-16996 ev-16995 ev-16994]"},
+		{"_sort=date&_count=3", "[ev-16999 ev-1 ev-2]", "[ev-3 ev-4 ev-5]"},
+		{"_sort=-date&_count=2&outcome=0", "[ev-0 ev-16998]", "[ev-16996 ev-16994]"},
+	} {
+		sq := parse(t, tc.q)
+		res, err := d.Search(ctx, sq, store.PageRequest{WantTotal: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(ids(res.Matches)); got != tc.first {
+			t.Errorf("%s: first page %s, want %s", tc.q, got, tc.first)
+		}
+		res, err = d.Search(ctx, sq, store.PageRequest{Cursor: res.Next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(ids(res.Matches)); got != tc.second {
+			t.Errorf("%s: second page %s, want %s", tc.q, got, tc.second)
+		}
+	}
+}

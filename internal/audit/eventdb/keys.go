@@ -19,6 +19,7 @@ import (
 //	           a pos             → the event's dates (allValue): every event
 //	           P patient 0       → positions: the events in that Patient's compartment
 //	           p param 0 kind …  → positions: a search index entry's events
+//	           z                 → the bucket's date bounds (bound)
 //	         and, after every bucket, 0xffffffff m name: the journal
 //	         cursor and the next ordinal
 //
@@ -231,4 +232,48 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// boundKey is the key, in a bucket, of its date bounds.
+var boundKey = []byte{'z'}
+
+// bound is what a bucket's events sort by under _sort=date at the ends:
+// the lowest lo and the highest hi of their dates, and whether any of
+// them has no date.
+type bound struct {
+	lo, hi  int64
+	dated   bool // lo and hi are set
+	undated bool
+}
+
+// add widens b by an event's dates (allValue).
+func (b *bound) add(dates []byte) {
+	lo, hi, ok := sortDate(dates)
+	switch {
+	case !ok:
+		b.undated = true
+	case !b.dated:
+		b.lo, b.hi, b.dated = lo, hi, true
+	default:
+		b.lo, b.hi = min(b.lo, lo), max(b.hi, hi)
+	}
+}
+
+func (b bound) encode() []byte {
+	v := dateBytes(dateBytes(make([]byte, 0, 18), b.lo), b.hi)
+	var flags byte
+	if b.dated {
+		flags |= 1
+	}
+	if b.undated {
+		flags |= 2
+	}
+	return append(v, flags)
+}
+
+func decodeBound(v []byte) (bound, bool) {
+	if len(v) != 17 {
+		return bound{}, false
+	}
+	return bound{lo: dateOf(v[:8]), hi: dateOf(v[8:16]), dated: v[16]&1 != 0, undated: v[16]&2 != 0}, true
 }

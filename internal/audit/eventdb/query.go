@@ -57,47 +57,26 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 	}
 	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, to: buckets(next), nowMicro: d.now().UnixMicro()}
 	res := &store.SearchResult{Total: -1}
-	if (page.OnlyCount || q.Count <= 0) && q.Compartment == nil && len(q.Clauses) == 0 {
-		// Counting the whole trail: every event has one ordinal.
-		if page.WantTotal || page.OnlyCount {
-			res.Total = int(next)
-		}
-		return res, nil
-	}
-	var matches []pos
-	switch {
-	case len(keys) == 0 && !page.WantTotal && !page.OnlyCount && q.Count > 0:
-		// In the order stored, a page needs only the buckets from the
-		// cursor on (or back), not the whole trail.
-		if matches, err = ev.near(q, cur, q.Count+1); err != nil {
-			return nil, err
-		}
-	default:
-		if matches, err = ev.query(q); err != nil {
-			return nil, err
-		}
-	}
+	unfiltered := q.Compartment == nil && len(q.Clauses) == 0
 	if page.WantTotal || page.OnlyCount {
-		res.Total = len(matches)
+		if unfiltered {
+			// Every event has one ordinal.
+			res.Total = int(next)
+		} else {
+			all, err := ev.query(q)
+			if err != nil {
+				return nil, err
+			}
+			res.Total = len(all)
+		}
 	}
 	if page.OnlyCount || q.Count <= 0 {
 		return res, nil
 	}
-	// The page order, as the FHIR store's: the sort keys, then the
-	// order events were stored in.
-	list := make([]row, len(matches))
-	for i, p := range matches {
-		list[i].p = p
-	}
 	var at row
 	if cur != nil {
 		at.p = cur.at
-	}
-	if dated(keys) {
-		if err := ev.dates(list); err != nil {
-			return nil, err
-		}
-		if cur != nil {
+		if dated(keys) {
 			one := []row{at}
 			if err := ev.dates(one); err != nil {
 				return nil, err
@@ -106,11 +85,42 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 		}
 	}
 	order := compareRows(keys)
-	if len(keys) > 0 {
-		// Without keys, position order is the order.
+	back := cur != nil && cur.back
+	// The page order, as the FHIR store's: the sort keys, then the
+	// order events were stored in. A page reads only the buckets that
+	// can hold its events when it can tell which: in the order stored,
+	// from the cursor's bucket on; by date alone, the buckets whose
+	// date bounds reach the page's. Otherwise every match is sorted.
+	var list []row
+	switch {
+	case len(keys) == 0:
+		matches, err := ev.near(q, cur, q.Count+1)
+		if err != nil {
+			return nil, err
+		}
+		list = rowsOf(matches)
+	case len(keys) == 1 && keys[0].date && !back:
+		var ok bool
+		if list, ok, err = ev.byDate(q, keys[0].desc, order, at, cur != nil, q.Count+1); err != nil {
+			return nil, err
+		}
+		if ok {
+			break
+		}
+		fallthrough
+	default:
+		matches, err := ev.query(q)
+		if err != nil {
+			return nil, err
+		}
+		list = rowsOf(matches)
+		if dated(keys) {
+			if err := ev.dates(list); err != nil {
+				return nil, err
+			}
+		}
 		slices.SortFunc(list, order)
 	}
-	back := cur != nil && cur.back
 	var rows []row
 	more := false
 	switch {
@@ -912,4 +922,74 @@ func (ev *evaluator) near(q *search.Query, cur *cursor, n int) ([]pos, error) {
 		}
 	}
 	return out, nil
+}
+
+// rowsOf makes rows of positions.
+func rowsOf(ps []pos) []row {
+	rows := make([]row, len(ps))
+	for i, p := range ps {
+		rows[i].p = p
+	}
+	return rows
+}
+
+// byDate returns the first n matches of q by date alone (newest first
+// when desc), after the row at when after is set, reading the buckets in
+// the order of their date bounds and stopping at the first whose bound
+// cannot reach the n found so far; ok is false when a bucket holds an
+// event without a date (which sorts last: the caller sorts everything).
+func (ev *evaluator) byDate(q *search.Query, desc bool, order func(a, b row) int, at row, after bool, n int) (rows []row, ok bool, err error) {
+	type bucket struct {
+		b      uint32
+		lo, hi int64
+	}
+	var bs []bucket
+	for b := ev.from; b < ev.to; b++ {
+		v, closer, err := ev.r.Get(inBucket(b, boundKey))
+		if err != nil {
+			// A bucket without bounds (written before they were kept).
+			if errors.Is(err, pebble.ErrNotFound) {
+				return nil, false, nil
+			}
+			return nil, false, fault(err)
+		}
+		bd, valid := decodeBound(v)
+		closer.Close()
+		if !valid || bd.undated {
+			return nil, false, nil
+		}
+		bs = append(bs, bucket{b, bd.lo, bd.hi})
+	}
+	slices.SortFunc(bs, func(x, y bucket) int {
+		if desc {
+			return cmp.Compare(y.hi, x.hi)
+		}
+		return cmp.Compare(x.lo, y.lo)
+	})
+	all, last := ev.from, ev.to
+	defer func() { ev.from, ev.to = all, last }()
+	for _, bk := range bs {
+		if len(rows) >= n {
+			worst := rows[n-1]
+			if desc && bk.hi < worst.hi || !desc && bk.lo > worst.lo {
+				break
+			}
+		}
+		ev.from, ev.to = bk.b, bk.b+1
+		ms, err := ev.query(q)
+		if err != nil {
+			return nil, false, err
+		}
+		more := rowsOf(ms)
+		if err := ev.dates(more); err != nil {
+			return nil, false, err
+		}
+		if after {
+			more = slices.DeleteFunc(more, func(r row) bool { return order(r, at) <= 0 })
+		}
+		rows = append(rows, more...)
+		slices.SortFunc(rows, order)
+		rows = rows[:min(n, len(rows))]
+	}
+	return rows, true, nil
 }
