@@ -45,7 +45,7 @@ func open(t *testing.T, dir string) *eventdb.DB {
 	return d
 }
 
-func parse(t *testing.T, q string) *search.Query {
+func parse(t testing.TB, q string) *search.Query {
 	t.Helper()
 	reg, err := searchparam.R4()
 	if err != nil {

@@ -1,0 +1,62 @@
+package eventdb_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/wardenfhir/warden/internal/audit/eventdb"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// BenchmarkSearch pages a trail of 100,000 events (seven index buckets)
+// as an auditor would: newest first, one patient's, and a page deep in
+// the order stored.
+//
+//	go test ./internal/audit/eventdb -run XXX -bench Search
+func BenchmarkSearch(b *testing.B) {
+	ctx := context.Background()
+	d, err := eventdb.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	const n = 100_000
+	var ws []store.Write
+	for i := range n {
+		ws = append(ws, event(i, fmt.Sprintf("p%d", i%100)))
+		if len(ws) == 256 || i == n-1 {
+			if err := d.Put(ctx, ws, uint64(i+1)); err != nil {
+				b.Fatal(err)
+			}
+			ws = ws[:0]
+		}
+	}
+	deep, err := d.Search(ctx, parse(b, "_count=50"), store.PageRequest{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 500 { // page 500 of 2,000
+		if deep, err = d.Search(ctx, parse(b, "_count=50"), store.PageRequest{Cursor: deep.Next}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name, q string
+		page    store.PageRequest
+	}{
+		{"newest-first", "_sort=-date&_count=50", store.PageRequest{WantTotal: true}},
+		{"patient-newest-first", "patient=p7&_sort=-date&_count=50", store.PageRequest{WantTotal: true}},
+		{"stored-order-page-501", "_count=50", store.PageRequest{Cursor: deep.Next}},
+		{"outcome-count", "outcome=4&_summary=count", store.PageRequest{OnlyCount: true}},
+	} {
+		q := parse(b, c.q)
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				if _, err := d.Search(ctx, q, c.page); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
