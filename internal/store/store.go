@@ -138,6 +138,35 @@ type PageRequest struct {
 	OnlyCount bool
 }
 
+// PageLinks returns the cursors of the pages next to a search page of n
+// rows: at(i, back) is the cursor at the page's row i for the page after
+// it (back false) or before it; more is whether rows remain beyond the
+// page in the direction it was read (back: towards the first); resumed
+// is whether the request continued a cursor, and turned that cursor
+// pointing the other way, offered when nothing is left on its side.
+func PageLinks(n int, more, back, resumed bool, at func(i int, back bool) string, turned func() string) (next, prev string) {
+	switch {
+	case n == 0 && resumed:
+		if back {
+			return turned(), ""
+		}
+		return "", turned()
+	case n > 0 && !back:
+		if more {
+			next = at(n-1, false)
+		}
+		if resumed {
+			prev = at(0, true)
+		}
+	case n > 0 && back:
+		next = at(n-1, false)
+		if more {
+			prev = at(0, true)
+		}
+	}
+	return next, prev
+}
+
 // SearchResult is one page of matches plus included resources.
 type SearchResult struct {
 	Matches  []Resource

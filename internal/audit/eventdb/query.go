@@ -45,17 +45,12 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 		}
 		cur = &c
 	}
-	if err := d.hold(); err != nil {
+	ev, done, err := d.evaluator(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer d.open.RUnlock()
-	snap := d.db.NewSnapshot()
-	defer snap.Close()
-	next, err := getUint64(snap, metaKey(metaNextOrdinal))
-	if err != nil {
-		return nil, fault(err)
-	}
-	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, to: buckets(next), nowMicro: d.now().UnixMicro()}
+	defer done()
+	next := ev.next
 	res := &store.SearchResult{Total: -1}
 	unfiltered := q.Compartment == nil && len(q.Clauses) == 0
 	if page.WantTotal || page.OnlyCount {
@@ -148,30 +143,14 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 		rows = list[max(0, k-q.Count):k]
 		more = k > q.Count
 	}
-	mark := func(r row, back bool) string { return cursor{at: r.p, spec: spec, back: back}.encode() }
-	switch {
-	case len(rows) == 0 && cur != nil:
-		// Nothing on this side of the cursor any more: offer the way back.
+	mark := func(i int, back bool) string { return cursor{at: rows[i].p, spec: spec, back: back}.encode() }
+	// Nothing on this side of the cursor any more: offer the way back.
+	turned := func() string {
 		c := *cur
 		c.back = !back
-		if back {
-			res.Next = c.encode()
-		} else {
-			res.Prev = c.encode()
-		}
-	case len(rows) > 0 && !back:
-		if more {
-			res.Next = mark(rows[len(rows)-1], false)
-		}
-		if cur != nil {
-			res.Prev = mark(rows[0], true)
-		}
-	case len(rows) > 0 && back:
-		res.Next = mark(rows[len(rows)-1], false)
-		if more {
-			res.Prev = mark(rows[0], true)
-		}
+		return c.encode()
 	}
+	res.Next, res.Prev = store.PageLinks(len(rows), more, back, cur != nil, mark, turned)
 	res.Matches = make([]store.Resource, len(rows))
 	for i, r := range rows {
 		if res.Matches[i], err = d.event(r.p); err != nil {
@@ -354,6 +333,25 @@ func decodeCursor(s string) (cursor, error) {
 	}
 	c.back, c.spec = s[1] == 'b', s[3+2*posLen:]
 	return c, nil
+}
+
+// evaluator holds d open and returns an evaluator on a snapshot of its
+// index; done releases both.
+func (d *DB) evaluator(ctx context.Context) (ev *evaluator, done func(), err error) {
+	if err := d.hold(); err != nil {
+		return nil, nil, err
+	}
+	snap := d.db.NewSnapshot()
+	done = func() {
+		snap.Close()
+		d.open.RUnlock()
+	}
+	next, err := getUint64(snap, metaKey(metaNextOrdinal))
+	if err != nil {
+		done()
+		return nil, nil, fault(err)
+	}
+	return &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, to: buckets(next), nowMicro: d.now().UnixMicro()}, done, nil
 }
 
 // evaluator computes the matches of one query on one snapshot.

@@ -120,16 +120,11 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 		}
 		return page, nil
 	}
-	if err := d.hold(); err != nil {
+	ev, done, err := d.evaluator(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer d.open.RUnlock()
-	snap := d.db.NewSnapshot()
-	defer snap.Close()
-	next, err := getUint64(snap, metaKey(metaNextOrdinal))
-	if err != nil {
-		return nil, fault(err)
-	}
+	defer done()
 	var after *pos
 	if q.After != "" {
 		b, err := hex.DecodeString(q.After)
@@ -138,7 +133,6 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 		}
 		after = (*pos)(b)
 	}
-	ev := &evaluator{ctx: ctx, r: snap, ids: d.ids, next: next, to: buckets(next)}
 	all, err := ev.all()
 	if err != nil {
 		return nil, err

@@ -229,29 +229,13 @@ func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page st
 		c := cursor{Kind: cursorSearch, PK: rows[i].pk, Keys: keys[i], Back: back}
 		return c.encode()
 	}
-	switch {
-	case len(rows) == 0 && cur != nil:
-		// Nothing on this side of the cursor any more: offer the way back.
+	// Nothing on this side of the cursor any more: offer the way back.
+	turned := func() string {
 		c := *cur
 		c.Back = !back
-		if back {
-			res.Next = c.encode()
-		} else {
-			res.Prev = c.encode()
-		}
-	case len(rows) > 0 && !back:
-		if more {
-			res.Next = at(len(rows)-1, false)
-		}
-		if cur != nil {
-			res.Prev = at(0, true)
-		}
-	case len(rows) > 0 && back:
-		res.Next = at(len(rows)-1, false)
-		if more {
-			res.Prev = at(0, true)
-		}
+		return c.encode()
 	}
+	res.Next, res.Prev = store.PageLinks(len(rows), more, back, cur != nil, at, turned)
 
 	if wantTotal {
 		if cur == nil && !more {
