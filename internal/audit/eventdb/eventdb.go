@@ -84,7 +84,7 @@ const (
 // by id reads one file's blocks; Pebble's informational messages kept
 // out of the log.
 func options(cache *pebble.Cache, memTable uint64) *pebble.Options {
-	o := &pebble.Options{Logger: quietLogger{}, Cache: cache, MemTableSize: memTable}
+	o := &pebble.Options{Logger: quietLogger{}, Cache: cache, MemTableSize: memTable, Merger: concat}
 	for i := range o.Levels {
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
