@@ -239,7 +239,12 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 			return err
 		}
 		patients := compartments(ws[i].Patients)
-		if err := set(eb, p[:8], encodeEvent(r.ID, patients, r.JSON)); err != nil {
+		// The stored event is written straight into the batch.
+		head := encodeEvent(r.ID, patients, nil)
+		op := eb.SetDeferred(8, len(head)+len(r.JSON))
+		copy(op.Key, p[:8])
+		copy(op.Value[copy(op.Value, head):], r.JSON)
+		if err := op.Finish(); err != nil {
 			return err
 		}
 		dates := allValue(ws[i].Entries)
