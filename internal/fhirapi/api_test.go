@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/fieldcrypt"
+	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
 	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
@@ -38,6 +39,13 @@ func newTestServer(t *testing.T) *testServer {
 // newTestServerWith is newTestServer with options set by configure.
 func newTestServerWith(t *testing.T, configure func(*fhirapi.Options)) *testServer {
 	t.Helper()
+	return newTestServerOn(t, nil, configure)
+}
+
+// newTestServerOn is newTestServerWith serving the store that wrap makes
+// of the SQLite one (nil: the SQLite store itself).
+func newTestServerOn(t *testing.T, wrap func(store.Store) store.Store, configure func(*fhirapi.Options)) *testServer {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	st, err := sqlite.Open(ctx, filepath.Join(dir, "w.db"), sqlite.Options{Synchronous: "normal"})
@@ -56,7 +64,11 @@ func newTestServerWith(t *testing.T, configure func(*fhirapi.Options)) *testServ
 		opts.Keys = testKeys(t, st, dir)
 		ts.keys = opts.Keys
 	}
-	ts.api, err = fhirapi.New(st, opts)
+	var served store.Store = st
+	if wrap != nil {
+		served = wrap(st)
+	}
+	ts.api, err = fhirapi.New(served, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

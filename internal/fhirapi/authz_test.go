@@ -16,6 +16,7 @@ import (
 	"github.com/wardenfhir/warden/internal/fhirapi"
 	"github.com/wardenfhir/warden/internal/policy"
 	"github.com/wardenfhir/warden/internal/smart"
+	"github.com/wardenfhir/warden/internal/store"
 )
 
 // tokenTable is a Verifier over a fixed table: the FHIR API's tests need
@@ -62,12 +63,19 @@ const labCategory = "http://terminology.hl7.org/CodeSystem/observation-category|
 
 func newAuthzFixture(t *testing.T, opts ...func(*fhirapi.Options)) *authzFixture {
 	t.Helper()
+	return newAuthzFixtureOn(t, nil, opts...)
+}
+
+// newAuthzFixtureOn is newAuthzFixture serving the store that wrap makes
+// of the SQLite one.
+func newAuthzFixtureOn(t *testing.T, wrap func(store.Store) store.Store, opts ...func(*fhirapi.Options)) *authzFixture {
+	t.Helper()
 	tokens := tokenTable{}
 	site, err := policy.DefaultSite()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := newTestServerWith(t, func(o *fhirapi.Options) {
+	ts := newTestServerOn(t, wrap, func(o *fhirapi.Options) {
 		o.Verifier = tokens
 		o.Site = site
 		for _, f := range opts {
