@@ -122,8 +122,11 @@ func TestStoredBodyDeclines(t *testing.T) {
 		"non-ASCII key":       `{"id":"e1","meta":{},"résumé":1}`,
 		"two metas":           `{"meta":{},"meta":{}}`,
 		"entity element torn": `{"entity":[{"query":"x"`,
-		"not an object":       `["meta"]`,
-		"empty":               ``,
+		// An entity the byte-level edit skips must not hide a query.
+		"query name spaced":  `{"entity":[{"a":1},{"query" :"eA=="}],"id":"e1"}`,
+		"query name escaped": `{"entity":[{"a":1},{"q\u0075ery":"eA=="}],"id":"e1"}`,
+		"not an object":      `["meta"]`,
+		"empty":              ``,
 	} {
 		if out, ok := storedBody([]byte(in), testLastUpdated); ok {
 			t.Errorf("%s: storedBody took %s as %s", name, in, out)
