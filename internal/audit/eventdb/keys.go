@@ -99,16 +99,6 @@ func (p pos) less(q pos) bool { return string(p[:]) < string(q[:]) }
 
 var errCorrupt = errors.New("eventdb: malformed key or value")
 
-// posOf reads the pos at the end of key k.
-func posOf(k []byte) (pos, error) {
-	var p pos
-	if len(k) < posLen {
-		return p, errCorrupt
-	}
-	copy(p[:], k[len(k)-posLen:])
-	return p, nil
-}
-
 func metaKey(name string) []byte { return inBucket(metaBucket, append([]byte{'m'}, name...)) }
 
 // allKey is the index entry every event has (without its bucket).
@@ -219,19 +209,6 @@ func sortDate(v []byte) (lo, hi int64, ok bool) {
 		ok = true
 	}
 	return lo, hi, ok
-}
-
-// prefixEnd returns the smallest key above every key beginning with p,
-// or nil when there is none.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // boundKey is the key, in a bucket, of its date bounds.
