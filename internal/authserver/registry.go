@@ -173,7 +173,7 @@ func (r *Registry) Add(ctx context.Context, n NewClient) (Client, string, error)
 	if err := validateClient(c); err != nil {
 		return Client{}, "", err
 	}
-	id, err := randomToken(16)
+	id, err := newClientID()
 	if err != nil {
 		return Client{}, "", err
 	}
@@ -432,6 +432,18 @@ func secretMatches(hash []byte, secret string) bool {
 	}
 	h := sha256.Sum256([]byte(secret))
 	return subtle.ConstantTimeCompare(hash, h[:]) == 1
+}
+
+// newClientID returns a random client id, 128 bits in base64url, that
+// does not begin with '-' or '_': operators pass it on the command line
+// (`warden clients disable ID`), where a leading '-' reads as a flag.
+func newClientID() (string, error) {
+	for {
+		id, err := randomToken(16)
+		if err != nil || (id[0] != '-' && id[0] != '_') {
+			return id, err
+		}
+	}
 }
 
 // randomToken returns n random bytes, base64url without padding.
