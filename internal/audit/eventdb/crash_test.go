@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/store"
@@ -82,7 +83,8 @@ func TestPutAfterCrashBetweenCommits(t *testing.T) {
 		}
 	}
 	r, err := d.Read(ctx, "AuditEvent", "b")
-	if err != nil || string(r.JSON) != `{"resourceType":"AuditEvent","id":"b"}` {
+	want, _ := index.Searchable([]byte(`{"resourceType":"AuditEvent","id":"b"}`), r.LastUpdated)
+	if err != nil || string(r.JSON) != string(want) {
 		t.Errorf("read b: %s, %v; want the event put again", r.JSON, err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -165,6 +166,10 @@ func (d *DB) DiskBytes() uint64 {
 	return d.db.Metrics().DiskSpaceUsage() + d.ids.Metrics().DiskSpaceUsage() + d.bodies.Metrics().DiskSpaceUsage()
 }
 
+// StoresCanonical marks DB as an index.CanonicalSink: Put stores the
+// journal's canonical events, and reads edit them.
+func (d *DB) StoresCanonical() {}
+
 // Cursor returns the journal cursor stored by the last Put (0 before any).
 func (d *DB) Cursor(ctx context.Context) (uint64, error) {
 	if err := d.hold(); err != nil {
@@ -180,7 +185,12 @@ func (d *DB) Cursor(ctx context.Context) (uint64, error) {
 
 // Put stores the AuditEvents ws and the journal cursor next in one
 // atomic batch. An id already stored is left as it is (indexing is at
-// least once). Each write must be version 1 of an AuditEvent.
+// least once). Each write must be version 1 of an AuditEvent, its JSON
+// the journal's canonical event: a read serves it as index.Searchable
+// makes it (with meta, without query strings).
+//
+// Events stored before that edit moved to reading hold its result, which
+// the edit leaves as it is.
 func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -356,15 +366,20 @@ func (d *DB) event(p pos) (store.Resource, error) {
 		return store.Resource{}, fault(err)
 	}
 	defer closer.Close()
-	id, patients, body, err := decodeEvent(v)
+	id, patients, raw, err := decodeEvent(v)
 	if err != nil {
 		return store.Resource{}, err
+	}
+	at := time.UnixMicro(p.micros()).UTC()
+	body, err := index.Searchable(raw, at)
+	if err != nil {
+		return store.Resource{}, fmt.Errorf("%w: event %s: %w", errCorrupt, id, err)
 	}
 	return store.Resource{
 		Type:        "AuditEvent",
 		ID:          id,
 		Version:     1,
-		LastUpdated: time.UnixMicro(p.micros()).UTC(),
+		LastUpdated: at,
 		JSON:        body,
 		Patients:    patients,
 	}, nil

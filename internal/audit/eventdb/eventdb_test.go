@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wardenfhir/warden/internal/audit/eventdb"
+	"github.com/wardenfhir/warden/internal/audit/index"
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/store"
@@ -70,6 +72,47 @@ func ids(rs []store.Resource) []string {
 	return out
 }
 
+// The index stores the journal's canonical events, query strings
+// included, and serves them edited: a query never leaves it, by read,
+// search or history. Events an earlier version stored already edited are
+// served as they are.
+func TestServesEventsWithoutTheirQueries(t *testing.T) {
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	const query = "cGF0aWVudD1zZWNyZXQ=" // base64 of a search's query string
+	raw := `{"entity":[{"query":"` + query + `","what":{"reference":"Patient/p1"}},{"query":"` + query + `"}],"id":"q","outcome":"0","resourceType":"AuditEvent"}`
+	edited := `{"entity":[{"what":{"reference":"Patient/p1"}},{}],"id":"old","meta":{"lastUpdated":"2026-11-28T10:00:00.000Z","versionId":"1"},"outcome":"0","resourceType":"AuditEvent"}`
+	w := func(id, body string) store.Write {
+		return store.Write{
+			Resource: store.Resource{Type: "AuditEvent", ID: id, Version: 1, LastUpdated: t0, JSON: []byte(body)},
+			Entries:  []searchparam.Entry{{Param: "outcome", Type: searchparam.Token, Code: "0"}},
+		}
+	}
+	if err := d.Put(ctx, []store.Write{w("q", raw), w("old", edited)}, 2); err != nil {
+		t.Fatal(err)
+	}
+	wantQ := `{"entity":[{"what":{"reference":"Patient/p1"}},{}],"id":"q","meta":{"lastUpdated":"2026-11-28T10:00:00.000Z","versionId":"1"},"outcome":"0","resourceType":"AuditEvent"}`
+	for id, want := range map[string]string{"q": wantQ, "old": edited} {
+		r, err := d.Read(ctx, "AuditEvent", id)
+		if err != nil || string(r.JSON) != want {
+			t.Errorf("read %s: %s, %v; want %s", id, r.JSON, err, want)
+		}
+	}
+	res, err := d.Search(ctx, parse(t, "outcome=0"), store.PageRequest{})
+	if err != nil || len(res.Matches) != 2 {
+		t.Fatalf("search: %v, %v", res, err)
+	}
+	h, err := d.History(ctx, store.HistoryQuery{Type: "AuditEvent", Count: 10})
+	if err != nil || len(h.Versions) != 2 {
+		t.Fatalf("history: %v, %v", h, err)
+	}
+	for _, r := range append(res.Matches, h.Versions...) {
+		if strings.Contains(string(r.JSON), query) || !strings.Contains(string(r.JSON), `"versionId":"1"`) {
+			t.Errorf("served %s", r.JSON)
+		}
+	}
+}
+
 func TestPutIsIdempotentAndSurvivesReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -101,7 +144,11 @@ func TestPutIsIdempotentAndSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(r.JSON) != string(event(1, "").Resource.JSON) || r.Version != 1 || !r.LastUpdated.Equal(t0.Add(time.Second)) {
+	want, err := index.Searchable(event(1, "").Resource.JSON, t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.JSON) != string(want) || r.Version != 1 || !r.LastUpdated.Equal(t0.Add(time.Second)) {
 		t.Errorf("read back %+v", r)
 	}
 	r, err = d.Read(ctx, "AuditEvent", "ev-0")

@@ -75,6 +75,16 @@ type Sink interface {
 	Cursor(ctx context.Context) (uint64, error)
 }
 
+// A CanonicalSink is a Sink that stores the journal's canonical events as
+// they are (the Writes' resource JSON) and serves each as Searchable
+// makes it: editing an event as it is read, rather than every event as it
+// is stored, took a quarter of the indexer's CPU for searches' events,
+// which list every resource returned (docs/PERFORMANCE.md).
+type CanonicalSink interface {
+	Sink
+	StoresCanonical()
+}
+
 // Indexer stores journaled audit events in a Sink.
 type Indexer struct {
 	src  Source
@@ -86,6 +96,9 @@ type Indexer struct {
 	quotedBase []byte
 	batch      int
 	workers    int
+	// canonical: the sink stores the journal's canonical events and
+	// serves them as Searchable makes them (CanonicalSink).
+	canonical bool
 
 	indexed atomic.Uint64 // the cursor as last persisted
 
@@ -153,7 +166,8 @@ func NewSink(src Source, sink Sink, opts Options) (*Indexer, error) {
 	if base != "" {
 		base += "/"
 	}
-	return &Indexer{src: src, sink: sink, reg: reg, base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
+	_, canonical := sink.(CanonicalSink)
+	return &Indexer{src: src, sink: sink, reg: reg, base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, canonical: canonical, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
 }
 
 // Run indexes new journal entries every interval until ctx ends, and
@@ -362,26 +376,19 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 		return store.Write{}, ErrBadEvent
 	}
 	at := e.Time.UTC().Truncate(time.Millisecond)
-	meta, _ := ev["meta"].(map[string]any)
-	if meta == nil {
-		meta = map[string]any{}
-	}
 	lastUpdated := at.Format(lastUpdatedLayout)
-	meta["versionId"] = "1"
-	meta["lastUpdated"] = lastUpdated
-	ev["meta"] = meta
-	// The searchable copy leaves out the query strings (entity.query):
-	// their values may be PHI, and a patient reading who accessed their
-	// record would see the queries of others' searches that touched it.
-	// They stay in the journal, for verification and export.
-	StripQueries(ev)
-	// The same edits as bytes, when the event's layout allows.
-	body, ok := storedBody(e.Canonical, lastUpdated)
-	if !ok {
-		body, err = audit.Canonical(ev)
-	}
-	if err != nil {
-		return store.Write{}, err
+	// The index sees the event as served (Searchable): its meta, and no
+	// query strings.
+	edit(ev, lastUpdated)
+	body := e.Canonical
+	if !x.canonical {
+		// The same edits as bytes, when the event's layout allows.
+		var ok bool
+		if body, ok = storedBody(e.Canonical, lastUpdated); !ok {
+			if body, err = audit.Canonical(ev); err != nil {
+				return store.Write{}, err
+			}
+		}
 	}
 	// The index, not the stored event, sees references to this server
 	// as relative ones. Most events have none: only a string value
@@ -398,6 +405,42 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 		Entries:  entries,
 		Patients: patients,
 	}, nil
+}
+
+// Searchable returns the AuditEvent that the searchable copy of the trail
+// serves for the journal's canonical event ev, indexed at time at: the
+// event with meta.versionId "1" and meta.lastUpdated at (to the
+// millisecond), and without the query strings of its entities. Those
+// may be PHI, and a patient reading who accessed their record would see
+// the queries of others' searches that touched it; they stay in the
+// journal, for verification and export. Applied to what it returned, it
+// returns the same bytes.
+func Searchable(ev []byte, at time.Time) ([]byte, error) {
+	lastUpdated := at.UTC().Truncate(time.Millisecond).Format(lastUpdatedLayout)
+	if body, ok := storedBody(ev, lastUpdated); ok {
+		return body, nil
+	}
+	dec := decoders.Get().(*eventDecoder)
+	defer decoders.Put(dec)
+	defer dec.release()
+	m, err := dec.decode(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadEvent, err)
+	}
+	edit(m, lastUpdated)
+	return audit.Canonical(m)
+}
+
+// edit makes the decoded event ev what Searchable serves.
+func edit(ev map[string]any, lastUpdated string) {
+	meta, _ := ev["meta"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	meta["versionId"] = "1"
+	meta["lastUpdated"] = lastUpdated
+	ev["meta"] = meta
+	StripQueries(ev)
 }
 
 // relativize rewrites, in place, every Reference.reference of v that is

@@ -215,21 +215,50 @@ func dedup(out []Entry, start int) []Entry {
 			}
 		}
 	} else {
-		seen := make(map[string]struct{}, len(group))
+		// Entries without components (all but composites) are keys as
+		// they are, with no string built for them: an AuditEvent of a
+		// search lists dozens of entities, and building those strings
+		// was half of its extraction.
+		seen := make(map[flatEntry]struct{}, len(group))
+		var nested map[string]struct{}
 		var b strings.Builder
 		for _, e := range group {
-			b.Reset()
-			writeEntryKey(&b, &e)
-			k := b.String()
-			if _, dup := seen[k]; dup {
-				continue
+			if len(e.Components) == 0 {
+				k := flat(&e)
+				if _, dup := seen[k]; dup {
+					continue
+				}
+				seen[k] = struct{}{}
+			} else {
+				b.Reset()
+				writeEntryKey(&b, &e)
+				k := b.String()
+				if _, dup := nested[k]; dup {
+					continue
+				}
+				if nested == nil {
+					nested = make(map[string]struct{})
+				}
+				nested[k] = struct{}{}
 			}
-			seen[k] = struct{}{}
 			kept = append(kept, e)
 		}
 	}
 	clear(group[len(kept):])
 	return out[:start+len(kept)]
+}
+
+// flatEntry is an Entry without Components, comparable: two entries
+// without components are equalEntries exactly when their flatEntry
+// values are == (a NaN equals nothing, as there).
+type flatEntry struct {
+	param, typ, text, exact, system, code, refType, refID, url string
+	lo, hi                                                     int64
+	num, numLo, numHi                                          float64
+}
+
+func flat(e *Entry) flatEntry {
+	return flatEntry{e.Param, string(e.Type), e.Text, e.Exact, e.System, e.Code, e.RefType, e.RefID, e.URL, e.Lo, e.Hi, e.Num, e.NumLo, e.NumHi}
 }
 
 func equalEntries(a, b *Entry) bool {

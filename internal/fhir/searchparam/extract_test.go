@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -296,6 +298,61 @@ func TestDedupLarge(t *testing.T) {
 	for i, e := range got {
 		if want := string(rune('a' + i)); e.Code != want {
 			t.Errorf("entry %d has code %q, want %q (first occurrences, in order)", i, e.Code, want)
+		}
+	}
+}
+
+// TestDedupAgreesWithEqualEntries: for groups too large to compare
+// pairwise, dedup keeps exactly the first of each set of equalEntries,
+// in order — over random entries that differ in one field at a time,
+// -0 and 0, NaN, and composites.
+func TestDedupAgreesWithEqualEntries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(vs ...string) string { return vs[rng.IntN(len(vs))] }
+	nan := true
+	num := func() float64 {
+		vs := []float64{0, math.Copysign(0, -1), 1.5, math.NaN()}
+		if !nan {
+			vs = vs[:3] // a composite's key would equal NaN to NaN; JSON has none
+		}
+		return vs[rng.IntN(len(vs))]
+	}
+	entry := func() Entry {
+		return Entry{
+			Param: pick("a", "b"), Type: Type(pick("token", "string")), Text: pick("", "x"), Exact: pick("", "X"),
+			System: pick("", "s"), Code: pick("c", "d"), RefType: pick("", "Patient"), RefID: pick("", "1"),
+			URL: pick("", "u"), Lo: int64(rng.IntN(2)), Hi: int64(rng.IntN(2)), Num: num(), NumLo: num(), NumHi: num(),
+		}
+	}
+	for round := range 200 {
+		group := make([]Entry, 17+rng.IntN(40))
+		for i := range group {
+			if rng.IntN(4) == 0 {
+				nan = false
+				group[i] = entry()
+				group[i].Components = []Entry{entry(), entry()}
+				nan = true
+			} else {
+				group[i] = entry()
+			}
+			if i > 0 && rng.IntN(3) == 0 {
+				group[i] = group[rng.IntN(i)] // a duplicate
+			}
+		}
+		var want []Entry
+		for _, e := range group {
+			if !slices.ContainsFunc(want, func(k Entry) bool { return equalEntries(&e, &k) }) {
+				want = append(want, e)
+			}
+		}
+		got := dedup(slices.Clone(group), 0)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d entries kept, want %d", round, len(got), len(want))
+		}
+		// The same entries (the first of each, in order); %v tells -0
+		// from 0 and shows NaN as itself.
+		if g, w := fmt.Sprint(got), fmt.Sprint(want); g != w {
+			t.Fatalf("round %d: kept\n%s\nwant\n%s", round, g, w)
 		}
 	}
 }
