@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 )
 
 // decodeEvent parses a journaled event into the generic form the search
@@ -35,8 +37,16 @@ type eventDecoder struct {
 const maxFree = 4096
 
 func (d *eventDecoder) decode(b []byte) (map[string]any, error) {
+	return d.decodeShape(b, nil)
+}
+
+// decodeShape is decode building only what shape s holds (nil: all of
+// it): the other members are read past, checked as decode checks them,
+// so that it takes the fast path exactly when decode does; encoding/json,
+// when it decides, gives the whole event.
+func (d *eventDecoder) decodeShape(b []byte, s *searchparam.Shape) (map[string]any, error) {
 	d.p.b, d.p.i, d.p.slow = b, 0, false
-	if ev, ok := d.p.event(); ok {
+	if ev, ok := d.p.event(s); ok {
 		return ev, nil
 	}
 	jd := json.NewDecoder(bytes.NewReader(b))
@@ -111,12 +121,12 @@ const maxEventDepth = 32
 
 // event parses a whole input holding one object and nothing after it
 // but whitespace.
-func (p *eventParser) event() (map[string]any, bool) {
+func (p *eventParser) event(s *searchparam.Shape) (map[string]any, bool) {
 	p.space()
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return nil, false
 	}
-	v := p.value(0)
+	v := p.value(0, s)
 	p.space()
 	if p.slow || p.i != len(p.b) {
 		return nil, false
@@ -140,15 +150,15 @@ func (p *eventParser) space() {
 	}
 }
 
-func (p *eventParser) value(depth int) any {
+func (p *eventParser) value(depth int, s *searchparam.Shape) any {
 	if depth > maxEventDepth || p.i >= len(p.b) {
 		return p.fail()
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		return p.object(depth)
+		return p.object(depth, s)
 	case c == '[':
-		return p.array(depth)
+		return p.array(depth, s)
 	case c == '"':
 		raw, ok := p.rawString()
 		if !ok {
@@ -180,7 +190,7 @@ func (p *eventParser) literal(word string) bool {
 	return false
 }
 
-func (p *eventParser) object(depth int) any {
+func (p *eventParser) object(depth int, s *searchparam.Shape) any {
 	p.i++ // '{'
 	m := p.newMap()
 	p.space()
@@ -200,7 +210,11 @@ func (p *eventParser) object(depth int) any {
 		}
 		p.i++
 		p.space()
-		m[k] = p.value(depth + 1)
+		if sub, ok := s.Member(k); ok {
+			m[k] = p.value(depth+1, sub)
+		} else {
+			p.skip(depth + 1)
+		}
 		if p.slow {
 			return nil
 		}
@@ -221,7 +235,7 @@ func (p *eventParser) object(depth int) any {
 	return nil
 }
 
-func (p *eventParser) array(depth int) any {
+func (p *eventParser) array(depth int, s *searchparam.Shape) any {
 	p.i++ // '['
 	a := p.newArray()
 	p.space()
@@ -232,7 +246,7 @@ func (p *eventParser) array(depth int) any {
 	}
 	for !p.slow {
 		p.space()
-		a = append(a, p.value(depth+1))
+		a = append(a, p.value(depth+1, s))
 		if p.slow {
 			return nil
 		}
@@ -252,6 +266,70 @@ func (p *eventParser) array(depth int) any {
 		}
 	}
 	return nil
+}
+
+// skip reads past a value as value would read it, failing where it
+// would fail, and builds nothing.
+func (p *eventParser) skip(depth int) {
+	if depth > maxEventDepth || p.i >= len(p.b) {
+		p.fail()
+		return
+	}
+	switch c := p.b[p.i]; {
+	case c == '{', c == '[':
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		p.i++
+		p.space()
+		if p.i < len(p.b) && p.b[p.i] == end {
+			p.i++
+			return
+		}
+		for !p.slow {
+			p.space()
+			if c == '{' {
+				if _, ok := p.rawString(); !ok {
+					p.fail()
+					return
+				}
+				p.space()
+				if p.i >= len(p.b) || p.b[p.i] != ':' {
+					p.fail()
+					return
+				}
+				p.i++
+				p.space()
+			}
+			if p.skip(depth + 1); p.slow {
+				return
+			}
+			p.space()
+			switch {
+			case p.i >= len(p.b):
+				p.fail()
+			case p.b[p.i] == ',':
+				p.i++
+			case p.b[p.i] == end:
+				p.i++
+				return
+			default:
+				p.fail()
+			}
+		}
+	case c == '"':
+		if _, ok := p.rawString(); !ok {
+			p.fail()
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		if !p.scanNumber() {
+			p.fail()
+		}
+	case p.literal("true"), p.literal("false"), p.literal("null"):
+	default:
+		p.fail()
+	}
 }
 
 // key reads an object key (rawString); the keys the events use come
@@ -297,6 +375,14 @@ func (p *eventParser) rawString() ([]byte, bool) {
 // number reads a JSON number (RFC 8259 §6) as a json.Number of its text.
 func (p *eventParser) number() any {
 	start := p.i
+	if !p.scanNumber() {
+		return p.fail()
+	}
+	return json.Number(p.b[start:p.i])
+}
+
+// scanNumber reads past a JSON number; false if there is none.
+func (p *eventParser) scanNumber() bool {
 	if p.b[p.i] == '-' {
 		p.i++
 	}
@@ -306,12 +392,12 @@ func (p *eventParser) number() any {
 	case p.i < len(p.b) && p.b[p.i] >= '1' && p.b[p.i] <= '9':
 		p.digits()
 	default:
-		return p.fail()
+		return false
 	}
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
 		if p.digits() == 0 {
-			return p.fail()
+			return false
 		}
 	}
 	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
@@ -320,10 +406,10 @@ func (p *eventParser) number() any {
 			p.i++
 		}
 		if p.digits() == 0 {
-			return p.fail()
+			return false
 		}
 	}
-	return json.Number(p.b[start:p.i])
+	return true
 }
 
 func (p *eventParser) digits() int {

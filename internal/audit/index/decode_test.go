@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 )
 
 // slowDecode is what decodeEvent must agree with: encoding/json with
@@ -34,10 +35,29 @@ func checkDecode(t *testing.T, b []byte) {
 		t.Fatalf("decodeEvent(%q) = %#v, encoding/json %#v", b, got, want)
 	}
 	p := eventParser{b: b}
-	if fast, ok := p.event(); ok {
-		if wantErr != nil || !reflect.DeepEqual(fast, want) {
-			t.Fatalf("fast parser took %q as %#v; encoding/json gives %#v, %v", b, fast, want, wantErr)
+	fast, tookFull := p.event(nil)
+	if tookFull && (wantErr != nil || !reflect.DeepEqual(fast, want)) {
+		t.Fatalf("fast parser took %q as %#v; encoding/json gives %#v, %v", b, fast, want, wantErr)
+	}
+	p = eventParser{b: b}
+	if _, took := p.event(auditEventShape); took != tookFull {
+		t.Fatalf("fast parser took %q: %v whole, %v to the indexer's shape", b, tookFull, took)
+	}
+	// Built only to the shape the indexer reads of an AuditEvent: the
+	// same error, and what encoding/json gives, cut to that shape.
+	// (Left to encoding/json, the whole event.)
+	if wantErr == nil {
+		shaped, err := reused.decodeShape(b, auditEventShape)
+		cut := any(want)
+		if tookFull {
+			cut = auditEventShape.Cut(want)
 		}
+		if err != nil || !reflect.DeepEqual(any(shaped), cut) {
+			t.Fatalf("decodeShape(%q) = %#v, %v; want %#v", b, shaped, err, cut)
+		}
+		reused.release()
+	} else if _, err := reused.decodeShape(b, auditEventShape); err == nil {
+		t.Fatalf("decodeShape(%q) took what encoding/json refuses: %v", b, wantErr)
 	}
 	// The same from a decoder reusing what every input before left it.
 	got, err = reused.decode(b)
@@ -46,6 +66,15 @@ func checkDecode(t *testing.T, b []byte) {
 		t.Fatalf("reused decoder on %q: %#v, %v; encoding/json %#v, %v", b, got, err, want, wantErr)
 	}
 }
+
+// auditEventShape is what the indexer decodes of an event.
+var auditEventShape = func() *searchparam.Shape {
+	reg, err := searchparam.R4()
+	if err != nil {
+		panic(err)
+	}
+	return eventShape(reg)
+}()
 
 // reused is checkDecode's decoder, kept from one input to the next (tests
 // and fuzz inputs of a process run one at a time).
@@ -90,7 +119,7 @@ func TestDecodeEvent(t *testing.T) {
 	// The events audit writes take the fast path.
 	for _, b := range decodeSeeds(t)[:3] {
 		p := eventParser{b: b}
-		if _, ok := p.event(); !ok {
+		if _, ok := p.event(nil); !ok {
 			t.Errorf("the fast parser left an audit event to encoding/json: %.80s…", b)
 		}
 	}

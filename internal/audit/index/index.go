@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"strconv"
 	"strings"
@@ -96,6 +97,8 @@ type Indexer struct {
 	quotedBase []byte
 	batch      int
 	workers    int
+	// shape is what write decodes of an event (eventShape).
+	shape *searchparam.Shape
 	// canonical: the sink stores the journal's canonical events and
 	// serves them as Searchable makes them (CanonicalSink).
 	canonical bool
@@ -167,7 +170,7 @@ func NewSink(src Source, sink Sink, opts Options) (*Indexer, error) {
 		base += "/"
 	}
 	_, canonical := sink.(CanonicalSink)
-	return &Indexer{src: src, sink: sink, reg: reg, base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, canonical: canonical, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
+	return &Indexer{src: src, sink: sink, reg: reg, shape: eventShape(reg), base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, canonical: canonical, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
 }
 
 // Run indexes new journal entries every interval until ctx ends, and
@@ -365,7 +368,13 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 	if err != nil {
 		return store.Write{}, err
 	}
-	ev, err := dec.decode(e.Canonical)
+	// The FHIR store's copy is the decoded event encoded again when its
+	// layout is not canonical (below): all of it.
+	shape := x.shape
+	if !x.canonical {
+		shape = nil
+	}
+	ev, err := dec.decodeShape(e.Canonical, shape)
 	// Nothing of the decoded event outlives this call: the write holds
 	// the re-encoded body and index entries of strings.
 	defer dec.release()
@@ -405,6 +414,24 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 		Entries:  entries,
 		Patients: patients,
 	}, nil
+}
+
+// eventShape is what the indexer reads of an event: what Extract reads of
+// an AuditEvent, and the resourceType, id and meta that write checks and
+// edits. The rest of an event (the entities' types, roles and details,
+// the agents' types, the source) is read past, not built: a tenth of the
+// indexer's CPU for reads' events, more for searches', which list every
+// resource returned (docs/PERFORMANCE.md).
+func eventShape(reg *searchparam.Registry) *searchparam.Shape {
+	s := reg.Shape("AuditEvent")
+	if s == nil {
+		return nil
+	}
+	m := maps.Clone(s.Members)
+	for _, k := range []string{"resourceType", "id", "meta"} {
+		m[k] = nil
+	}
+	return &searchparam.Shape{Members: m}
 }
 
 // Searchable returns the AuditEvent that the searchable copy of the trail

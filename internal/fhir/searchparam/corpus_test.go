@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -654,4 +655,46 @@ func equalEntryLists(a, b []Entry) bool {
 		}
 	}
 	return true
+}
+
+// TestShapeKeepsEveryEntry: for every resource of the FHIR R4 examples
+// (and of the Bundles among them), the resource cut down to its type's
+// Shape gives the same entries as the whole resource.
+func TestShapeKeepsEveryEntry(t *testing.T) {
+	dir := dataDir(t, "fhir-r4", "examples")
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Skipf("no examples: %v", err)
+	}
+	reg := registry(t)
+	resources, cut := 0, 0
+	for _, file := range files {
+		if strings.HasSuffix(file, "-package.json") {
+			continue
+		}
+		top := decodeFile(t, file)
+		all := []map[string]any{top}
+		for i := 0; i < len(all); i++ {
+			if all[i]["resourceType"] == "Bundle" {
+				all = append(all, bundleResources(all[i])...)
+			}
+		}
+		for _, res := range all {
+			typ, _ := res["resourceType"].(string)
+			s := reg.Shape(typ)
+			pruned := s.Cut(res).(map[string]any)
+			want, got := reg.Extract(typ, res), reg.Extract(typ, pruned)
+			if !slices.EqualFunc(want, got, func(a, b Entry) bool { return equalEntries(&a, &b) }) {
+				t.Errorf("%s %s/%v: cut to its shape, %d entries, want %d:\n got %+v\nwant %+v", filepath.Base(file), typ, res["id"], len(got), len(want), got, want)
+			}
+			resources++
+			if !reflect.DeepEqual(pruned, res) {
+				cut++
+			}
+		}
+	}
+	t.Logf("%d resources, %d of them cut", resources, cut)
+	if resources < 900 || cut < 400 {
+		t.Errorf("%d resources, %d cut: fewer than expected", resources, cut)
+	}
 }
