@@ -111,13 +111,15 @@ fi
 # What the audited server still owes after its rounds: the events it
 # journaled but has not indexed yet (audit.index_max_backlog lets that
 # many wait). An AuditEvent search indexes them all first; the CPU that
-# takes is the rest of what the rounds' requests cost.
+# takes is the rest of what the rounds' requests cost. The search finds
+# nothing, so that its own reading is not counted as indexing (a count
+# reads every event, for the consent checks).
 backlog=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_index_backlog /{print $2}')
 before=$(cpu "$on")
 if [ "${PROFILE:-}" = 1 ]; then
   curl -s "http://127.0.0.1:19464/debug/pprof/profile?seconds=4" >"$out/audit-catchup.pprof" &
 fi
-curl -sf -m 600 --cacert "$CA" -H "$AUTH_ON" "$B/AuditEvent?_summary=count" >/dev/null
+curl -sf -m 600 --cacert "$CA" -H "$AUTH_ON" "$B/AuditEvent?_id=no-such-event" >/dev/null
 owed=$(( $(cpu "$on") - before ))
 # How long events took to reach the transparency log (Prometheus histogram).
 sleep 2
