@@ -182,3 +182,53 @@ func FuzzStoredBody(f *testing.F) {
 		}
 	})
 }
+
+// Searchable serves what encoding the edited event again gives, for the
+// journal's events and for anything else that is an object (the edit as
+// bytes declines, and it decodes); applied to what it served, it serves
+// the same bytes (an index written before the edit moved to reading
+// holds edited events).
+func TestSearchable(t *testing.T) {
+	at := time.Date(2026, 11, 29, 5, 10, 0, 123456789, time.UTC)
+	const lastUpdated = "2026-11-29T05:10:00.123Z"
+	var inputs [][]byte
+	for kind := range uint8(12) {
+		r := bodyRecord(kind, "8867-4", kind, kind+1, kind%2 == 0, int(kind))
+		ev, err := audit.AppendCanonical(nil, r, "https://warden.test/fhir", "0123456789abcdef0123456789abcdef")
+		if err == nil {
+			inputs = append(inputs, ev)
+		}
+	}
+	for _, s := range []string{
+		`{"id":"e1", "meta":{},"resourceType":"AuditEvent"}`,
+		`{"meta":{},"id":"e1","resourceType":"AuditEvent"}`,
+		`{"id":"e1","m\u0065ta":{"tag":[]},"resourceType":"AuditEvent"}`,
+		`{"entity":[{"a":1},{"query" :"eA=="}],"id":"e1"}`,
+		`{"entity":[{"a":1},{"q\u0075ery":"eA=="}],"id":"e1"}`,
+		`{"id":"e1","meta":{"versionId":"1","lastUpdated":"` + lastUpdated + `"}}`,
+	} {
+		inputs = append(inputs, []byte(s))
+	}
+	for _, in := range inputs {
+		got, err := Searchable(in, at)
+		if err != nil {
+			t.Fatalf("Searchable(%.80s…): %v", in, err)
+		}
+		want, err := slowBody(in, lastUpdated)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Searchable(%s)\n got %s\nwant %s, %v", in, got, want, err)
+		}
+		if bytes.Contains(got, []byte(`"query"`)) {
+			t.Fatalf("Searchable(%s) kept a query: %s", in, got)
+		}
+		again, err := Searchable(got, at)
+		if err != nil || !bytes.Equal(again, got) {
+			t.Fatalf("Searchable of its own %s: %s, %v", got, again, err)
+		}
+	}
+	for _, bad := range []string{``, `[1]`, `{"a":`} {
+		if out, err := Searchable([]byte(bad), at); err == nil {
+			t.Errorf("Searchable(%q) = %s, want an error", bad, out)
+		}
+	}
+}

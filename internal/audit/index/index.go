@@ -368,13 +368,7 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 	if err != nil {
 		return store.Write{}, err
 	}
-	// The FHIR store's copy is the decoded event encoded again when its
-	// layout is not canonical (below): all of it.
-	shape := x.shape
-	if !x.canonical {
-		shape = nil
-	}
-	ev, err := dec.decodeShape(e.Canonical, shape)
+	ev, err := dec.decodeShape(e.Canonical, x.shape)
 	// Nothing of the decoded event outlives this call: the write holds
 	// the re-encoded body and index entries of strings.
 	defer dec.release()
@@ -391,12 +385,10 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 	edit(ev, lastUpdated)
 	body := e.Canonical
 	if !x.canonical {
-		// The same edits as bytes, when the event's layout allows.
-		var ok bool
-		if body, ok = storedBody(e.Canonical, lastUpdated); !ok {
-			if body, err = audit.Canonical(ev); err != nil {
-				return store.Write{}, err
-			}
+		// ev holds only what the index reads: the stored event is made
+		// from the bytes.
+		if body, err = Searchable(e.Canonical, at); err != nil {
+			return store.Write{}, err
 		}
 	}
 	// The index, not the stored event, sees references to this server
