@@ -10,8 +10,8 @@ import (
 )
 
 // BenchmarkSearch pages a trail of 100,000 events (seven index buckets)
-// as an auditor would: newest first, one patient's, and a page deep in
-// the order stored.
+// as an auditor would: newest first, one patient's, a page deep in the
+// order stored, and the trail's history (AuditEvent/_history).
 //
 //	go test ./internal/audit/eventdb -run XXX -bench Search
 func BenchmarkSearch(b *testing.B) {
@@ -40,6 +40,25 @@ func BenchmarkSearch(b *testing.B) {
 		if deep, err = d.Search(ctx, parse(b, "_count=50"), store.PageRequest{Cursor: deep.Next}); err != nil {
 			b.Fatal(err)
 		}
+	}
+	hist, err := d.History(ctx, store.HistoryQuery{Type: "AuditEvent", Count: 50})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		q    store.HistoryQuery
+	}{
+		{"history-newest", store.HistoryQuery{Type: "AuditEvent", Count: 50}},
+		{"history-page-2", store.HistoryQuery{Type: "AuditEvent", Count: 50, After: hist.Next}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				if _, err := d.History(ctx, c.q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 	for _, c := range []struct {
 		name, q string

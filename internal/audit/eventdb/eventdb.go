@@ -267,7 +267,7 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 				return err
 			}
 		}
-		bd.add(dates)
+		bd.add(dates, p.micros())
 		bounds[bucket] = bd
 		add := func(k []byte) {
 			k = inBucket(bucket, k)

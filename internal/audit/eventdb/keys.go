@@ -216,15 +216,22 @@ var boundKey = []byte{'z'}
 
 // bound is what a bucket's events sort by under _sort=date at the ends:
 // the lowest lo and the highest hi of their dates, and whether any of
-// them has no date.
+// them has no date; and the lowest and highest lastUpdated of its events,
+// what history sorts by.
 type bound struct {
 	lo, hi  int64
 	dated   bool // lo and hi are set
 	undated bool
+
+	luLo, luHi int64
+	luSet      bool // luLo and luHi are set
+	// luUnknown: the bucket was written before its lastUpdated bounds
+	// were kept, so they cannot be (history then sorts every event).
+	luUnknown bool
 }
 
-// add widens b by an event's dates (allValue).
-func (b *bound) add(dates []byte) {
+// add widens b by an event's dates (allValue) and lastUpdated (µs).
+func (b *bound) add(dates []byte, lastUpdated int64) {
 	lo, hi, ok := sortDate(dates)
 	switch {
 	case !ok:
@@ -234,10 +241,19 @@ func (b *bound) add(dates []byte) {
 	default:
 		b.lo, b.hi = min(b.lo, lo), max(b.hi, hi)
 	}
+	switch {
+	case b.luUnknown:
+	case !b.luSet:
+		b.luLo, b.luHi, b.luSet = lastUpdated, lastUpdated, true
+	default:
+		b.luLo, b.luHi = min(b.luLo, lastUpdated), max(b.luHi, lastUpdated)
+	}
 }
 
+// encode is 17 bytes (the date bounds and flags) as first written, and
+// then the lastUpdated bounds, 16 bytes, unless they are unknown.
 func (b bound) encode() []byte {
-	v := dateBytes(dateBytes(make([]byte, 0, 18), b.lo), b.hi)
+	v := dateBytes(dateBytes(make([]byte, 0, 33), b.lo), b.hi)
 	var flags byte
 	if b.dated {
 		flags |= 1
@@ -245,12 +261,25 @@ func (b bound) encode() []byte {
 	if b.undated {
 		flags |= 2
 	}
+	if b.luSet && !b.luUnknown {
+		flags |= 4
+		return dateBytes(dateBytes(append(v, flags), b.luLo), b.luHi)
+	}
 	return append(v, flags)
 }
 
 func decodeBound(v []byte) (bound, bool) {
-	if len(v) != 17 {
+	if len(v) != 17 && len(v) != 33 {
 		return bound{}, false
 	}
-	return bound{lo: dateOf(v[:8]), hi: dateOf(v[8:16]), dated: v[16]&1 != 0, undated: v[16]&2 != 0}, true
+	b := bound{lo: dateOf(v[:8]), hi: dateOf(v[8:16]), dated: v[16]&1 != 0, undated: v[16]&2 != 0}
+	switch {
+	case len(v) == 33 && v[16]&4 != 0:
+		b.luLo, b.luHi, b.luSet = dateOf(v[17:25]), dateOf(v[25:33]), true
+	case len(v) == 17 && (b.dated || b.undated):
+		b.luUnknown = true // events without their lastUpdated bounds
+	default:
+		return bound{}, false
+	}
+	return b, true
 }

@@ -4,8 +4,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/store"
@@ -133,38 +137,34 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 		}
 		after = (*pos)(b)
 	}
-	all, err := ev.all()
+	since := int64(math.MinInt64)
+	if !q.Since.IsZero() {
+		since = q.Since.UnixMicro()
+	}
+	list, total, more, ok, err := ev.newest(since, after, q.Count)
 	if err != nil {
 		return nil, err
 	}
-	if !q.Since.IsZero() {
-		since := q.Since.UnixMicro()
+	if !ok {
+		// A bucket written before its lastUpdated bounds were kept:
+		// every event, sorted.
+		all, err := ev.all()
+		if err != nil {
+			return nil, err
+		}
 		all = slices.DeleteFunc(all, func(p pos) bool { return p.micros() < since })
+		total = len(all)
+		slices.SortFunc(all, newer)
+		if after != nil {
+			all = all[afterPos(all, *after):]
+		}
+		list, more = all[:min(max(q.Count, 0), len(all))], len(all) > q.Count
 	}
-	page.Total = len(all)
+	page.Total = total
 	if q.Count < 1 {
 		return page, nil
 	}
-	// Newest first, as the FHIR store lists history: by lastUpdated,
-	// then the later stored first.
-	newest := func(a, b pos) int {
-		if c := cmp.Compare(b.micros(), a.micros()); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.ordinal(), a.ordinal())
-	}
-	slices.SortFunc(all, newest)
-	if after != nil {
-		i, _ := slices.BinarySearchFunc(all, *after, func(a, b pos) int {
-			if newest(a, b) > 0 {
-				return 1
-			}
-			return -1
-		})
-		all = all[i:]
-	}
-	list := all[:min(q.Count, len(all))]
-	if len(all) > q.Count {
+	if more && len(list) > 0 {
 		last := list[len(list)-1]
 		page.Next = hex.EncodeToString(last[:])
 	}
@@ -176,4 +176,108 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 		page.Versions = append(page.Versions, res)
 	}
 	return page, nil
+}
+
+// newer orders events newest first, as the FHIR store lists history: by
+// lastUpdated, then the later stored first.
+func newer(a, b pos) int {
+	if c := cmp.Compare(b.micros(), a.micros()); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.ordinal(), a.ordinal())
+}
+
+// afterPos is where the events of list (sorted newer first) that come
+// after the event at p begin.
+func afterPos(list []pos, p pos) int {
+	i, _ := slices.BinarySearchFunc(list, p, func(a, b pos) int {
+		if newer(a, b) > 0 {
+			return 1
+		}
+		return -1
+	})
+	return i
+}
+
+// newest returns the first n events newer first (newer) whose lastUpdated
+// is at or after since (µs), after the event at after when it is set;
+// how many events are at or after since; and whether more follow the n.
+// It reads the buckets in the order of their lastUpdated bounds and stops
+// at the first that cannot hold one of the n found so far, so that a page
+// of a long trail reads a bucket or two, not every event. ok is false when
+// a bucket's bounds are unknown (written before they were kept).
+func (ev *evaluator) newest(since int64, after *pos, n int) (list []pos, total int, more, ok bool, err error) {
+	type bucket struct {
+		b      uint32
+		lo, hi int64
+	}
+	var bs []bucket
+	for b := ev.from; b < ev.to; b++ {
+		v, closer, err := ev.r.Get(inBucket(b, boundKey))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil, 0, false, false, nil
+		}
+		if err != nil {
+			return nil, 0, false, false, fault(err)
+		}
+		bd, valid := decodeBound(v)
+		closer.Close()
+		if !valid || !bd.luSet {
+			return nil, 0, false, false, nil
+		}
+		bs = append(bs, bucket{b, bd.luLo, bd.luHi})
+	}
+	// The events of bucket b from the snapshot, at or after since.
+	inBucket := func(b uint32) ([]pos, error) {
+		from, to := ev.from, ev.to
+		ev.from, ev.to = b, b+1
+		defer func() { ev.from, ev.to = from, to }()
+		ps, err := ev.all()
+		return slices.DeleteFunc(ps, func(p pos) bool { return p.micros() < since }), err
+	}
+	for _, bk := range bs {
+		switch {
+		case bk.hi < since:
+		case bk.lo >= since:
+			// Every event of the bucket: ordinals are dense.
+			first := uint64(bk.b) << bucketBits
+			total += int(min(ev.next, first+bucketSize) - first)
+		default:
+			ps, err := inBucket(bk.b)
+			if err != nil {
+				return nil, 0, false, false, err
+			}
+			total += len(ps)
+		}
+	}
+	if n < 1 {
+		return nil, total, false, true, nil
+	}
+	slices.SortFunc(bs, func(x, y bucket) int { return cmp.Compare(y.hi, x.hi) })
+	var found []pos
+	for i, bk := range bs {
+		if bk.hi < since {
+			continue
+		}
+		// n found, the rest in buckets none of whose events is newer
+		// than the nth (a tie in lastUpdated may be: the later stored
+		// comes first).
+		if len(found) >= n && bk.hi < found[n-1].micros() {
+			more = more || slices.ContainsFunc(bs[i:], func(b bucket) bool { return b.hi >= since })
+			break
+		}
+		ps, err := inBucket(bk.b)
+		if err != nil {
+			return nil, 0, false, false, err
+		}
+		if after != nil {
+			ps = slices.DeleteFunc(ps, func(p pos) bool { return newer(p, *after) <= 0 })
+		}
+		found = append(found, ps...)
+		slices.SortFunc(found, newer)
+		if len(found) > n {
+			more, found = true, found[:n]
+		}
+	}
+	return found, total, more, true, nil
 }
