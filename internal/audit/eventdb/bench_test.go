@@ -65,6 +65,7 @@ func BenchmarkSearch(b *testing.B) {
 		page    store.PageRequest
 	}{
 		{"newest-first", "_sort=-date&_count=50", store.PageRequest{WantTotal: true}},
+		{"newest-first-lastUpdated", "_sort=-_lastUpdated&_count=50", store.PageRequest{WantTotal: true}},
 		{"patient-newest-first", "patient=p7&_sort=-date&_count=50", store.PageRequest{WantTotal: true}},
 		{"stored-order-page-501", "_count=50", store.PageRequest{Cursor: deep.Next}},
 		{"outcome-count", "outcome=4&_summary=count", store.PageRequest{OnlyCount: true}},

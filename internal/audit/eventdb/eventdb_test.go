@@ -585,6 +585,8 @@ func TestDatePagesAcrossBuckets(t *testing.T) {
 		{"_sort=-date&_count=3", "[ev-0 ev-16998 ev-16997]", "[ev-16996 ev-16995 ev-16994]"},
 		{"_sort=date&_count=3", "[ev-16999 ev-1 ev-2]", "[ev-3 ev-4 ev-5]"},
 		{"_sort=-date&_count=2&outcome=0", "[ev-0 ev-16998]", "[ev-16996 ev-16994]"},
+		{"_sort=-_lastUpdated&_count=3", "[ev-0 ev-16998 ev-16997]", "[ev-16996 ev-16995 ev-16994]"},
+		{"_sort=_lastUpdated&_count=3", "[ev-16999 ev-1 ev-2]", "[ev-3 ev-4 ev-5]"},
 	} {
 		sq := parse(t, tc.q)
 		res, err := d.Search(ctx, sq, store.PageRequest{WantTotal: true})

@@ -94,9 +94,9 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 			return nil, err
 		}
 		list = rowsOf(matches)
-	case len(keys) == 1 && keys[0].date && !back:
+	case len(keys) == 1 && !back:
 		var ok bool
-		if list, ok, err = ev.byDate(q, keys[0].desc, order, at, cur != nil, q.Count+1); err != nil {
+		if list, ok, err = ev.byBounds(q, keys[0], order, at, cur != nil, q.Count+1); err != nil {
 			return nil, err
 		}
 		if ok {
@@ -931,12 +931,14 @@ func rowsOf(ps []pos) []row {
 	return rows
 }
 
-// byDate returns the first n matches of q by date alone (newest first
-// when desc), after the row at when after is set, reading the buckets in
-// the order of their date bounds and stopping at the first whose bound
-// cannot reach the n found so far; ok is false when a bucket holds an
-// event without a date (which sorts last: the caller sorts everything).
-func (ev *evaluator) byDate(q *search.Query, desc bool, order func(a, b row) int, at row, after bool, n int) (rows []row, ok bool, err error) {
+// byBounds returns the first n matches of q by one sort key (date or
+// _lastUpdated; newest first when desc), after the row at when after is
+// set, reading the buckets in the order of their bounds for that key and
+// stopping at the first whose bound cannot reach the n found so far; ok
+// is false when a bucket's bounds cannot tell (an event without a date,
+// which sorts last, or a bucket written before its lastUpdated bounds
+// were kept): the caller sorts everything.
+func (ev *evaluator) byBounds(q *search.Query, key sortKey, order func(a, b row) int, at row, after bool, n int) (rows []row, ok bool, err error) {
 	type bucket struct {
 		b      uint32
 		lo, hi int64
@@ -953,23 +955,35 @@ func (ev *evaluator) byDate(q *search.Query, desc bool, order func(a, b row) int
 		}
 		bd, valid := decodeBound(v)
 		closer.Close()
-		if !valid || bd.undated {
+		switch {
+		case !valid, key.date && bd.undated, !key.date && !bd.luSet:
 			return nil, false, nil
+		case key.date:
+			bs = append(bs, bucket{b, bd.lo, bd.hi})
+		default:
+			bs = append(bs, bucket{b, bd.luLo, bd.luHi})
 		}
-		bs = append(bs, bucket{b, bd.lo, bd.hi})
 	}
+	desc := key.desc
 	slices.SortFunc(bs, func(x, y bucket) int {
 		if desc {
 			return cmp.Compare(y.hi, x.hi)
 		}
 		return cmp.Compare(x.lo, y.lo)
 	})
+	// What a row sorts by under key, at either end of its range.
+	ends := func(r row) (lo, hi int64) {
+		if key.date {
+			return r.lo, r.hi
+		}
+		return r.p.micros(), r.p.micros()
+	}
 	all, last := ev.from, ev.to
 	defer func() { ev.from, ev.to = all, last }()
 	for _, bk := range bs {
 		if len(rows) >= n {
-			worst := rows[n-1]
-			if desc && bk.hi < worst.hi || !desc && bk.lo > worst.lo {
+			lo, hi := ends(rows[n-1])
+			if desc && bk.hi < hi || !desc && bk.lo > lo {
 				break
 			}
 		}
@@ -979,8 +993,10 @@ func (ev *evaluator) byDate(q *search.Query, desc bool, order func(a, b row) int
 			return nil, false, err
 		}
 		more := rowsOf(ms)
-		if err := ev.dates(more); err != nil {
-			return nil, false, err
+		if key.date {
+			if err := ev.dates(more); err != nil {
+				return nil, false, err
+			}
 		}
 		if after {
 			more = slices.DeleteFunc(more, func(r row) bool { return order(r, at) <= 0 })
