@@ -84,8 +84,9 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 	// The page order, as the FHIR store's: the sort keys, then the
 	// order events were stored in. A page reads only the buckets that
 	// can hold its events when it can tell which: in the order stored,
-	// from the cursor's bucket on; by date alone, the buckets whose
-	// date bounds reach the page's. Otherwise every match is sorted.
+	// from the cursor's bucket on; by date or _lastUpdated alone, the
+	// buckets whose bounds for it reach the page's (forward; a page back
+	// sorts every match). Otherwise every match is sorted.
 	var list []row
 	switch {
 	case len(keys) == 0:
