@@ -603,5 +603,76 @@ func TestDatePagesAcrossBuckets(t *testing.T) {
 		if got := fmt.Sprint(ids(res.Matches)); got != tc.second {
 			t.Errorf("%s: second page %s, want %s", tc.q, got, tc.second)
 		}
+		// And back: the first page again, whose events are in both
+		// buckets.
+		if res, err = d.Search(ctx, sq, store.PageRequest{Cursor: res.Prev}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(ids(res.Matches)); got != tc.first || res.Prev != "" {
+			t.Errorf("%s: back to the first page %s (previous %q), want %s", tc.q, got, res.Prev, tc.first)
+		}
+	}
+}
+
+// TestPagesBackAcrossBuckets: with events stored in time order, so that
+// the buckets' bounds do not overlap, a page back by date or by
+// _lastUpdated, either way, is the page before, also where the rows
+// before the cursor lie in both buckets.
+func TestPagesBackAcrossBuckets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 17,000 events")
+	}
+	ctx := context.Background()
+	d := open(t, t.TempDir())
+	const n = 17_000
+	var ws []store.Write
+	for i := range n {
+		ws = append(ws, event(i, ""))
+		if len(ws) == 1000 || i == n-1 {
+			if err := d.Put(ctx, ws, uint64(i+1)); err != nil {
+				t.Fatal(err)
+			}
+			ws = ws[:0]
+		}
+	}
+	span := func(from, to int) string { // ev-from … ev-to, inclusive, either way
+		var out []string
+		for i := from; ; {
+			out = append(out, fmt.Sprintf("ev-%d", i))
+			if i == to {
+				return fmt.Sprint(out)
+			}
+			if from < to {
+				i++
+			} else {
+				i--
+			}
+		}
+	}
+	for _, tc := range []struct {
+		q     string
+		pages int // forward, then one back
+		want  string
+	}{
+		{"_sort=date&_count=100", 166, span(16500, 16599)},         // the cursor in the second bucket
+		{"_sort=date&_count=100", 164, span(16300, 16399)},         // rows in both
+		{"_sort=-_lastUpdated&_count=100", 30, span(14099, 14000)}, // the cursor in the first bucket
+		{"_sort=-date&_count=100", 7, span(16399, 16300)},          // rows in both
+		{"_sort=_lastUpdated&_count=100", 166, span(16500, 16599)}, // as by date
+	} {
+		sq := parse(t, tc.q)
+		res, err := d.Search(ctx, sq, store.PageRequest{})
+		for i := 0; i < tc.pages && err == nil; i++ {
+			res, err = d.Search(ctx, sq, store.PageRequest{Cursor: res.Next})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err = d.Search(ctx, sq, store.PageRequest{Cursor: res.Prev}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(ids(res.Matches)); got != tc.want {
+			t.Errorf("%s, %d pages on and one back: %.60s…, want %.60s…", tc.q, tc.pages, got, tc.want)
+		}
 	}
 }

@@ -85,8 +85,8 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 	// order events were stored in. A page reads only the buckets that
 	// can hold its events when it can tell which: in the order stored,
 	// from the cursor's bucket on; by date or _lastUpdated alone, the
-	// buckets whose bounds for it reach the page's (forward; a page back
-	// sorts every match). Otherwise every match is sorted.
+	// buckets whose bounds for it reach the page's, either way.
+	// Otherwise every match is sorted.
 	var list []row
 	switch {
 	case len(keys) == 0:
@@ -95,12 +95,21 @@ func (d *DB) Search(ctx context.Context, q *search.Query, page store.PageRequest
 			return nil, err
 		}
 		list = rowsOf(matches)
-	case len(keys) == 1 && !back:
+	case len(keys) == 1:
+		// A page back is the rows before the cursor's: the first of
+		// them in the reverse order, put back in order.
+		scan := order
+		if back {
+			scan = func(a, b row) int { return order(b, a) }
+		}
 		var ok bool
-		if list, ok, err = ev.byBounds(q, keys[0], order, at, cur != nil, q.Count+1); err != nil {
+		if list, ok, err = ev.byBounds(q, keys[0], back, scan, at, cur != nil, q.Count+1); err != nil {
 			return nil, err
 		}
 		if ok {
+			if back {
+				slices.Reverse(list)
+			}
 			break
 		}
 		fallthrough
@@ -932,17 +941,17 @@ func rowsOf(ps []pos) []row {
 	return rows
 }
 
-// byBounds returns the first n matches of q by one sort key (date or
-// _lastUpdated; newest first when desc), after the row at when after is
-// set, reading the buckets in the order of their bounds for that key and
-// stopping at the first whose bound cannot reach the n found so far; ok
-// is false when a bucket's bounds cannot tell (an event without a date,
-// which sorts last, or a bucket written before its lastUpdated bounds
-// were kept): the caller sorts everything.
-func (ev *evaluator) byBounds(q *search.Query, key sortKey, order func(a, b row) int, at row, after bool, n int) (rows []row, ok bool, err error) {
+// byBounds returns the first n matches of q in order, which sorts by one
+// key (date or _lastUpdated), in reverse when reversed, after the row at
+// when after is set. It reads the buckets in the order of their bounds
+// for that key and stops at the first whose bound cannot reach the n
+// found so far; ok is false when a bucket's bounds cannot tell (an event
+// without a date, which sorts last, or a bucket written before its
+// lastUpdated bounds were kept): the caller sorts everything.
+func (ev *evaluator) byBounds(q *search.Query, key sortKey, reversed bool, order func(a, b row) int, at row, after bool, n int) (rows []row, ok bool, err error) {
 	type bucket struct {
 		b      uint32
-		lo, hi int64
+		lo, hi int64 // every row's value (below) is within them
 	}
 	var bs []bucket
 	for b := ev.from; b < ev.to; b++ {
@@ -965,26 +974,30 @@ func (ev *evaluator) byBounds(q *search.Query, key sortKey, order func(a, b row)
 			bs = append(bs, bucket{b, bd.luLo, bd.luHi})
 		}
 	}
-	desc := key.desc
+	// What a row sorts by (compareRows): a date's hi newest first, its
+	// lo oldest first; a lastUpdated either way. Reversed, the order runs
+	// the other way over the same value.
+	value := func(r row) int64 {
+		switch {
+		case !key.date:
+			return r.p.micros()
+		case key.desc:
+			return r.hi
+		}
+		return r.lo
+	}
+	desc := key.desc != reversed
 	slices.SortFunc(bs, func(x, y bucket) int {
 		if desc {
 			return cmp.Compare(y.hi, x.hi)
 		}
 		return cmp.Compare(x.lo, y.lo)
 	})
-	// What a row sorts by under key, at either end of its range.
-	ends := func(r row) (lo, hi int64) {
-		if key.date {
-			return r.lo, r.hi
-		}
-		return r.p.micros(), r.p.micros()
-	}
 	all, last := ev.from, ev.to
 	defer func() { ev.from, ev.to = all, last }()
 	for _, bk := range bs {
 		if len(rows) >= n {
-			lo, hi := ends(rows[n-1])
-			if desc && bk.hi < hi || !desc && bk.lo > lo {
+			if v := value(rows[n-1]); desc && bk.hi < v || !desc && bk.lo > v {
 				break
 			}
 		}
