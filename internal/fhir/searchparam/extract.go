@@ -1,6 +1,8 @@
 package searchparam
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,50 +217,29 @@ func dedup(out []Entry, start int) []Entry {
 			}
 		}
 	} else {
-		// Entries without components (all but composites) are keys as
-		// they are, with no string built for them: an AuditEvent of a
-		// search lists dozens of entities, and building those strings
-		// was half of its extraction.
-		seen := make(map[flatEntry]struct{}, len(group))
-		var nested map[string]struct{}
-		var b strings.Builder
-		for _, e := range group {
-			if len(e.Components) == 0 {
-				k := flat(&e)
-				if _, dup := seen[k]; dup {
-					continue
-				}
-				seen[k] = struct{}{}
-			} else {
-				b.Reset()
-				writeEntryKey(&b, &e)
-				k := b.String()
-				if _, dup := nested[k]; dup {
-					continue
-				}
-				if nested == nil {
-					nested = make(map[string]struct{})
-				}
-				nested[k] = struct{}{}
+		// Sorted (stably), equal entries are neighbours, the first of
+		// each run first. An AuditEvent of a search lists dozens of
+		// entities: building a key string for each was half of its
+		// extraction, and hashing them into a map a third.
+		order := make([]int, len(group))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return compareEntries(&group[a], &group[b]) })
+		dup := make([]bool, len(group))
+		for k := 1; k < len(order); k++ {
+			if equalEntries(&group[order[k-1]], &group[order[k]]) {
+				dup[order[k]] = true
 			}
-			kept = append(kept, e)
+		}
+		for i := range group {
+			if !dup[i] {
+				kept = append(kept, group[i])
+			}
 		}
 	}
 	clear(group[len(kept):])
 	return out[:start+len(kept)]
-}
-
-// flatEntry is an Entry without Components, comparable: two entries
-// without components are equalEntries exactly when their flatEntry
-// values are == (a NaN equals nothing, as there).
-type flatEntry struct {
-	param, typ, text, exact, system, code, refType, refID, url string
-	lo, hi                                                     int64
-	num, numLo, numHi                                          float64
-}
-
-func flat(e *Entry) flatEntry {
-	return flatEntry{e.Param, string(e.Type), e.Text, e.Exact, e.System, e.Code, e.RefType, e.RefID, e.URL, e.Lo, e.Hi, e.Num, e.NumLo, e.NumHi}
 }
 
 func equalEntries(a, b *Entry) bool {
@@ -276,29 +257,36 @@ func equalEntries(a, b *Entry) bool {
 	return true
 }
 
-// writeEntryKey writes a string that is equal for two entries exactly
-// when equalEntries holds: every field, length-prefixed.
-func writeEntryKey(b *strings.Builder, e *Entry) {
-	for _, s := range []string{e.Param, string(e.Type), e.Text, e.Exact, e.System, e.Code, e.RefType, e.RefID, e.URL} {
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteByte(':')
-		b.WriteString(s)
-	}
-	for _, n := range []int64{e.Lo, e.Hi} {
-		b.WriteString(strconv.FormatInt(n, 10))
-		b.WriteByte(',')
-	}
-	for _, f := range []float64{e.Num, e.NumLo, e.NumHi} {
-		if f == 0 {
-			f = 0 // -0 == 0, as in equalEntries
+// compareEntries is a total order of entries in which equalEntries
+// entries are equal (and entries with a NaN compare equal only when
+// their NaNs are in the same places).
+func compareEntries(a, b *Entry) int {
+	for _, f := range [...][2]string{
+		{a.Param, b.Param}, {string(a.Type), string(b.Type)}, {a.Text, b.Text}, {a.Exact, b.Exact},
+		{a.System, b.System}, {a.Code, b.Code}, {a.RefType, b.RefType}, {a.RefID, b.RefID}, {a.URL, b.URL},
+	} {
+		if c := strings.Compare(f[0], f[1]); c != 0 {
+			return c
 		}
-		b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
-		b.WriteByte(',')
 	}
-	b.WriteString(strconv.Itoa(len(e.Components)))
-	b.WriteByte('[')
-	for i := range e.Components {
-		writeEntryKey(b, &e.Components[i])
+	if c := cmp.Compare(a.Lo, b.Lo); c != 0 {
+		return c
 	}
-	b.WriteByte(']')
+	if c := cmp.Compare(a.Hi, b.Hi); c != 0 {
+		return c
+	}
+	for _, f := range [...][2]float64{{a.Num, b.Num}, {a.NumLo, b.NumLo}, {a.NumHi, b.NumHi}} {
+		if c := cmp.Compare(f[0], f[1]); c != 0 {
+			return c
+		}
+	}
+	if c := cmp.Compare(len(a.Components), len(b.Components)); c != 0 {
+		return c
+	}
+	for i := range a.Components {
+		if c := compareEntries(&a.Components[i], &b.Components[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
 }
