@@ -6,7 +6,9 @@
 // trail (by patient, agent, date, outcome, entity, ...).
 //
 // It never changes an event: the stored resource is the journal's
-// canonical event plus meta.versionId and meta.lastUpdated. It never
+// canonical event plus meta.versionId and meta.lastUpdated, less its
+// entities' query strings (a CanonicalSink stores the event as journaled
+// and makes those edits as it serves it: Searchable). It never
 // writes a version 2 of an AuditEvent, never deletes one, and never
 // imports net/http. Indexing is at least once and idempotent: after a
 // crash it re-reads from the last persisted cursor, and an event already
@@ -359,10 +361,11 @@ func (x *Indexer) prepare(entries [][]byte, first uint64) ([]store.Write, error)
 // lastUpdatedLayout is meta.lastUpdated as the FHIR API writes it.
 const lastUpdatedLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// write is the store write of one journal entry: the canonical event
-// with meta.versionId 1 and meta.lastUpdated the event's time (so that
-// indexing again gives the same bytes), its index entries and its
-// Patient compartment.
+// write is the store write of one journal entry: the event as Searchable
+// makes it, with meta.versionId 1 and meta.lastUpdated the event's time
+// (so that indexing again gives the same bytes) — or, for a
+// CanonicalSink, as journaled —, its index entries and its Patient
+// compartment.
 func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 	e, err := audit.DecodeJournalEntry(entry)
 	if err != nil {
@@ -411,9 +414,8 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 // eventShape is what the indexer reads of an event: what Extract reads of
 // an AuditEvent, and the resourceType, id and meta that write checks and
 // edits. The rest of an event (the entities' types, roles and details,
-// the agents' types, the source) is read past, not built: a tenth of the
-// indexer's CPU for reads' events, more for searches', which list every
-// resource returned (docs/PERFORMANCE.md).
+// the agents' types, the source) is read past, not built (measured in
+// docs/PERFORMANCE.md, "Session 10").
 func eventShape(reg *searchparam.Registry) *searchparam.Shape {
 	s := reg.Shape("AuditEvent")
 	if s == nil {
