@@ -215,10 +215,7 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 	defer eb.Close()
 	ordinal := d.ordinal
 	seen := make(map[string]bool, len(ws))
-	// A key's positions, by key with its bucket; keys are built in key
-	// and copied only when new (a search's event has dozens).
-	lists := make(map[string]*[]byte, 16*len(ws))
-	var key []byte
+	lists := make(map[string][]byte, 16*len(ws))
 	bounds := map[uint32]bound{}
 	var err error
 	for i := range ws {
@@ -273,13 +270,8 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 		bd.add(dates, p.micros())
 		bounds[bucket] = bd
 		add := func(k []byte) {
-			key = append(binary.BigEndian.AppendUint32(key[:0], bucket), k...)
-			if list := lists[string(key)]; list != nil {
-				*list = append(*list, p[:]...)
-				return
-			}
-			list := append(make([]byte, 0, posLen), p[:]...)
-			lists[string(key)] = &list
+			k = inBucket(bucket, k)
+			lists[string(k)] = append(lists[string(k)], p[:]...)
 		}
 		for _, id := range patients {
 			add(patientPrefix(id))
@@ -293,7 +285,7 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 	}
 	// One merge operand per key and batch (see keys.go).
 	for k, list := range lists {
-		if err := b.Merge([]byte(k), *list, nil); err != nil {
+		if err := b.Merge([]byte(k), list, nil); err != nil {
 			return err
 		}
 	}

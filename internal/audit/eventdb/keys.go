@@ -112,11 +112,7 @@ func patientPrefix(id string) []byte {
 // postingPrefix begins the entries of one parameter and kind, followed by
 // the text fields given, each ended by a 0 byte.
 func postingPrefix(param string, kind byte, fields ...string) []byte {
-	return appendPosting(make([]byte, 0, 2+len(param)+1+32), param, kind, fields...)
-}
-
-// appendPosting appends postingPrefix(param, kind, fields...) to k.
-func appendPosting(k []byte, param string, kind byte, fields ...string) []byte {
+	k := make([]byte, 0, 2+len(param)+1+32)
 	k = append(k, prefixPosting)
 	k = append(k, param...)
 	k = append(k, 0, kind)
@@ -142,7 +138,6 @@ func dateOf(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63
 // parameter is kept with the event's entry in the list of all events
 // (allValue), not here.
 func postings(entries []searchparam.Entry, add func(k []byte)) {
-	var k []byte // each key, reused: add must not keep it
 	for i := range entries {
 		e := &entries[i]
 		if e.Param == "_id" || e.Param == "_lastUpdated" {
@@ -150,38 +145,31 @@ func postings(entries []searchparam.Entry, add func(k []byte)) {
 		}
 		switch e.Type {
 		case searchparam.String:
-			k = appendPosting(k[:0], e.Param, kindString, e.Text, e.Exact)
-			add(k)
+			add(postingPrefix(e.Param, kindString, e.Text, e.Exact))
 		case searchparam.Token:
-			k = appendPosting(k[:0], e.Param, kindToken, e.Code, e.System)
-			add(k)
+			add(postingPrefix(e.Param, kindToken, e.Code, e.System))
 			if e.Text != "" {
-				k = appendPosting(k[:0], e.Param, kindDisplay, e.Text)
-				add(k)
+				add(postingPrefix(e.Param, kindDisplay, e.Text))
 			}
 		case searchparam.Reference:
 			// An absolute URL is kept as a URL only, as the SQL store
 			// keeps it: it never matches as a local Type/id.
 			switch {
 			case e.URL != "":
-				k = appendPosting(k[:0], e.Param, kindURL, e.URL)
-				add(k)
+				add(postingPrefix(e.Param, kindURL, e.URL))
 			case e.RefID != "":
-				k = appendPosting(k[:0], e.Param, kindRef, e.RefID, e.RefType)
-				add(k)
+				add(postingPrefix(e.Param, kindRef, e.RefID, e.RefType))
 			}
 			if e.Code != "" {
-				k = appendPosting(k[:0], e.Param, kindToken, e.Code, e.System)
-				add(k)
+				add(postingPrefix(e.Param, kindToken, e.Code, e.System))
 			}
 		case searchparam.URI:
-			k = appendPosting(k[:0], e.Param, kindURL, e.Exact)
-			add(k)
+			add(postingPrefix(e.Param, kindURL, e.Exact))
 		case searchparam.Date:
 			if e.Param == dateParam {
 				continue
 			}
-			k = appendPosting(k[:0], e.Param, kindDate)
+			k := postingPrefix(e.Param, kindDate)
 			k = dateBytes(k, e.Lo)
 			k = dateBytes(k, e.Hi)
 			add(k)
