@@ -21,17 +21,7 @@ func BenchmarkSearch(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer d.Close()
-	const n = 100_000
-	var ws []store.Write
-	for i := range n {
-		ws = append(ws, event(i, fmt.Sprintf("p%d", i%100)))
-		if len(ws) == 256 || i == n-1 {
-			if err := d.Put(ctx, ws, uint64(i+1)); err != nil {
-				b.Fatal(err)
-			}
-			ws = ws[:0]
-		}
-	}
+	putMany(b, d, 100_000, func(i int) store.Write { return event(i, fmt.Sprintf("p%d", i%100)) })
 	deep, err := d.Search(ctx, parse(b, "_count=50"), store.PageRequest{})
 	if err != nil {
 		b.Fatal(err)

@@ -37,6 +37,22 @@ func event(i int, patient string) store.Write {
 	return w
 }
 
+// putMany stores the events w(0) … w(n-1) in batches of 500, the cursor
+// after each, as the indexer does.
+func putMany(t testing.TB, d *eventdb.DB, n int, w func(i int) store.Write) {
+	t.Helper()
+	ws := make([]store.Write, 0, 500)
+	for i := range n {
+		ws = append(ws, w(i))
+		if len(ws) == cap(ws) || i == n-1 {
+			if err := d.Put(context.Background(), ws, uint64(i+1)); err != nil {
+				t.Fatal(err)
+			}
+			ws = ws[:0]
+		}
+	}
+}
+
 func open(t *testing.T, dir string) *eventdb.DB {
 	t.Helper()
 	d, err := eventdb.Open(dir)
@@ -557,17 +573,7 @@ func TestDatePagesAcrossBuckets(t *testing.T) {
 	ctx := context.Background()
 	d := open(t, t.TempDir())
 	const n = 17_000
-	var ws []store.Write
-	put := func(w store.Write, i int) {
-		ws = append(ws, w)
-		if len(ws) == 500 || i == n-1 {
-			if err := d.Put(ctx, ws, uint64(i+1)); err != nil {
-				t.Fatal(err)
-			}
-			ws = ws[:0]
-		}
-	}
-	for i := range n {
+	putMany(t, d, n, func(i int) store.Write {
 		// Stored in time order, but for two: the first stored is the
 		// newest, the last stored the oldest.
 		at := i + 10
@@ -579,8 +585,8 @@ func TestDatePagesAcrossBuckets(t *testing.T) {
 		}
 		w := event(at, "")
 		w.Resource.ID = fmt.Sprintf("ev-%d", i)
-		put(w, i)
-	}
+		return w
+	})
 	for _, tc := range []struct{ q, first, second string }{
 		{"_sort=-date&_count=3", "[ev-0 ev-16998 ev-16997]", "[ev-16996 ev-16995 ev-16994]"},
 		{"_sort=date&_count=3", "[ev-16999 ev-1 ev-2]", "[ev-3 ev-4 ev-5]"},
@@ -624,17 +630,7 @@ func TestPagesBackAcrossBuckets(t *testing.T) {
 	}
 	ctx := context.Background()
 	d := open(t, t.TempDir())
-	const n = 17_000
-	var ws []store.Write
-	for i := range n {
-		ws = append(ws, event(i, ""))
-		if len(ws) == 1000 || i == n-1 {
-			if err := d.Put(ctx, ws, uint64(i+1)); err != nil {
-				t.Fatal(err)
-			}
-			ws = ws[:0]
-		}
-	}
+	putMany(t, d, 17_000, func(i int) store.Write { return event(i, "") })
 	span := func(from, to int) string { // ev-from … ev-to, inclusive, either way
 		var out []string
 		for i := from; ; {

@@ -3,6 +3,7 @@ package searchparam
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -527,32 +528,44 @@ func values(v any) []any {
 	return []any{v}
 }
 
-// TestSpecExamples extracts every resource of the FHIR R4 examples (and
-// of the Bundles among them) and, for every parameter whose expression is
-// a plain top-level element, compares the entries with the element's
-// values read directly from the JSON.
-func TestSpecExamples(t *testing.T) {
+// specExamples yields each file of the FHIR R4 examples (skipping the
+// test when they are absent) with its resources: the file's own, and those
+// of the Bundles among them, Bundles of Bundles too.
+func specExamples(t *testing.T) iter.Seq2[string, []map[string]any] {
 	dir := dataDir(t, "fhir-r4", "examples")
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Skipf("no examples: %v", err)
 	}
+	return func(yield func(string, []map[string]any) bool) {
+		for _, file := range files {
+			if strings.HasSuffix(file, "-package.json") {
+				continue
+			}
+			all := []map[string]any{decodeFile(t, file)}
+			for i := 0; i < len(all); i++ {
+				if all[i]["resourceType"] == "Bundle" {
+					all = append(all, bundleResources(all[i])...)
+				}
+			}
+			if !yield(file, all) {
+				return
+			}
+		}
+	}
+}
+
+// TestSpecExamples extracts every resource of the FHIR R4 examples (and
+// of the Bundles among them) and, for every parameter whose expression is
+// a plain top-level element, compares the entries with the element's
+// values read directly from the JSON.
+func TestSpecExamples(t *testing.T) {
 	reg := registry(t)
 	model := typeModelR4(t)
 	plain := regexp.MustCompile(`^([A-Za-z]+)\.([a-zA-Z]+)$`)
 	checks := map[Type]int{}
 	resources := 0
-	for _, file := range files {
-		if strings.HasSuffix(file, "-package.json") {
-			continue
-		}
-		top := decodeFile(t, file)
-		all := []map[string]any{top}
-		for i := 0; i < len(all); i++ { // Bundles of Bundles too
-			if all[i]["resourceType"] == "Bundle" {
-				all = append(all, bundleResources(all[i])...)
-			}
-		}
+	for file, all := range specExamples(t) {
 		for _, res := range all {
 			typ, _ := res["resourceType"].(string)
 			where := fmt.Sprintf("%s %s/%v", filepath.Base(file), typ, res["id"])
@@ -661,24 +674,9 @@ func equalEntryLists(a, b []Entry) bool {
 // (and of the Bundles among them), the resource cut down to its type's
 // Shape gives the same entries as the whole resource.
 func TestShapeKeepsEveryEntry(t *testing.T) {
-	dir := dataDir(t, "fhir-r4", "examples")
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Skipf("no examples: %v", err)
-	}
 	reg := registry(t)
 	resources, cut := 0, 0
-	for _, file := range files {
-		if strings.HasSuffix(file, "-package.json") {
-			continue
-		}
-		top := decodeFile(t, file)
-		all := []map[string]any{top}
-		for i := 0; i < len(all); i++ {
-			if all[i]["resourceType"] == "Bundle" {
-				all = append(all, bundleResources(all[i])...)
-			}
-		}
+	for file, all := range specExamples(t) {
 		for _, res := range all {
 			typ, _ := res["resourceType"].(string)
 			s := reg.Shape(typ)
