@@ -228,7 +228,7 @@ func (ev *evaluator) newest(since int64, after *pos, n int) (list []pos, total i
 		bs = append(bs, bucket{b, bd.luLo, bd.luHi})
 	}
 	// The events of bucket b from the snapshot, at or after since.
-	inBucket := func(b uint32) ([]pos, error) {
+	eventsIn := func(b uint32) ([]pos, error) {
 		from, to := ev.from, ev.to
 		ev.from, ev.to = b, b+1
 		defer func() { ev.from, ev.to = from, to }()
@@ -243,7 +243,7 @@ func (ev *evaluator) newest(since int64, after *pos, n int) (list []pos, total i
 			first := uint64(bk.b) << bucketBits
 			total += int(min(ev.next, first+bucketSize) - first)
 		default:
-			ps, err := inBucket(bk.b)
+			ps, err := eventsIn(bk.b)
 			if err != nil {
 				return nil, 0, false, false, err
 			}
@@ -266,7 +266,7 @@ func (ev *evaluator) newest(since int64, after *pos, n int) (list []pos, total i
 			more = more || slices.ContainsFunc(bs[i:], func(b bucket) bool { return b.hi >= since })
 			break
 		}
-		ps, err := inBucket(bk.b)
+		ps, err := eventsIn(bk.b)
 		if err != nil {
 			return nil, 0, false, false, err
 		}
