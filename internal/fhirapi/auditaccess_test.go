@@ -68,6 +68,8 @@ func TestAuditEventsOfAnotherPatientStayHidden(t *testing.T) {
 		{"p1-read", "/AuditEvent/ev-p1"},
 		{"p1-read", "/Patient/p1/AuditEvent"},
 		{"backend-obs-all", "/AuditEvent?_sort=date"},
+		{"backend-obs-all", "/_history"},
+		{"p1-read", "/_history"},
 	}
 	type answer struct {
 		status int
@@ -113,7 +115,7 @@ func TestAuditEventsOfAnotherPatientStayHidden(t *testing.T) {
 			out = append(out, a)
 		}
 		// What p1 and the backend see of their own.
-		for i, want := range map[int][]string{8: {"ev-p1"}, 9: {"ev-p1"}, 10: {"ev-p1", "ev-p2"}} {
+		for i, want := range map[int][]string{8: {"ev-p1"}, 9: {"ev-p1"}, 10: {"ev-p1", "ev-p2"}, 11: {"ev-p1", "ev-p2"}} {
 			if got := out[i]; got.status != 200 || !slices.Equal(got.ids, want) {
 				t.Errorf("%s as %s: %d %v, want 200 %v", requests[i].path, requests[i].token, got.status, got.ids, want)
 			}

@@ -115,6 +115,14 @@ type HistoryQuery struct {
 	Count int       // page size; below 1, only Total is computed
 	// After continues after a cursor from a previous page ("" for the first page).
 	After string
+	// Except leaves a type out of system history: the audit trail's
+	// AuditEvents when its own index serves them, which merges them in.
+	Except string
+	// EachCursor asks for HistoryPage.After (type and system history): a
+	// cursor after every version of the page, not only the last, so that
+	// a caller merging two histories can continue after the last version
+	// it took from each.
+	EachCursor bool
 }
 
 // HistoryPage is one page of history, newest first.
@@ -122,6 +130,8 @@ type HistoryPage struct {
 	Versions []Resource
 	Next     string // cursor for the next page, "" if none
 	Total    int    // number of versions matching (all pages)
+	// After[i] continues after Versions[i]; only with HistoryQuery.EachCursor.
+	After []string
 }
 
 // PageRequest selects a page of search results.

@@ -3,11 +3,13 @@ package eventdb
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -17,10 +19,10 @@ import (
 
 // Route returns a store that answers for AuditEvents from d and for
 // every other type from fhir: what the FHIR API serves once the trail is
-// indexed here rather than in the FHIR store. The FHIR store's system
-// history then lists no AuditEvents (AuditEvent/_history does), and a
-// search of another type that reaches AuditEvents (_revinclude or _has
-// through them) is refused as unsupported.
+// indexed here rather than in the FHIR store. System history merges the
+// two (the FHIR store's versions less any AuditEvents it holds from before,
+// and the trail's events), and a search of another type that reaches
+// AuditEvents (_revinclude or _has through them) is refused as unsupported.
 func Route(fhir store.Store, d *DB) store.Store { return routed{Store: fhir, d: d} }
 
 type routed struct {
@@ -50,8 +52,11 @@ func (r routed) VRead(ctx context.Context, typ, id string, version int64) (*stor
 }
 
 func (r routed) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
-	if q.Type == "AuditEvent" {
+	switch q.Type {
+	case "AuditEvent":
 		return r.d.History(ctx, q)
+	case "":
+		return r.systemHistory(ctx, q)
 	}
 	return r.Store.History(ctx, q)
 }
@@ -174,6 +179,9 @@ func (d *DB) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryP
 			return nil, err
 		}
 		page.Versions = append(page.Versions, res)
+		if q.EachCursor {
+			page.After = append(page.After, hex.EncodeToString(p[:]))
+		}
 	}
 	return page, nil
 }
@@ -280,4 +288,122 @@ func (ev *evaluator) newest(since int64, after *pos, n int) (list []pos, total i
 		}
 	}
 	return found, total, more, true, nil
+}
+
+// systemHistory is the FHIR store's system history with the trail's
+// AuditEvents merged in, newest first: the FHIR store's versions less
+// any AuditEvents it still holds from before the trail had its own index,
+// and this index's events. A page takes the newest of both; its cursor
+// holds where each history continues (a version of the FHIR store first
+// when both were updated in the same microsecond), so a client paging
+// through sees every version once, as it would from one store.
+func (r routed) systemHistory(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	cur, err := decodeMerged(q.After)
+	if err != nil {
+		return nil, err
+	}
+	fq := q
+	fq.Except, fq.EachCursor = "AuditEvent", true
+	eq := q
+	eq.Type, eq.EachCursor = "AuditEvent", true
+	page := func(h func(context.Context, store.HistoryQuery) (*store.HistoryPage, error), q store.HistoryQuery, c part) (*store.HistoryPage, error) {
+		if c.done {
+			// Only its total is wanted.
+			q.Count, q.After = 0, ""
+		} else {
+			q.After = c.after
+		}
+		return h(ctx, q)
+	}
+	fp, err := page(r.Store.History, fq, cur[0])
+	if err != nil {
+		return nil, err
+	}
+	ep, err := page(r.d.History, eq, cur[1])
+	if err != nil {
+		return nil, err
+	}
+	out := &store.HistoryPage{Total: fp.Total + ep.Total}
+	if q.Count < 1 {
+		return out, nil
+	}
+	i, j := 0, 0
+	for len(out.Versions) < q.Count && (i < len(fp.Versions) || j < len(ep.Versions)) {
+		if j == len(ep.Versions) || i < len(fp.Versions) && !fp.Versions[i].LastUpdated.Before(ep.Versions[j].LastUpdated) {
+			out.Versions = append(out.Versions, fp.Versions[i])
+			i++
+		} else {
+			out.Versions = append(out.Versions, ep.Versions[j])
+			j++
+		}
+	}
+	next := [2]part{
+		cur[0].advance(fp, i),
+		cur[1].advance(ep, j),
+	}
+	if !next[0].done || !next[1].done {
+		out.Next = encodeMerged(next)
+	}
+	return out, nil
+}
+
+// part is where one of the two merged histories continues.
+type part struct {
+	after string // its own cursor ("" from its newest)
+	done  bool   // nothing of it is left
+}
+
+// advance is where a history continues after the first n versions of
+// its page p were taken.
+func (c part) advance(p *store.HistoryPage, n int) part {
+	switch {
+	case c.done:
+		return c
+	case n < len(p.Versions):
+		if n == 0 {
+			return c
+		}
+		return part{after: p.After[n-1]}
+	case p.Next == "":
+		return part{done: true}
+	case n == 0:
+		return c
+	}
+	return part{after: p.After[n-1]}
+}
+
+// A merged cursor is "m" and the two parts, each "-" when done or its
+// cursor in base64url (empty from the newest), separated by ".".
+func encodeMerged(c [2]part) string {
+	enc := func(p part) string {
+		if p.done {
+			return "-"
+		}
+		return base64.RawURLEncoding.EncodeToString([]byte(p.after))
+	}
+	return "m" + enc(c[0]) + "." + enc(c[1])
+}
+
+func decodeMerged(s string) ([2]part, error) {
+	var c [2]part
+	if s == "" {
+		return c, nil
+	}
+	body, ok := strings.CutPrefix(s, "m")
+	a, b, ok2 := strings.Cut(body, ".")
+	if !ok || !ok2 {
+		return c, store.ErrBadCursor
+	}
+	for i, e := range []string{a, b} {
+		if e == "-" {
+			c[i].done = true
+			continue
+		}
+		raw, err := base64.RawURLEncoding.DecodeString(e)
+		if err != nil {
+			return c, store.ErrBadCursor
+		}
+		c[i].after = string(raw)
+	}
+	return c, nil
 }

@@ -23,6 +23,9 @@ func history(ctx context.Context, q Querier, hq store.HistoryQuery) (*store.Hist
 	if hq.Type != "" {
 		where = append(where, "r.type = ?")
 		args = append(args, hq.Type)
+	} else if hq.Except != "" {
+		where = append(where, "r.type <> ?")
+		args = append(args, hq.Except)
 	}
 	if instance {
 		where = append(where, "r.id = ?")
@@ -96,20 +99,25 @@ func history(ctx context.Context, q Querier, hq store.HistoryQuery) (*store.Hist
 	if err != nil {
 		return nil, err
 	}
-	if len(list) > hq.Count {
-		list = list[:hq.Count]
-		last := list[len(list)-1]
+	after := func(r *row) string {
 		c := cursor{Kind: kind}
 		if instance {
-			c.Ver = last.Version
+			c.Ver = r.Version
 		} else {
-			c.Time, c.PK = last.LastUpdated.UnixMicro(), last.pk
+			c.Time, c.PK = r.LastUpdated.UnixMicro(), r.pk
 		}
-		page.Next = c.encode()
+		return c.encode()
+	}
+	if len(list) > hq.Count {
+		list = list[:hq.Count]
+		page.Next = after(&list[len(list)-1])
 	}
 	page.Versions = make([]store.Resource, len(list))
 	for i := range list {
 		page.Versions[i] = list[i].Resource
+		if hq.EachCursor {
+			page.After = append(page.After, after(&list[i]))
+		}
 	}
 	return page, nil
 }
