@@ -123,6 +123,23 @@ curl -sf -m 600 --cacert "$CA" -H "$AUTH_ON" "$B/AuditEvent?_id=no-such-event" >
 owed=$(( $(cpu "$on") - before ))
 # How long events took to reach the transparency log (Prometheus histogram).
 sleep 2
+# What the trail keeps on disk per event: the journal, the transparency
+# log's tiles and bundles, and the searchable copy's stores (Pebble files
+# only; what is still in its memory tables is not counted).
+entries=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_journal_entries /{print $2}')
+python3 - "$entries" "$work/data/audit" <<'PY'
+import os, sys
+n, root = float(sys.argv[1]), sys.argv[2]
+def size(p):
+    if os.path.isfile(p): return os.path.getsize(p)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(p) for f in fs if os.path.isfile(os.path.join(d, f)))
+parts = [(e, size(os.path.join(root, e))) for e in sorted(os.listdir(root))]
+for sub in ("index",):
+    p = os.path.join(root, sub)
+    if os.path.isdir(p):
+        parts += [(sub + "/" + e, size(os.path.join(p, e))) for e in sorted(os.listdir(p)) if os.path.isdir(os.path.join(p, e))]
+print("\ntrail on disk, %d events:" % n + "".join(" %s %.0f B/event;" % (name, b / max(n, 1)) for name, b in parts))
+PY
 curl -s http://127.0.0.1:19464/metrics | python3 -c '
 import sys, re
 b = {}

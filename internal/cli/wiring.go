@@ -25,6 +25,7 @@ import (
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audit/eventdb"
 	"github.com/wardenfhir/warden/internal/audit/index"
+	"github.com/wardenfhir/warden/internal/audit/journal"
 	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/coherence"
@@ -393,6 +394,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			edb, err := eventdb.Open(filepath.Join(cfg.DataDir, "audit", "index"))
 			if err != nil {
 				return fail(fmt.Errorf("opening the audit trail's index: %w", err))
+			}
+			// The index keeps where the journal holds each event, not a
+			// second copy.
+			if err := edb.UseJournal(journal.File(filepath.Join(cfg.DataDir, "audit", "journal"))); err != nil {
+				edb.Close()
+				return fail(fmt.Errorf("opening the audit journal for the trail's index: %w", err))
 			}
 			trail.events = edb
 			apiStore = eventdb.Route(st, edb)

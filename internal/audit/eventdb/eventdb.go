@@ -19,6 +19,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -27,7 +29,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audit/index"
+	"github.com/wardenfhir/warden/internal/audit/journal"
 	"github.com/wardenfhir/warden/internal/store"
 )
 
@@ -48,6 +52,10 @@ type DB struct {
 
 	mu      sync.Mutex // Put: one writer, which assigns ordinals
 	ordinal uint64     // the next event's ordinal
+
+	// journal is the audit journal's file, read by offset for the events
+	// stored as where the journal holds them (UseJournal); nil if none.
+	journal *os.File
 
 	// open is held (read) by every operation and taken by Close, so that
 	// the store is never closed under one (Pebble panics then).
@@ -154,7 +162,25 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
-	return errors.Join(d.db.Close(), d.ids.Close(), d.bodies.Close())
+	err := errors.Join(d.db.Close(), d.ids.Close(), d.bodies.Close())
+	if d.journal != nil {
+		err = errors.Join(err, d.journal.Close())
+	}
+	return err
+}
+
+// UseJournal has d keep, for each event PutJournaled stores, where the
+// audit journal's file at path holds it rather than a copy; reads take
+// the event from there (journal.ReadFrame, which checks its checksum) and
+// check that it is the one the index names. Without it, d keeps copies
+// (Put). Call it once, after Open and before any other use.
+func (d *DB) UseJournal(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fault(err)
+	}
+	d.journal = f
+	return nil
 }
 
 // DiskBytes is the disk space the copy's stores use (0 once closed).
@@ -169,6 +195,8 @@ func (d *DB) DiskBytes() uint64 {
 // StoresCanonical marks DB as an index.CanonicalSink: Put stores the
 // journal's canonical events, and reads edit them.
 func (d *DB) StoresCanonical() {}
+
+var _ index.JournaledSink = (*DB)(nil)
 
 // Cursor returns the journal cursor stored by the last Put (0 before any).
 func (d *DB) Cursor(ctx context.Context) (uint64, error) {
@@ -192,6 +220,23 @@ func (d *DB) Cursor(ctx context.Context) (uint64, error) {
 // Events stored before that edit moved to reading hold its result, which
 // the edit leaves as it is.
 func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
+	return d.put(ctx, ws, nil, next)
+}
+
+// PutJournaled is Put keeping, for each event ws[i], frames[i] (where
+// the journal's file holds its entry: index.JournaledSink) instead of a
+// copy of the event, once UseJournal has given the file; Put until then.
+func (d *DB) PutJournaled(ctx context.Context, ws []store.Write, frames []int64, next uint64) error {
+	if len(frames) != len(ws) {
+		return fmt.Errorf("eventdb: %d events, %d journal frames", len(ws), len(frames))
+	}
+	if d.journal == nil {
+		frames = nil
+	}
+	return d.put(ctx, ws, frames, next)
+}
+
+func (d *DB) put(ctx context.Context, ws []store.Write, frames []int64, next uint64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -249,13 +294,21 @@ func (d *DB) Put(ctx context.Context, ws []store.Write, next uint64) error {
 			return err
 		}
 		patients := compartments(ws[i].Patients)
-		// The stored event is written straight into the batch.
-		head := encodeEvent(r.ID, patients, nil)
-		op := eb.SetDeferred(8, len(head)+len(r.JSON))
-		copy(op.Key, p[:8])
-		copy(op.Value[copy(op.Value, head):], r.JSON)
-		if err := op.Finish(); err != nil {
-			return err
+		if frames != nil {
+			// Where the journal holds the event.
+			v := binary.AppendUvarint([]byte{journaled}, uint64(frames[i]))
+			if err := eb.Set(p[:8], append(v, encodeEvent(r.ID, patients, nil)...), nil); err != nil {
+				return err
+			}
+		} else {
+			// The stored event is written straight into the batch.
+			head := encodeEvent(r.ID, patients, nil)
+			op := eb.SetDeferred(8, len(head)+len(r.JSON))
+			copy(op.Key, p[:8])
+			copy(op.Value[copy(op.Value, head):], r.JSON)
+			if err := op.Finish(); err != nil {
+				return err
+			}
 		}
 		dates := allValue(ws[i].Entries)
 		if err := set(b, inBucket(bucket, allKey(p)), dates); err != nil {
@@ -366,7 +419,14 @@ func (d *DB) event(p pos) (store.Resource, error) {
 		return store.Resource{}, fault(err)
 	}
 	defer closer.Close()
-	id, patients, raw, err := decodeEvent(v)
+	var raw []byte
+	var id string
+	var patients []string
+	if len(v) > 0 && v[0] == journaled {
+		id, patients, raw, err = d.fromJournal(v[1:])
+	} else {
+		id, patients, raw, err = decodeEvent(v)
+	}
 	if err != nil {
 		return store.Resource{}, err
 	}
@@ -383,6 +443,38 @@ func (d *DB) event(p pos) (store.Resource, error) {
 		JSON:        body,
 		Patients:    patients,
 	}, nil
+}
+
+// journaled begins a stored event kept as where the journal holds it:
+// the offset of its entry's frame (uvarint), then encodeEvent's head with
+// no body. A copy begins with its id's length, never 0.
+const journaled = 0
+
+// fromJournal reads the event v (after its tag) names from the journal:
+// the entry at its offset, which must be the event of the id stored.
+func (d *DB) fromJournal(v []byte) (id string, patients []string, raw []byte, err error) {
+	off, k := binary.Uvarint(v)
+	if k <= 0 || off > math.MaxInt64 {
+		return "", nil, nil, errCorrupt
+	}
+	if id, patients, _, err = decodeEvent(v[k:]); err != nil {
+		return "", nil, nil, err
+	}
+	if d.journal == nil {
+		return "", nil, nil, fmt.Errorf("%w: event %s is kept in the audit journal, which is not open", errCorrupt, id)
+	}
+	entry, err := journal.ReadFrame(d.journal, int64(off))
+	if errors.Is(err, journal.ErrCorrupt) {
+		return "", nil, nil, fmt.Errorf("%w: event %s: %w", errCorrupt, id, err)
+	}
+	if err != nil {
+		return "", nil, nil, fault(err)
+	}
+	e, err := audit.DecodeJournalEntry(entry)
+	if err != nil || e.ID != id {
+		return "", nil, nil, fmt.Errorf("%w: the journal entry at %d is not event %s", errCorrupt, off, id)
+	}
+	return id, patients, e.Canonical, nil
 }
 
 // compartments returns the distinct non-empty ids of ids, sorted.

@@ -88,6 +88,26 @@ type CanonicalSink interface {
 	StoresCanonical()
 }
 
+// A JournaledSink is a CanonicalSink that can keep, instead of a copy of
+// each event, where the journal holds it: the journal keeps every event
+// durable anyway, and a second copy cost the indexer a quarter of its
+// time and the trail a quarter of its disk (docs/PERFORMANCE.md, session
+// 11). The Indexer uses it when its Source can say where its entries are
+// (FrameSource).
+type JournaledSink interface {
+	CanonicalSink
+	// PutJournaled is Put, with frames[i] the offset in the journal file
+	// of the frame of ws[i]'s entry (journal.ReadFrame).
+	PutJournaled(ctx context.Context, ws []store.Write, frames []int64, next uint64) error
+}
+
+// A FrameSource is a Source that passes the offset in its file of each
+// entry's frame (journal.Journal.ReadFrames).
+type FrameSource interface {
+	Source
+	ReadFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error
+}
+
 // Indexer stores journaled audit events in a Sink.
 type Indexer struct {
 	src  Source
@@ -104,6 +124,10 @@ type Indexer struct {
 	// canonical: the sink stores the journal's canonical events and
 	// serves them as Searchable makes them (CanonicalSink).
 	canonical bool
+	// frames and journaled are set when the source says where its
+	// entries are and the sink keeps that instead of the events.
+	frames    FrameSource
+	journaled JournaledSink
 
 	indexed atomic.Uint64 // the cursor as last persisted
 
@@ -172,7 +196,13 @@ func NewSink(src Source, sink Sink, opts Options) (*Indexer, error) {
 		base += "/"
 	}
 	_, canonical := sink.(CanonicalSink)
-	return &Indexer{src: src, sink: sink, reg: reg, shape: eventShape(reg), base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, canonical: canonical, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}, nil
+	x := &Indexer{src: src, sink: sink, reg: reg, shape: eventShape(reg), base: base, quotedBase: []byte(`"` + base), batch: opts.Batch, workers: opts.Workers, canonical: canonical, rate: max(opts.Rate, 0), maxBacklog: uint64(max(opts.MaxBacklog, 0))}
+	fs, okSrc := src.(FrameSource)
+	js, okSink := sink.(JournaledSink)
+	if okSrc && okSink {
+		x.frames, x.journaled = fs, js
+	}
+	return x, nil
 }
 
 // Run indexes new journal entries every interval until ctx ends, and
@@ -296,13 +326,20 @@ func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, erro
 			batch = min(batch, limit-done)
 		}
 		entries := make([][]byte, 0, min(uint64(batch), end-next))
-		err := x.src.Read(next, func(seq uint64, entry []byte) error {
+		var frames []int64
+		take := func(seq uint64, off int64, entry []byte) error {
 			if len(entries) == batch || seq >= end {
 				return errStop
 			}
 			entries = append(entries, entry)
+			frames = append(frames, off)
 			return nil
-		})
+		}
+		if x.frames != nil {
+			err = x.frames.ReadFrames(next, take)
+		} else {
+			err = x.src.Read(next, func(seq uint64, entry []byte) error { return take(seq, 0, entry) })
+		}
 		if err != nil && !errors.Is(err, errStop) {
 			return done, err
 		}
@@ -313,7 +350,12 @@ func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, erro
 		if err != nil {
 			return done, err
 		}
-		if err := x.sink.Put(ctx, writes, next+uint64(len(entries))); err != nil {
+		if x.frames != nil {
+			err = x.journaled.PutJournaled(ctx, writes, frames, next+uint64(len(entries)))
+		} else {
+			err = x.sink.Put(ctx, writes, next+uint64(len(entries)))
+		}
+		if err != nil {
 			return done, fmt.Errorf("index: storing events %d to %d: %w", next, next+uint64(len(entries))-1, err)
 		}
 		next += uint64(len(entries))

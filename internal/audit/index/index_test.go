@@ -76,7 +76,13 @@ func (nopLog) AppendBatch(_ context.Context, leaves [][]byte) ([]uint64, error) 
 // the journal and each record's event id.
 func trail(t testing.TB, db store.Records, records []audit.Record) (*journal.Journal, []string) {
 	t.Helper()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
+	return trailIn(t, filepath.Join(t.TempDir(), "journal"), db, records)
+}
+
+// trailIn is trail with the journal in dir.
+func trailIn(t testing.TB, dir string, db store.Records, records []audit.Record) (*journal.Journal, []string) {
+	t.Helper()
+	j, err := journal.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +611,8 @@ func TestRunRateSpread(t *testing.T) {
 // (new), and over events already stored (re-index, after a crash).
 func BenchmarkIndex(b *testing.B) {
 	records := variedRecords(2000)
-	j, _ := trail(b, backends(b)["sqlite"](b), records)
+	jdir := filepath.Join(b.TempDir(), "journal")
+	j, _ := trailIn(b, jdir, backends(b)["sqlite"](b), records)
 	run := func(b *testing.B, open func(testing.TB) database, fresh bool) {
 		db := open(b)
 		if !fresh {
@@ -640,28 +647,42 @@ func BenchmarkIndex(b *testing.B) {
 		b.Run(name+"/new", func(b *testing.B) { run(b, open, true) })
 		b.Run(name+"/re-index", func(b *testing.B) { run(b, open, false) })
 	}
-	// The trail's own store, written as Run and CatchUp write it.
-	b.Run("eventdb/new", func(b *testing.B) {
-		for range b.N {
-			b.StopTimer()
-			db, err := eventdb.Open(b.TempDir())
-			if err != nil {
-				b.Fatal(err)
-			}
-			x, err := index.NewSink(j, db, index.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			if n, err := x.CatchUp(context.Background()); err != nil || n != len(records) {
-				b.Fatal(n, err)
-			}
-			b.StopTimer()
-			db.Close()
-			b.StartTimer()
+	// The trail's own store, written as Run and CatchUp write it: keeping
+	// where the journal holds each event (as the server does), or copies.
+	for _, journaled := range []bool{true, false} {
+		name := "eventdb/new"
+		if !journaled {
+			name = "eventdb-copies/new"
 		}
-		b.ReportMetric(float64(len(records)*b.N)/b.Elapsed().Seconds(), "events/s")
-	})
+		b.Run(name, func(b *testing.B) { benchmarkEventdb(b, j, jdir, len(records), journaled) })
+	}
+}
+
+func benchmarkEventdb(b *testing.B, j *journal.Journal, jdir string, n int, journaled bool) {
+	for range b.N {
+		b.StopTimer()
+		db, err := eventdb.Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if journaled {
+			if err := db.UseJournal(journal.File(jdir)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		x, err := index.NewSink(j, db, index.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if got, err := x.CatchUp(context.Background()); err != nil || got != n {
+			b.Fatal(got, err)
+		}
+		b.StopTimer()
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 func mustJSON(t *testing.T, v any) []byte {

@@ -471,7 +471,47 @@ func (j *Journal) Len() uint64 {
 // at the first error from fn and returns it. The entry passed to fn is fn's
 // to keep. Read may run concurrently with Append; fn must not call Close.
 func (j *Journal) Read(from uint64, fn func(seq uint64, entry []byte) error) error {
+	return j.read(from, func(seq uint64, _ int64, entry []byte) error { return fn(seq, entry) }, true)
+}
+
+// ReadFrames is Read that also passes each entry's offset in the file,
+// where ReadFrame finds it again: for a reader that keeps where the
+// entries are rather than copies of them (the audit trail's index).
+func (j *Journal) ReadFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error {
 	return j.read(from, fn, true)
+}
+
+// File is the path of the journal file in dir, for ReadFrame.
+func File(dir string) string { return filepath.Join(dir, fileName) }
+
+// ReadFrame reads the entry whose frame begins at off in a journal file,
+// checking its length and checksum. An offset that is not where a
+// frame begins is found out by the checksum (or an impossible length),
+// as ErrCorrupt, short of a 1 in 2³² chance.
+func ReadFrame(r io.ReaderAt, off int64) ([]byte, error) {
+	var hdr [headerSize]byte
+	if _, err := r.ReadAt(hdr[:], off); err != nil {
+		return nil, frameErr(err, off)
+	}
+	length := binary.LittleEndian.Uint32(hdr[0:])
+	if length == 0 || length > maxEntry {
+		return nil, fmt.Errorf("%w: impossible length %d at offset %d", ErrCorrupt, length, off)
+	}
+	entry := make([]byte, length)
+	if _, err := r.ReadAt(entry, off+headerSize); err != nil {
+		return nil, frameErr(err, off)
+	}
+	if crc32.Checksum(entry, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch at offset %d", ErrCorrupt, off)
+	}
+	return entry, nil
+}
+
+func frameErr(err error, off int64) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: no frame at offset %d", ErrCorrupt, off)
+	}
+	return fmt.Errorf("journal: %w", err)
 }
 
 // Scan is Read for callers that look at each entry only while fn runs
@@ -479,7 +519,7 @@ func (j *Journal) Read(from uint64, fn func(seq uint64, entry []byte) error) err
 // only until fn returns, and its buffer is reused for the next one, so
 // a scan allocates nothing per entry. Checksums are verified as by Read.
 func (j *Journal) Scan(from uint64, fn func(seq uint64, entry []byte) error) error {
-	return j.read(from, fn, false)
+	return j.read(from, func(seq uint64, _ int64, entry []byte) error { return fn(seq, entry) }, false)
 }
 
 // read is Read (keep: every entry in its own buffer) or Scan.
@@ -490,7 +530,7 @@ func (j *Journal) Scan(from uint64, fn func(seq uint64, entry []byte) error) err
 // several times a second).
 var readers = make(chan *bufio.Reader, 4)
 
-func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, keep bool) error {
+func (j *Journal) read(from uint64, fn func(seq uint64, off int64, entry []byte) error, keep bool) error {
 	j.mu.Lock()
 	if j.rClosed {
 		j.mu.Unlock()
@@ -522,6 +562,7 @@ func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, kee
 	var hdr [headerSize]byte
 	var scratch []byte
 	for ; seq < n; seq++ {
+		frame := off
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return readErr(err)
 		}
@@ -530,6 +571,7 @@ func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, kee
 		if length == 0 || length > maxEntry {
 			return fmt.Errorf("%w: impossible length %d in entry %d", ErrCorrupt, length, seq)
 		}
+		off += headerSize + int64(length)
 		if seq < from {
 			if _, err := br.Discard(int(length)); err != nil {
 				return readErr(err)
@@ -551,7 +593,7 @@ func (j *Journal) read(from uint64, fn func(seq uint64, entry []byte) error, kee
 		if crc32.Checksum(entry, castagnoli) != sum {
 			return fmt.Errorf("%w: checksum mismatch in entry %d", ErrCorrupt, seq)
 		}
-		if err := fn(seq, entry); err != nil {
+		if err := fn(seq, frame, entry); err != nil {
 			return err
 		}
 	}

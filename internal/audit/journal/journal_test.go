@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -597,5 +598,82 @@ func TestScan(t *testing.T) {
 		if err := read(0, func(uint64, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s over a damaged entry: err = %v, want ErrCorrupt", name, err)
 		}
+	}
+}
+
+// ReadFrames gives each entry's frame offset, where ReadFrame finds the
+// same entry again, from any starting point (across the sparse index's
+// marks) and through Recovering. ReadFrame refuses any offset that is not
+// where a frame begins, and offsets past the end.
+func TestReadFrames(t *testing.T) {
+	dir := t.TempDir()
+	const n = 2*indexEvery + 17
+	writeN(t, dir, n)
+	j := openT(t, dir)
+	f, err := os.Open(File(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	offsets := map[uint64]int64{}
+	for _, from := range []uint64{0, 5, indexEvery, indexEvery + 3, n - 1, n} {
+		next := from
+		err := j.ReadFrames(from, func(seq uint64, off int64, e []byte) error {
+			if seq != next {
+				return fmt.Errorf("seq %d, want %d", seq, next)
+			}
+			next++
+			if was, ok := offsets[seq]; ok && was != off {
+				return fmt.Errorf("entry %d at %d, and at %d from another start", seq, off, was)
+			}
+			offsets[seq] = off
+			got, err := ReadFrame(f, off)
+			if err != nil {
+				return fmt.Errorf("ReadFrame(%d) of entry %d: %w", off, seq, err)
+			}
+			if !bytes.Equal(got, e) || !bytes.Equal(e, entryN(int(seq))) {
+				return fmt.Errorf("entry %d: ReadFrame %q, ReadFrames %q", seq, got, e)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("ReadFrames(%d): %v", from, err)
+		}
+		if want := max(uint64(n), from); next != want {
+			t.Fatalf("ReadFrames(%d) stopped at %d, want %d", from, next, want)
+		}
+	}
+	size, _ := f.Seek(0, io.SeekEnd)
+	starts := map[int64]bool{}
+	for _, off := range offsets {
+		starts[off] = true
+	}
+	for off := int64(0); off < 4000; off++ {
+		if starts[off] {
+			continue
+		}
+		if e, err := ReadFrame(f, off); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("ReadFrame(%d), not a frame: %q, %v; want ErrCorrupt", off, e, err)
+		}
+	}
+	for _, off := range []int64{size, size - 1, size + 100} {
+		if _, err := ReadFrame(f, off); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("ReadFrame(%d), at or past the end (%d): %v; want ErrCorrupt", off, size, err)
+		}
+	}
+	j.Close()
+	r, err := OpenRecovering(dir, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	err = r.ReadFrames(indexEvery, func(seq uint64, off int64, _ []byte) error {
+		if off != offsets[seq] {
+			return fmt.Errorf("Recovering: entry %d at %d, want %d", seq, off, offsets[seq])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
