@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,35 +127,117 @@ func auditedCmd(ts *testscript.TestScript, neg bool, args []string) {
 			return fmt.Errorf("entry %d does not open its commitment", seq)
 		}
 		var ev struct {
-			Entity []struct {
-				What struct {
-					Identifier struct{ Value string } `json:"identifier"`
-				} `json:"what"`
-				Type struct{ Code string } `json:"type"`
-			} `json:"entity"`
+			Entity []auditEntity `json:"entity"`
 		}
 		if err := json.Unmarshal(e.Canonical, &ev); err != nil {
 			return fmt.Errorf("entry %d: %w", seq, err)
 		}
-		for _, en := range ev.Entity {
-			if en.Type.Code == "XrequestId" {
-				seen[en.What.Identifier.Value] = true
-			}
-		}
+		noteRequests(seen, ev.Entity)
 		return nil
 	})
 	ts.Check(err)
-	missing := 0
-	ids := strings.Fields(ts.ReadFile(args[1]))
+	missing, of := unseen(ts, args[1], seen, "no event for request")
+	if (missing > 0) != neg {
+		ts.Fatalf("%d of %d answered requests have no audit event (journal: %d events)", missing, of, len(seen))
+	}
+}
+
+// searchedCmd: searched DEMODIR IDSFILE — with the demo running, pages
+// through every AuditEvent the FHIR API serves (AuditEvent?_count=1000,
+// following next links) and checks that every request id in IDSFILE has
+// its event there, read back whole, and that no event is served twice:
+// the trail's index, caught up after a crash, serves every event of the
+// journal and nothing else.
+func searchedCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: searched DEMODIR IDSFILE")
+	}
+	var info demoInfo
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(filepath.Join(args[0], "demo.json"))), &info))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(ts.ReadFile(info.CAFile)))
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	token := backendToken(ts, client, info)
+	seen, served := map[string]bool{}, map[string]bool{}
+	next := info.FHIRBase + "/AuditEvent?_count=1000"
+	for pages := 0; next != ""; pages++ {
+		if pages > 1000 {
+			ts.Fatalf("the trail's pages do not end")
+		}
+		req, err := http.NewRequest(http.MethodGet, next, nil)
+		ts.Check(err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		ts.Check(err)
+		var b struct {
+			Link  []struct{ Relation, URL string }
+			Entry []struct {
+				Resource struct {
+					ResourceType string        `json:"resourceType"`
+					ID           string        `json:"id"`
+					Entity       []auditEntity `json:"entity"`
+				} `json:"resource"`
+			} `json:"entry"`
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ts.Check(err)
+		if resp.StatusCode != http.StatusOK {
+			ts.Fatalf("%s: status %d: %s", next, resp.StatusCode, body)
+		}
+		ts.Check(json.Unmarshal(body, &b))
+		for _, e := range b.Entry {
+			if e.Resource.ResourceType != "AuditEvent" {
+				ts.Fatalf("a %q among the AuditEvents", e.Resource.ResourceType)
+			}
+			if served[e.Resource.ID] {
+				ts.Fatalf("event %s served twice", e.Resource.ID)
+			}
+			served[e.Resource.ID] = true
+			noteRequests(seen, e.Resource.Entity)
+		}
+		next = ""
+		for _, l := range b.Link {
+			if l.Relation == "next" {
+				next = l.URL
+			}
+		}
+	}
+	if missing, of := unseen(ts, args[1], seen, "AuditEvent search finds no event for request"); missing > 0 {
+		ts.Fatalf("%d of %d answered requests have no event in AuditEvent search (%d events served)", missing, of, len(served))
+	}
+	ts.Logf("%d events served, every answered request's among them", len(served))
+}
+
+// auditEntity is what the crash test reads of an AuditEvent's entity:
+// the request id is the identifier of the one of type XrequestId.
+type auditEntity struct {
+	What struct {
+		Identifier struct{ Value string } `json:"identifier"`
+	} `json:"what"`
+	Type struct{ Code string } `json:"type"`
+}
+
+// noteRequests marks in seen the request id an event's entities name.
+func noteRequests(seen map[string]bool, entities []auditEntity) {
+	for _, en := range entities {
+		if en.Type.Code == "XrequestId" {
+			seen[en.What.Identifier.Value] = true
+		}
+	}
+}
+
+// unseen counts the request ids listed in file (one a line) that are not
+// in seen, of how many, logging the first few after what.
+func unseen(ts *testscript.TestScript, file string, seen map[string]bool, what string) (missing, of int) {
+	ids := strings.Fields(ts.ReadFile(file))
 	for _, id := range ids {
 		if !seen[id] {
 			missing++
 			if missing <= 5 {
-				ts.Logf("no event for request %s", id)
+				ts.Logf("%s %s", what, id)
 			}
 		}
 	}
-	if (missing > 0) != neg {
-		ts.Fatalf("%d of %d answered requests have no audit event (journal: %d events)", missing, len(ids), len(seen))
-	}
+	return missing, len(ids)
 }

@@ -64,6 +64,7 @@ func TestScripts(t *testing.T) {
 			"startload": startLoadCmd,
 			"stopload":  stopLoadCmd,
 			"audited":   auditedCmd,
+			"searched":  searchedCmd,
 			// mtls DEMODIR PATH [nocert]: the demo's mutual-TLS partner
 			// client (mtlsdemo_test.go).
 			"mtls": mtlsCmd,

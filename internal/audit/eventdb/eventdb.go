@@ -348,12 +348,21 @@ func (d *DB) put(ctx context.Context, ws []store.Write, frames []int64, next uin
 	if err := b.Set(metaKey(metaCursor), binary.BigEndian.AppendUint64(nil, next), nil); err != nil {
 		return err
 	}
-	// Not synced: the journal is the durable copy, and the cursor is in
-	// the same batch as the index, so a crash only makes the indexer read
-	// again. The events and ids go first: an event the index lists is
-	// there to read.
-	for _, batch := range []*pebble.Batch{eb, ib, b} {
-		if err := batch.Commit(pebble.NoSync); err != nil {
+	// The events and ids go first, synced, and the index after them: an
+	// event the index lists is there to read after any crash. Pebble
+	// writes an unsynced commit to its log file from a goroutine of its
+	// own, after the commit returns, so each store can lose a different
+	// tail of unsynced commits to a kill -9; the index losing its tail
+	// only makes the indexer read the journal again from its cursor (in
+	// the same batch), over the events and ids already there, but events
+	// or ids losing theirs under an index that kept its tail would leave
+	// the index listing events it cannot read. The index is not synced:
+	// the journal is the durable copy.
+	for _, c := range []struct {
+		batch *pebble.Batch
+		opts  *pebble.WriteOptions
+	}{{eb, pebble.Sync}, {ib, pebble.Sync}, {b, pebble.NoSync}} {
+		if err := c.batch.Commit(c.opts); err != nil {
 			return fault(err)
 		}
 	}
