@@ -184,6 +184,27 @@ func NewJournaledPipeline(j Journal, log Log, marks store.Records, base string) 
 	return &JournaledPipeline{j: j, log: log, marks: marks, base: base, kick: make(chan struct{}, 1)}, nil
 }
 
+// ErrJournalBehind is a journal that holds fewer entries than the trail
+// has already used (sequenced into the log, or indexed): it was
+// truncated, replaced or lost. Appending to it would journal events the
+// sequencer never logs (it resumes at its recorded position), and the
+// index would name entries it no longer holds; the trail refuses to
+// start until the journal is restored.
+var ErrJournalBehind = errors.New("audit: the journal is behind the trail")
+
+// CheckJournal returns ErrJournalBehind when the journal holds fewer
+// entries than have been sequenced into the log.
+func (p *JournaledPipeline) CheckJournal(ctx context.Context) error {
+	next, err := p.next(ctx)
+	if err != nil {
+		return err
+	}
+	if n := p.j.Len(); next > n {
+		return fmt.Errorf("%w: it holds %d entries, and %d were sequenced into the log", ErrJournalBehind, n, next)
+	}
+	return nil
+}
+
 // Append implements Sink. The Receipt carries the event id; its leaf
 // index is known once Run has sequenced it (Index is 0 until then).
 //

@@ -93,12 +93,36 @@ func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyrin
 		return nil, fmt.Errorf("opening the audit journal: %w", err)
 	}
 	p, err := audit.NewJournaledPipeline(jr, lg, db, base)
+	if err == nil {
+		err = p.CheckJournal(ctx)
+	}
 	if err != nil {
 		jr.Close()
 		lg.Close(ctx)
-		return nil, err
+		return nil, journalBehind(err)
 	}
 	return &auditTrail{journal: jr, log: lg, pipeline: p}, nil
+}
+
+// indexWithinJournal refuses an index ahead of its journal (ErrJournalBehind):
+// it names entries the journal no longer holds.
+func indexWithinJournal(ctx context.Context, x *index.Indexer, j interface{ Len() uint64 }) error {
+	c, err := x.Cursor(ctx)
+	if err != nil {
+		return err
+	}
+	if n := j.Len(); c > n {
+		return journalBehind(fmt.Errorf("%w: it holds %d entries, and %d were indexed", audit.ErrJournalBehind, n, c))
+	}
+	return nil
+}
+
+// journalBehind adds to ErrJournalBehind what an operator does about it.
+func journalBehind(err error) error {
+	if errors.Is(err, audit.ErrJournalBehind) {
+		return fmt.Errorf("%w; refusing to serve: restore DATA_DIR/audit/journal from its backup ('warden audit verify' names what is missing)", err)
+	}
+	return err
 }
 
 // auditSigner returns the log's checkpoint signer: an Ed25519 signed-note

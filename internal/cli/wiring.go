@@ -407,6 +407,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 		} else {
 			x, err = index.New(trail.journal, st, st, opts)
 		}
+		if err == nil {
+			err = indexWithinJournal(ctx, x, trail.journal)
+		}
 		if err != nil {
 			return fail(err)
 		}
