@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +24,7 @@ import (
 	"github.com/wardenfhir/warden/internal/audit/tlog"
 	"github.com/wardenfhir/warden/internal/config"
 	"github.com/wardenfhir/warden/internal/keyring"
+	"github.com/wardenfhir/warden/internal/store"
 )
 
 // auditTrail is the audit pipeline of a running instance: the journal in
@@ -66,6 +69,9 @@ const (
 func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyring.Keyring, base string, log *slog.Logger) (*auditTrail, error) {
 	dir := filepath.Join(cfg.DataDir, "audit")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := claimTrail(ctx, db, dir); err != nil {
 		return nil, err
 	}
 	signer, err := auditSigner(dir, filepath.Join(cfg.DataDir, "keys", "audit-signer.sealed"), keys, base)
@@ -115,6 +121,89 @@ func indexWithinJournal(ctx context.Context, x *index.Indexer, j interface{ Len(
 		return journalBehind(fmt.Errorf("%w: it holds %d entries, and %d were indexed", audit.ErrJournalBehind, n, c))
 	}
 	return nil
+}
+
+// kindTrail is the records kind of the trail that owns the store's audit
+// records: key "owner", value the id in DATA_DIR/audit/trail.id.
+const kindTrail = "audit-trail"
+
+// errOtherTrail is a store whose audit records belong to another trail.
+var errOtherTrail = errors.New("the store's audit records belong to another audit trail")
+
+// claimTrail makes this data directory's trail the owner of the store's
+// audit records (where the sequencer and the indexer keep their place in
+// the journal, and each event's leaf index), or refuses with
+// errOtherTrail if another one owns them. Those records are one set per
+// store: a second instance with its own journal on the same database
+// (PostgreSQL replicas, each with its own DATA_DIR) would take the
+// other's positions for its own, and its events would never reach its
+// log. The same holds for an instance whose DATA_DIR/audit was replaced.
+func claimTrail(ctx context.Context, db interface {
+	InsertRecord(context.Context, store.Record) error
+	GetRecord(ctx context.Context, kind, key string) (*store.Record, error)
+}, dir string) error {
+	id, err := trailID(dir)
+	if err != nil {
+		return err
+	}
+	err = db.InsertRecord(ctx, store.Record{Kind: kindTrail, Key: "owner", Value: []byte(id)})
+	if !errors.Is(err, store.ErrConflict) {
+		return err
+	}
+	r, err := db.GetRecord(ctx, kindTrail, "owner")
+	if err != nil {
+		return err
+	}
+	if string(r.Value) != id {
+		return fmt.Errorf("%w (trail %s; this instance's, in %s, is %s): run one audited instance per database, "+
+			"and never replace an instance's DATA_DIR/audit without its database; see docs/AUDIT.md, \"Files\"",
+			errOtherTrail, r.Value, filepath.Join(dir, trailIDFile), id)
+	}
+	return nil
+}
+
+// trailIDFile names the trail of a data directory: 32 hex digits, made
+// at the audit trail's first start.
+const trailIDFile = "trail.id"
+
+// trailID reads dir's trail id, making it on first use.
+func trailID(dir string) (string, error) {
+	path := filepath.Join(dir, trailIDFile)
+	if b, err := os.ReadFile(path); err == nil {
+		id := strings.TrimSpace(string(b))
+		if len(id) != 32 {
+			return "", fmt.Errorf("%s: not a trail id", path)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(id + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	// The file's name durable too before the store records the claim: a
+	// crash must not leave a claim this directory no longer names.
+	d, err := os.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	return id, d.Sync()
 }
 
 // journalBehind adds to ErrJournalBehind what an operator does about it.
