@@ -25,7 +25,6 @@ import (
 	"github.com/wardenfhir/warden/internal/audit"
 	"github.com/wardenfhir/warden/internal/audit/eventdb"
 	"github.com/wardenfhir/warden/internal/audit/index"
-	"github.com/wardenfhir/warden/internal/audit/journal"
 	"github.com/wardenfhir/warden/internal/audithttp"
 	"github.com/wardenfhir/warden/internal/authserver"
 	"github.com/wardenfhir/warden/internal/coherence"
@@ -397,7 +396,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 			}
 			// The index keeps where the journal holds each event, not a
 			// second copy.
-			if err := edb.UseJournal(journal.File(filepath.Join(cfg.DataDir, "audit", "journal"))); err != nil {
+			if err := edb.UseJournal(trail.journal.File()); err != nil {
 				edb.Close()
 				return fail(fmt.Errorf("opening the audit journal for the trail's index: %w", err))
 			}

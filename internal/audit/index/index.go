@@ -90,10 +90,10 @@ type CanonicalSink interface {
 
 // A JournaledSink is a CanonicalSink that can keep, instead of a copy of
 // each event, where the journal holds it: the journal keeps every event
-// durable anyway, and a second copy cost the indexer a quarter of its
-// time and the trail a quarter of its disk (docs/PERFORMANCE.md, session
-// 11). The Indexer uses it when its Source can say where its entries are
-// (FrameSource).
+// durable anyway, and a second copy took a quarter of the trail's disk
+// and doubled what the index's stores wrote per event
+// (docs/PERFORMANCE.md, session 11). The Indexer uses it when its Source
+// can say where its entries are (FrameSource).
 type JournaledSink interface {
 	CanonicalSink
 	// PutJournaled is Put, with frames[i] the offset in the journal file

@@ -32,6 +32,9 @@ func OpenRecovering(dir string, retry time.Duration) (*Recovering, error) {
 	return &Recovering{dir: dir, retry: retry, j: j}, nil
 }
 
+// File is the path of the journal's file, for ReadFrame.
+func (r *Recovering) File() string { return File(r.dir) }
+
 func (r *Recovering) current() *Journal {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
