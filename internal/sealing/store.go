@@ -687,6 +687,10 @@ func parseBox(raw, buf []byte) (box, error) {
 	if ok {
 		var ct []byte
 		ct, ok = bytes.CutSuffix(rest, []byte(`"}`))
+		// The base64 decoder skips line breaks, which a JSON string
+		// cannot hold unescaped: such bytes go to encoding/json, which
+		// refuses them.
+		ok = ok && !bytes.ContainsAny(ct, "\r\n")
 		if ok {
 			if n := base64.StdEncoding.DecodedLen(len(ct)); cap(buf) >= n {
 				b.CT = buf[:n]
