@@ -18,7 +18,7 @@ import (
 
 // journalTrail journals tr's events as the audit pipeline does (each
 // entry the event's head and canonical event) in a new journal in dir.
-// It returns the journal and the file offset of each entry's frame.
+// It returns the journal.
 func journalTrail(t testing.TB, dir string, tr *auditTrail) *journal.Journal {
 	t.Helper()
 	j, err := journal.Open(dir)
