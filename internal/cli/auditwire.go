@@ -138,10 +138,7 @@ var errOtherTrail = errors.New("the store's audit records belong to another audi
 // (PostgreSQL replicas, each with its own DATA_DIR) would take the
 // other's positions for its own, and its events would never reach its
 // log. The same holds for an instance whose DATA_DIR/audit was replaced.
-func claimTrail(ctx context.Context, db interface {
-	InsertRecord(context.Context, store.Record) error
-	GetRecord(ctx context.Context, kind, key string) (*store.Record, error)
-}, dir string) error {
+func claimTrail(ctx context.Context, db store.Records, dir string) error {
 	id, err := trailID(dir)
 	if err != nil {
 		return err
