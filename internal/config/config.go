@@ -141,7 +141,7 @@ type Audit struct {
 	Disabled        bool   `yaml:"disabled" doc:"serve every request UNAUDITED (no AuditEvent, no log); only for measuring the audit trail's cost, never in production; each start logs an error while it is set"`
 	IndexRate       int    `yaml:"index_rate" doc:"events per second at most that the background indexer adds to the searchable copy of the trail (AuditEvent search), so that load peaks do not also pay for indexing; a search of AuditEvents always catches up first; 0 is unbounded"`
 	IndexMaxBacklog int    `yaml:"index_max_backlog" doc:"events at most that may wait to be indexed into the searchable copy under sustained load: beyond it the indexer ignores index_rate until half of them are indexed, so that load above the rate is paid for as it comes and an AuditEvent search never waits for more than this many events (about 10 s at SQLite's indexing speed); 0 is no bound"`
-	IndexStore      string `yaml:"index_store" doc:"where the searchable copy of the trail lives: trail (its own log-structured index in DATA_DIR/audit/index, about half the CPU per event of the FHIR store), fhir (AuditEvent resources in the FHIR store, which replicas sharing one PostgreSQL database all search), or auto: trail with SQLite, fhir with PostgreSQL"`
+	IndexStore      string `yaml:"index_store" doc:"where the searchable copy of the trail lives: trail (its own log-structured index in DATA_DIR/audit/index, about half the CPU per event of the FHIR store), fhir (AuditEvent resources in the FHIR store), or auto: trail"`
 	WitnessPolicy   string `yaml:"witness_policy" doc:"C2SP tlog-policy file naming the witnesses (warden witness) that must cosign each checkpoint before it is published; empty publishes checkpoints signed by Warden alone"`
 }
 
