@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the audit trail costs (issue: tamper-evident audit trail). Usage:
-#   [TARGET=read|search] bench/audit.sh [seconds] [rounds]
+#   [TARGET=read|search] [STORE=sqlite|postgres] bench/audit.sh [seconds] [rounds]
 # Builds warden, imports the shared Synthea patients, and runs two servers
 # of the same build, each on its own copy of the data: one with the audit
 # trail (every request's AuditEvent durable in the journal before its
@@ -15,6 +15,9 @@
 # per request all told, and the sustained throughput that allows on this
 # machine's cores; and the audit log's lag (how long the slowest event
 # waited for the log).
+# STORE=postgres runs both on a throwaway PostgreSQL cluster
+# (bench/pg.sh), each on its own database; the CPU columns then count
+# Warden's process only, not PostgreSQL's.
 # PROFILE=1 also writes CPU and allocation profiles of both servers to
 # bench/out, and a CPU profile of the audited server's catch-up.
 set -euo pipefail
@@ -27,7 +30,8 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 work=$(mktemp -d /tmp/wardenbench.XXXX)
 out=bench/out; mkdir -p "$out"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+pgstop() { :; }
+cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pgstop; rm -rf "$work"; }
 trap cleanup EXIT
 
 go build -o "$work/warden" ./cmd/warden
@@ -35,11 +39,18 @@ go build -o "$work/backendtoken" ./bench/backendtoken
 export WARDEN_DATA_DIR=$work/data WARDEN_LOG_LEVEL=warn
 # Request limits would throttle wrk (one address); this compares audit on/off.
 export WARDEN_LIMITS_DISABLED=true WARDEN_DETECTION_DISABLED=true
+STORE_OFF=
+if [ "${STORE:-sqlite}" = postgres ]; then
+  . bench/pg.sh; pg_start "$work"
+  pg_sql "CREATE DATABASE won"
+  export WARDEN_STORE_URL=$(PG_URL won); STORE_OFF=$(PG_URL woff)
+fi
 "$work/warden" import "$SYNTHEA" >/dev/null
 
 # Each server has a copy of the imported data, so that stopping one
 # (below) never leaves the other waiting on a database lock it holds.
 cp -a "$work/data" "$work/data-off"
+[ -z "$STORE_OFF" ] || pg_sql "CREATE DATABASE woff TEMPLATE won"
 B=https://127.0.0.1:18443/fhir
 WARDEN_SERVER_ADDR=127.0.0.1:18443 WARDEN_ADMIN_ADDR=127.0.0.1:19464 WARDEN_ADMIN_PPROF=true \
   "$work/warden" serve 2>"$work/on.log" & on=$!; pids+=($on)
@@ -48,20 +59,20 @@ for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18443/healthz 
 # The same build, audit off, on its own copy of the data (and the same
 # development CA, which the first start made).
 cp -a "$work/data/pki" "$work/data-off/"
-WARDEN_DATA_DIR=$work/data-off WARDEN_SERVER_ADDR=127.0.0.1:18444 WARDEN_ADMIN_ADDR=127.0.0.1:19465 WARDEN_ADMIN_PPROF=true WARDEN_AUDIT_DISABLED=true \
+WARDEN_DATA_DIR=$work/data-off WARDEN_STORE_URL=${STORE_OFF:-${WARDEN_STORE_URL:-}} WARDEN_SERVER_ADDR=127.0.0.1:18444 WARDEN_ADMIN_ADDR=127.0.0.1:19465 WARDEN_ADMIN_PPROF=true WARDEN_AUDIT_DISABLED=true \
   "$work/warden" serve 2>"$work/off.log" & off=$!; pids+=($off)
 for i in $(seq 100); do curl -sf --cacert "$CA" https://127.0.0.1:18444/healthz >/dev/null && break; sleep 0.2; done
 
 "$work/backendtoken" -gen "$work"
-# token DATA_DIR ADMIN_PORT BASE: an access token from that server.
+# token DATA_DIR ADMIN_PORT BASE STORE_URL: an access token from that server.
 token() {
   local cid
-  cid=$(WARDEN_DATA_DIR=$1 WARDEN_ADMIN_ADDR=127.0.0.1:$2 "$work/warden" clients add --type backend --name bench --scopes 'system/*.rs' --jwks-file "$work/jwks.json" |
+  cid=$(WARDEN_DATA_DIR=$1 WARDEN_ADMIN_ADDR=127.0.0.1:$2 WARDEN_STORE_URL=$4 "$work/warden" clients add --type backend --name bench --scopes 'system/*.rs' --jwks-file "$work/jwks.json" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
   echo "Authorization: Bearer $("$work/backendtoken" -issuer "$3" -ca "$CA" -client "$cid" -key "$work/key.pem" -scope 'system/*.rs')"
 }
-AUTH_ON=$(token "$work/data" 19464 "$B")
-AUTH_OFF=$(token "$work/data-off" 19465 https://127.0.0.1:18444/fhir)
+AUTH_ON=$(token "$work/data" 19464 "$B" "${WARDEN_STORE_URL:-}")
+AUTH_OFF=$(token "$work/data-off" 19465 https://127.0.0.1:18444/fhir "${STORE_OFF:-${WARDEN_STORE_URL:-}}")
 PAT=08bb5ad8-79b2-47ef-a0ad-81ef0b4ab2c3
 # TARGET=search measures the patient+code search (44 matches) instead of the read.
 TARGET_PATH="Patient/$PAT"

@@ -41,14 +41,8 @@ export WARDEN_LIMITS_DISABLED=true WARDEN_DETECTION_DISABLED=true
 case "$STORE" in
 sqlite) ;;
 postgres) # a throwaway cluster on loopback, as scripts/test makes one
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-  [ -n "$bin" ] || { apt-get update -qq && apt-get install -y -qq postgresql; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); }
-  mkdir -p "$work/pg" && chown postgres "$work" "$work/pg" && chmod 755 "$work"
-  runuser -u postgres -- "$bin/initdb" -D "$work/pg/data" -A trust -U postgres >/dev/null
-  runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -w -l "$work/pg/log" \
-    -o "-p 55432 -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=256MB" start >/dev/null
-  pgstop() { runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -m fast stop >/dev/null 2>&1 || true; }
-  export WARDEN_STORE_URL="postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable" ;;
+  . bench/pg.sh; pg_start "$work"
+  export WARDEN_STORE_URL=$(PG_URL postgres) ;;
 *) export WARDEN_STORE_URL=$STORE ;;
 esac
 
