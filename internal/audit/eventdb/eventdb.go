@@ -52,6 +52,11 @@ type DB struct {
 
 	mu      sync.Mutex // Put: one writer, which assigns ordinals
 	ordinal uint64     // the next event's ordinal
+	// listOf and lists are put's scratch, kept from one batch to the
+	// next so that indexing allocates for new keys only: a key's place
+	// in lists, and the positions of each key's events.
+	listOf map[string]int
+	lists  [][]byte
 
 	// journal is the audit journal's file, read by offset for the events
 	// stored as where the journal holds them (UseJournal); nil if none.
@@ -260,7 +265,19 @@ func (d *DB) put(ctx context.Context, ws []store.Write, frames []int64, next uin
 	defer eb.Close()
 	ordinal := d.ordinal
 	seen := make(map[string]bool, len(ws))
-	lists := make(map[string][]byte, 16*len(ws))
+	if d.listOf == nil {
+		d.listOf = make(map[string]int)
+	}
+	listOf, lists := d.listOf, d.lists[:0]
+	clear(listOf)
+	defer func() {
+		// Lists grown by a large batch are not kept.
+		if cap(lists) > 1<<14 {
+			lists = nil
+		}
+		d.lists = lists[:0]
+	}()
+	var head [4]byte
 	bounds := map[uint32]bound{}
 	var err error
 	for i := range ws {
@@ -323,13 +340,23 @@ func (d *DB) put(ctx context.Context, ws []store.Write, frames []int64, next uin
 		bd.add(dates, p.micros())
 		bounds[bucket] = bd
 		add := func(k []byte) {
-			k = inBucket(bucket, k)
-			lists[string(k)] = append(lists[string(k)], p[:]...)
+			if n, ok := listOf[string(k)]; ok {
+				lists[n] = append(lists[n], p[:]...)
+				return
+			}
+			listOf[string(k)] = len(lists)
+			if len(lists) < cap(lists) {
+				lists = lists[:len(lists)+1]
+				lists[len(lists)-1] = append(lists[len(lists)-1][:0], p[:]...)
+			} else {
+				lists = append(lists, append(make([]byte, 0, 4*posLen), p[:]...))
+			}
 		}
+		binary.BigEndian.PutUint32(head[:], bucket)
 		for _, id := range patients {
-			add(patientPrefix(id))
+			add(appendPatient(head[:], id))
 		}
-		postings(ws[i].Entries, add)
+		postings(ws[i].Entries, head[:], add)
 	}
 	for bucket, bd := range bounds {
 		if err := b.Set(inBucket(bucket, boundKey), bd.encode(), nil); err != nil {
@@ -337,8 +364,8 @@ func (d *DB) put(ctx context.Context, ws []store.Write, frames []int64, next uin
 		}
 	}
 	// One merge operand per key and batch (see keys.go).
-	for k, list := range lists {
-		if err := b.Merge([]byte(k), list, nil); err != nil {
+	for k, n := range listOf {
+		if err := b.Merge([]byte(k), lists[n], nil); err != nil {
 			return err
 		}
 	}

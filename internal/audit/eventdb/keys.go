@@ -104,15 +104,23 @@ func metaKey(name string) []byte { return inBucket(metaBucket, append([]byte{'m'
 // allKey is the index entry every event has (without its bucket).
 func allKey(p pos) []byte { return append([]byte{prefixAll}, p[:]...) }
 
-func patientPrefix(id string) []byte {
-	k := append([]byte{prefixPatient}, sqlstore.IndexKey(id)...)
+func patientPrefix(id string) []byte { return appendPatient(nil, id) }
+
+// appendPatient appends patientPrefix(id) to k.
+func appendPatient(k []byte, id string) []byte {
+	k = append(k, prefixPatient)
+	k = append(k, sqlstore.IndexKey(id)...)
 	return append(k, 0)
 }
 
 // postingPrefix begins the entries of one parameter and kind, followed by
 // the text fields given, each ended by a 0 byte.
 func postingPrefix(param string, kind byte, fields ...string) []byte {
-	k := make([]byte, 0, 2+len(param)+1+32)
+	return appendPosting(make([]byte, 0, 2+len(param)+1+32), param, kind, fields...)
+}
+
+// appendPosting appends postingPrefix(param, kind, fields...) to k.
+func appendPosting(k []byte, param string, kind byte, fields ...string) []byte {
 	k = append(k, prefixPosting)
 	k = append(k, param...)
 	k = append(k, 0, kind)
@@ -131,13 +139,19 @@ func dateBytes(k []byte, v int64) []byte {
 
 func dateOf(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
 
-// postings calls add with each index key (without bucket or position)
-// of the entries of one event. Entries of types the trail does not use
+// postings calls add with each index key of the entries of one event,
+// after head (the bucket) and without the position. The key is built in a
+// buffer reused for the next one: add must copy what it keeps. Entries of types the trail does not use
 // (numbers, quantities, composites) and references with nothing to match
 // are skipped, as the SQL store skips what it cannot index; the date
 // parameter is kept with the event's entry in the list of all events
 // (allValue), not here.
-func postings(entries []searchparam.Entry, add func(k []byte)) {
+func postings(entries []searchparam.Entry, head []byte, add func(k []byte)) {
+	buf := make([]byte, 0, 128)
+	posting := func(param string, kind byte, fields ...string) {
+		buf = appendPosting(append(buf[:0], head...), param, kind, fields...)
+		add(buf)
+	}
 	for i := range entries {
 		e := &entries[i]
 		if e.Param == "_id" || e.Param == "_lastUpdated" {
@@ -145,34 +159,34 @@ func postings(entries []searchparam.Entry, add func(k []byte)) {
 		}
 		switch e.Type {
 		case searchparam.String:
-			add(postingPrefix(e.Param, kindString, e.Text, e.Exact))
+			posting(e.Param, kindString, e.Text, e.Exact)
 		case searchparam.Token:
-			add(postingPrefix(e.Param, kindToken, e.Code, e.System))
+			posting(e.Param, kindToken, e.Code, e.System)
 			if e.Text != "" {
-				add(postingPrefix(e.Param, kindDisplay, e.Text))
+				posting(e.Param, kindDisplay, e.Text)
 			}
 		case searchparam.Reference:
 			// An absolute URL is kept as a URL only, as the SQL store
 			// keeps it: it never matches as a local Type/id.
 			switch {
 			case e.URL != "":
-				add(postingPrefix(e.Param, kindURL, e.URL))
+				posting(e.Param, kindURL, e.URL)
 			case e.RefID != "":
-				add(postingPrefix(e.Param, kindRef, e.RefID, e.RefType))
+				posting(e.Param, kindRef, e.RefID, e.RefType)
 			}
 			if e.Code != "" {
-				add(postingPrefix(e.Param, kindToken, e.Code, e.System))
+				posting(e.Param, kindToken, e.Code, e.System)
 			}
 		case searchparam.URI:
-			add(postingPrefix(e.Param, kindURL, e.Exact))
+			posting(e.Param, kindURL, e.Exact)
 		case searchparam.Date:
 			if e.Param == dateParam {
 				continue
 			}
-			k := postingPrefix(e.Param, kindDate)
-			k = dateBytes(k, e.Lo)
-			k = dateBytes(k, e.Hi)
-			add(k)
+			buf = appendPosting(append(buf[:0], head...), e.Param, kindDate)
+			buf = dateBytes(buf, e.Lo)
+			buf = dateBytes(buf, e.Hi)
+			add(buf)
 		}
 	}
 }
