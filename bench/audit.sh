@@ -138,6 +138,8 @@ sleep 2
 # log's tiles and bundles, and the searchable copy's stores (Pebble files
 # only; what is still in its memory tables is not counted).
 entries=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_journal_entries /{print $2}')
+commits=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_journal_commits_total /{print $2}')
+awk -v e="$entries" -v c="$commits" 'BEGIN{printf "\njournal: %d entries in %d group commits, %.1f per commit (the fsync is shared by them)\n", e, c, e/(c>0?c:1)}'
 python3 - "$entries" "$work/data/audit" <<'PY'
 import os, sys
 n, root = float(sys.argv[1]), sys.argv[2]

@@ -265,6 +265,10 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 		Name: "warden_audit_journal_entries",
 		Help: "Audit events in the journal.",
 	}, func() float64 { return float64(t.journal.Len()) })
+	commits := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_audit_journal_commits_total",
+		Help: "Group commits of the audit journal (one write and one fsync each); entries appended ÷ commits is the group size.",
+	}, func() float64 { return float64(t.journal.Commits()) })
 	// The background parts fail without refusing requests (the journal
 	// keeps every event): operators must see it here.
 	sequencer := failingGauge("warden_audit_sequencer_failing",
@@ -294,7 +298,7 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 		}
 		return float64(t.events.DiskBytes())
 	})
-	for _, c := range []prometheus.Collector{lag, entries, sequencer, indexer, backlog, disk} {
+	for _, c := range []prometheus.Collector{lag, entries, commits, sequencer, indexer, backlog, disk} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

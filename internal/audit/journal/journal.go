@@ -58,6 +58,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors returned by the journal; compare with errors.Is.
@@ -100,6 +101,8 @@ type Journal struct {
 
 	frames   framePool
 	requests sync.Pool // of *request
+
+	commits atomic.Uint64 // group commits made durable (write and fsync)
 
 	mu      sync.Mutex // guards the durable state below
 	durOff  int64      // bytes of the file that are fsync'd and acknowledged
@@ -448,6 +451,7 @@ func (j *Journal) commit(batch []*request, buf []byte) {
 			off += n
 		}
 		j.durOff, j.durN = off, seq+uint64(len(batch))
+		j.commits.Add(1)
 	}
 	j.mu.Unlock()
 	for i, r := range batch {
@@ -458,6 +462,10 @@ func (j *Journal) commit(batch []*request, buf []byte) {
 		}
 	}
 }
+
+// Commits returns how many group commits (one write and one fsync each)
+// the journal has made durable since it was opened.
+func (j *Journal) Commits() uint64 { return j.commits.Load() }
 
 // Len returns the number of durable entries.
 func (j *Journal) Len() uint64 {

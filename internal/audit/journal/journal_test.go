@@ -382,6 +382,11 @@ func TestConcurrentAppend(t *testing.T) {
 	if j.Len() != total {
 		t.Fatalf("Len = %d", j.Len())
 	}
+	// Group commit: the 64 appenders shared fsyncs, and every commit
+	// held at least one entry.
+	if c := j.Commits(); c == 0 || c >= total {
+		t.Fatalf("Commits = %d for %d entries appended by %d goroutines", c, total, goroutines)
+	}
 	check := func(j *Journal) {
 		got := readAll(t, j, 0)
 		if len(got) != total {
@@ -526,6 +531,12 @@ func TestRecovering(t *testing.T) {
 	}
 	if r.Len() != 4 {
 		t.Fatalf("Len = %d, want 4", r.Len())
+	}
+	// One at a time, each append is its own commit, counted across the
+	// reopen: the three before the failure and the one after (the
+	// failed batches are not commits).
+	if c := r.Commits(); c != 4 {
+		t.Fatalf("Commits = %d, want 4", c)
 	}
 	var got [][]byte
 	if err := r.Read(0, func(_ uint64, e []byte) error { got = append(got, e); return nil }); err != nil {

@@ -20,6 +20,7 @@ type Recovering struct {
 	mu      sync.RWMutex
 	j       *Journal
 	lastTry time.Time
+	before  uint64 // commits of the files replaced
 }
 
 // OpenRecovering opens the journal in dir (see Open); after a failure it
@@ -63,6 +64,7 @@ func (r *Recovering) reopen(failed *Journal) {
 	r.lastTry = time.Now()
 	failed.Close() // waits for its writer; its queued Appends fail
 	if j, err := Open(r.dir); err == nil {
+		r.before += failed.Commits()
 		r.j = j
 	}
 }
@@ -80,6 +82,14 @@ func (r *Recovering) ReadFrames(from uint64, fn func(seq uint64, off int64, entr
 // Scan is Journal.Scan on the current file.
 func (r *Recovering) Scan(from uint64, fn func(seq uint64, entry []byte) error) error {
 	return r.current().Scan(from, fn)
+}
+
+// Commits is how many group commits the journal made since
+// OpenRecovering, across reopens.
+func (r *Recovering) Commits() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.before + r.j.Commits()
 }
 
 // Len is Journal.Len of the current file.
