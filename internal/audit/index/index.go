@@ -102,10 +102,11 @@ type JournaledSink interface {
 }
 
 // A FrameSource is a Source that passes the offset in its file of each
-// entry's frame (journal.Journal.ReadFrames).
+// entry's frame (journal.Journal.ScanFrames), with the entry valid only
+// while fn runs.
 type FrameSource interface {
 	Source
-	ReadFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error
+	ScanFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error
 }
 
 // Indexer stores journaled audit events in a Sink.
@@ -135,6 +136,7 @@ type Indexer struct {
 	lastErr error
 
 	catchingUp sync.Mutex // one CatchUp at a time: Run's and on-demand ones
+	arena      []byte     // catchUp's copies of a batch's entries (under catchingUp)
 	rate       int        // Options.Rate
 	maxBacklog uint64     // Options.MaxBacklog
 }
@@ -336,7 +338,18 @@ func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, erro
 			return nil
 		}
 		if x.frames != nil {
-			err = x.frames.ReadFrames(next, take)
+			// Each entry is copied into one buffer, kept from batch to
+			// batch: the writes hold slices of it until the sink's Put
+			// returns, and nothing after.
+			arena := x.arena[:0]
+			err = x.frames.ScanFrames(next, func(seq uint64, off int64, entry []byte) error {
+				start := len(arena)
+				arena = append(arena, entry...)
+				return take(seq, off, arena[start:len(arena):len(arena)])
+			})
+			if cap(arena) <= maxArena {
+				x.arena = arena
+			}
 		} else {
 			err = x.src.Read(next, func(seq uint64, entry []byte) error { return take(seq, 0, entry) })
 		}
@@ -366,6 +379,9 @@ func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, erro
 }
 
 var errStop = errors.New("index: batch full")
+
+// maxArena is the largest entry buffer catchUp keeps for the next batch.
+const maxArena = 8 << 20
 
 // decoders are the prepare workers' event decoders, kept with the maps
 // they reuse from one batch to the next.

@@ -482,11 +482,12 @@ func (j *Journal) Read(from uint64, fn func(seq uint64, entry []byte) error) err
 	return j.read(from, func(seq uint64, _ int64, entry []byte) error { return fn(seq, entry) }, true)
 }
 
-// ReadFrames is Read that also passes each entry's offset in the file,
+// ScanFrames is Scan that also passes each entry's offset in the file,
 // where ReadFrame finds it again: for a reader that keeps where the
-// entries are rather than copies of them (the audit trail's index).
-func (j *Journal) ReadFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error {
-	return j.read(from, fn, true)
+// entries are rather than copies of them (the audit trail's index). As
+// with Scan, entry is valid only while fn runs.
+func (j *Journal) ScanFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error {
+	return j.read(from, fn, false)
 }
 
 // File is the path of the journal file in dir, for ReadFrame.

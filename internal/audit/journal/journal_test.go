@@ -612,11 +612,11 @@ func TestScan(t *testing.T) {
 	}
 }
 
-// ReadFrames gives each entry's frame offset, where ReadFrame finds the
+// ScanFrames gives each entry's frame offset, where ReadFrame finds the
 // same entry again, from any starting point (across the sparse index's
 // marks) and through Recovering. ReadFrame refuses any offset that is not
 // where a frame begins, and offsets past the end.
-func TestReadFrames(t *testing.T) {
+func TestScanFrames(t *testing.T) {
 	dir := t.TempDir()
 	const n = 2*indexEvery + 17
 	writeN(t, dir, n)
@@ -629,7 +629,7 @@ func TestReadFrames(t *testing.T) {
 	offsets := map[uint64]int64{}
 	for _, from := range []uint64{0, 5, indexEvery, indexEvery + 3, n - 1, n} {
 		next := from
-		err := j.ReadFrames(from, func(seq uint64, off int64, e []byte) error {
+		err := j.ScanFrames(from, func(seq uint64, off int64, e []byte) error {
 			if seq != next {
 				return fmt.Errorf("seq %d, want %d", seq, next)
 			}
@@ -643,15 +643,15 @@ func TestReadFrames(t *testing.T) {
 				return fmt.Errorf("ReadFrame(%d) of entry %d: %w", off, seq, err)
 			}
 			if !bytes.Equal(got, e) || !bytes.Equal(e, entryN(int(seq))) {
-				return fmt.Errorf("entry %d: ReadFrame %q, ReadFrames %q", seq, got, e)
+				return fmt.Errorf("entry %d: ReadFrame %q, ScanFrames %q", seq, got, e)
 			}
 			return nil
 		})
 		if err != nil {
-			t.Fatalf("ReadFrames(%d): %v", from, err)
+			t.Fatalf("ScanFrames(%d): %v", from, err)
 		}
 		if want := max(uint64(n), from); next != want {
-			t.Fatalf("ReadFrames(%d) stopped at %d, want %d", from, next, want)
+			t.Fatalf("ScanFrames(%d) stopped at %d, want %d", from, next, want)
 		}
 	}
 	size, _ := f.Seek(0, io.SeekEnd)
@@ -678,7 +678,7 @@ func TestReadFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	err = r.ReadFrames(indexEvery, func(seq uint64, off int64, _ []byte) error {
+	err = r.ScanFrames(indexEvery, func(seq uint64, off int64, _ []byte) error {
 		if off != offsets[seq] {
 			return fmt.Errorf("Recovering: entry %d at %d, want %d", seq, off, offsets[seq])
 		}

@@ -74,9 +74,9 @@ func (r *Recovering) Read(from uint64, fn func(seq uint64, entry []byte) error) 
 	return r.current().Read(from, fn)
 }
 
-// ReadFrames is Journal.ReadFrames on the current file.
-func (r *Recovering) ReadFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error {
-	return r.current().ReadFrames(from, fn)
+// ScanFrames is Journal.ScanFrames on the current file.
+func (r *Recovering) ScanFrames(from uint64, fn func(seq uint64, off int64, entry []byte) error) error {
+	return r.current().ScanFrames(from, fn)
 }
 
 // Scan is Journal.Scan on the current file.
