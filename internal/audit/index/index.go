@@ -137,8 +137,11 @@ type Indexer struct {
 
 	catchingUp sync.Mutex // one CatchUp at a time: Run's and on-demand ones
 	arena      []byte     // catchUp's copies of a batch's entries (under catchingUp)
-	rate       int        // Options.Rate
-	maxBacklog uint64     // Options.MaxBacklog
+	// prepare's buffers of index entries, one per worker, kept from
+	// batch to batch like arena (under catchingUp).
+	entryBufs  [][]searchparam.Entry
+	rate       int    // Options.Rate
+	maxBacklog uint64 // Options.MaxBacklog
 }
 
 // Options configure an Indexer.
@@ -380,8 +383,12 @@ func (x *Indexer) catchUp(ctx context.Context, limit int, large bool) (int, erro
 
 var errStop = errors.New("index: batch full")
 
-// maxArena is the largest entry buffer catchUp keeps for the next batch.
-const maxArena = 8 << 20
+// maxArena is the largest entry buffer catchUp keeps for the next batch;
+// maxEntryBuf the most index entries a prepare worker keeps.
+const (
+	maxArena    = 8 << 20
+	maxEntryBuf = 1 << 15
+)
 
 // decoders are the prepare workers' event decoders, kept with the maps
 // they reuse from one batch to the next.
@@ -394,18 +401,30 @@ func (x *Indexer) prepare(entries [][]byte, first uint64) ([]store.Write, error)
 	errs := make([]error, len(entries))
 	var wg sync.WaitGroup
 	var nextJob atomic.Int64
-	for range min(x.workers, len(entries)) {
+	n := min(x.workers, len(entries))
+	if len(x.entryBufs) < n {
+		x.entryBufs = append(x.entryBufs, make([][]searchparam.Entry, n-len(x.entryBufs))...)
+	}
+	for w := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			dec := decoders.Get().(*eventDecoder)
 			defer decoders.Put(dec)
+			// The writes hold slices of buf until the sink's Put
+			// returns, and nothing after: the next batch reuses it.
+			buf := x.entryBufs[w][:0]
+			defer func() {
+				if cap(buf) <= maxEntryBuf {
+					x.entryBufs[w] = buf
+				}
+			}()
 			for {
 				i := int(nextJob.Add(1) - 1)
 				if i >= len(entries) {
 					return
 				}
-				writes[i], errs[i] = x.write(dec, entries[i])
+				writes[i], errs[i] = x.write(dec, entries[i], &buf)
 				if errs[i] != nil {
 					errs[i] = fmt.Errorf("journal entry %d: %w", first+uint64(i), errs[i])
 				}
@@ -424,7 +443,7 @@ const lastUpdatedLayout = "2006-01-02T15:04:05.000Z07:00"
 // (so that indexing again gives the same bytes) — or, for a
 // CanonicalSink, as journaled —, its index entries and its Patient
 // compartment.
-func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
+func (x *Indexer) write(dec *eventDecoder, entry []byte, buf *[]searchparam.Entry) (store.Write, error) {
 	e, err := audit.DecodeJournalEntry(entry)
 	if err != nil {
 		return store.Write{}, err
@@ -460,7 +479,9 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte) (store.Write, error) {
 	if x.base != "" && bytes.Contains(e.Canonical, x.quotedBase) {
 		relativize(ev, x.base, 0)
 	}
-	entries := x.reg.Extract("AuditEvent", ev)
+	start := len(*buf)
+	*buf = x.reg.ExtractAppend(*buf, "AuditEvent", ev)
+	entries := (*buf)[start:len(*buf):len(*buf)]
 	patients := x.reg.PatientCompartment("AuditEvent", entries)
 	return store.Write{
 		Resource: store.Resource{Type: "AuditEvent", ID: e.ID, Version: 1, LastUpdated: at, JSON: body},

@@ -696,3 +696,33 @@ func TestShapeKeepsEveryEntry(t *testing.T) {
 		t.Errorf("%d resources, %d cut: fewer than expected", resources, cut)
 	}
 }
+
+// TestExtractAppend: ExtractAppend into one buffer shared by every
+// resource of the spec examples gives, for each, what Extract gives, and
+// leaves the entries before it as they were.
+func TestExtractAppend(t *testing.T) {
+	reg := registry(t)
+	var buf []Entry
+	type span struct {
+		start, end int
+		want       []Entry
+	}
+	var spans []span
+	for _, rs := range specExamples(t) {
+		for _, r := range rs {
+			typ, _ := r["resourceType"].(string)
+			want := reg.Extract(typ, r)
+			start := len(buf)
+			buf = reg.ExtractAppend(buf, typ, r)
+			spans = append(spans, span{start, len(buf), want})
+		}
+	}
+	if len(spans) < 100 || len(buf) == 0 {
+		t.Fatalf("%d resources, %d entries: the examples were not read", len(spans), len(buf))
+	}
+	for i, s := range spans {
+		if got := buf[s.start:s.end]; !reflect.DeepEqual(got, s.want) && (len(got) > 0 || len(s.want) > 0) {
+			t.Fatalf("resource %d: ExtractAppend gave %d entries, Extract %d, or different ones", i, len(got), len(s.want))
+		}
+	}
+}

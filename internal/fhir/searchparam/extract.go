@@ -32,6 +32,13 @@ var evaluators = sync.Pool{New: func() any { return new(evaluator) }}
 // malformed date, a number where a string belongs) are skipped, so a
 // resource should be validated before it is indexed.
 func (r *Registry) Extract(resourceType string, res map[string]any) []Entry {
+	return r.ExtractAppend(nil, resourceType, res)
+}
+
+// ExtractAppend is Extract appending the entries to dst, for a caller that
+// keeps one buffer of entries for many resources; with dst nil, the
+// result is exactly as long as the entries (nil without any).
+func (r *Registry) ExtractAppend(dst []Entry, resourceType string, res map[string]any) []Entry {
 	params := r.byResource[resourceType]
 	if params == nil {
 		params = r.byResource["Resource"]
@@ -45,10 +52,14 @@ func (r *Registry) Extract(resourceType string, res map[string]any) []Entry {
 		out = x.extract(ev, out)
 		out = dedup(out, start)
 	}
-	var result []Entry
+	result := dst
 	if len(out) > 0 {
-		result = make([]Entry, len(out))
-		copy(result, out)
+		if dst == nil {
+			result = make([]Entry, len(out))
+			copy(result, out)
+		} else {
+			result = append(dst, out...)
+		}
 	}
 	ev.out = out
 	ev.reset()
