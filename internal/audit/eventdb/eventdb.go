@@ -272,7 +272,11 @@ func (d *DB) put(ctx context.Context, ws []store.Write, frames []int64, next uin
 	clear(listOf)
 	defer func() {
 		// Lists grown by a large batch are not kept.
-		if cap(lists) > 1<<14 {
+		kept := 0
+		for _, l := range lists[:cap(lists)] {
+			kept += cap(l)
+		}
+		if cap(lists) > 1<<14 || kept > 4<<20 {
 			lists = nil
 		}
 		d.lists = lists[:0]
