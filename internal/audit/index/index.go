@@ -387,7 +387,7 @@ var errStop = errors.New("index: batch full")
 // maxEntryBuf the most index entries a prepare worker keeps.
 const (
 	maxArena    = 8 << 20
-	maxEntryBuf = 1 << 15
+	maxEntryBuf = 1 << 14 // entries of ~200 B: ~3 MB a worker
 )
 
 // decoders are the prepare workers' event decoders, kept with the maps
