@@ -132,7 +132,7 @@ func oauthURIs(base string) fhirapi.OAuthURIs {
 // auto is the own index, whatever the store: one audited instance owns a
 // database's trail (claimTrail), so no replica searches events another
 // indexed, and on PostgreSQL the own index also spares the database a
-// write per event (audited reads 5,535 → 6,504 req/s, docs/PERFORMANCE.md).
+// write per event (audited reads 5,869 → 6,936 req/s, docs/PERFORMANCE.md).
 func ownIndex(cfg config.Config) bool {
 	return cfg.Audit.IndexStore != "fhir"
 }
