@@ -59,6 +59,8 @@ func TestScripts(t *testing.T) {
 			// demo's listener) with no credentials; prints the status,
 			// Retry-After and the body.
 			"get": getCmd,
+			// metrics DEMODIR: the demo's /metrics on its admin listener.
+			"metrics": metricsCmd,
 			// startload DEMODIR / stopload FILE / audited DATADIR FILE:
 			// the audit trail's crash test (auditload_test.go).
 			"startload": startLoadCmd,
@@ -159,6 +161,26 @@ func fhirCmd(ts *testscript.TestScript, neg bool, args []string) {
 	if (resp.StatusCode >= 400) != neg {
 		ts.Fatalf("status %d", resp.StatusCode)
 	}
+}
+
+func metricsCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: metrics DEMODIR")
+	}
+	var info demoInfo
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(filepath.Join(args[0], "demo.json"))), &info))
+	if info.Admin == "" {
+		ts.Fatalf("the demo has no admin listener")
+	}
+	resp, err := http.Get(strings.TrimSuffix(info.Admin, "/admin/") + "/metrics")
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	if (resp.StatusCode != http.StatusOK) != neg {
+		ts.Fatalf("GET /metrics: %d", resp.StatusCode)
+	}
+	ts.Stdout().Write(b)
 }
 
 func getCmd(ts *testscript.TestScript, neg bool, args []string) {

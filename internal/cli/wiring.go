@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/wardenfhir/warden/internal/adminapi"
@@ -38,10 +39,12 @@ import (
 	"github.com/wardenfhir/warden/internal/limits/redislimit"
 	"github.com/wardenfhir/warden/internal/mtls"
 	"github.com/wardenfhir/warden/internal/privacy"
+	"github.com/wardenfhir/warden/internal/sealing"
 	"github.com/wardenfhir/warden/internal/server"
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
 
 func osEnviron() []string { return os.Environ() }
@@ -115,6 +118,41 @@ func openStore(ctx context.Context, cfg config.Config) (database, error) {
 		return sqlite.Open(ctx, path, sqlite.Options{Synchronous: cfg.Store.SQLiteSynchronous})
 	}
 	return nil, fmt.Errorf("unsupported store URL scheme (want sqlite:PATH or postgres://…)")
+}
+
+// cacheReads turns on a serving instance's read cache
+// (store.read_cache_mb): short-lived commands have nothing to gain from
+// it. Sealed resources are never kept (sealing.Unsealed).
+func cacheReads(cfg config.Config, st database) {
+	if c, ok := st.(interface {
+		CacheReads(maxBytes int64, cacheable func([]byte) bool)
+	}); ok {
+		c.CacheReads(int64(cfg.Store.ReadCacheMB)<<20, sealing.Unsealed)
+	}
+}
+
+// registerReadCache exposes the read cache's hits and misses on /metrics.
+func registerReadCache(reg prometheus.Registerer, st database) error {
+	c, ok := st.(interface {
+		ReadCacheStats() sqlstore.ReadCacheStats
+	})
+	if !ok {
+		return nil
+	}
+	hits := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_store_read_cache_hits_total",
+		Help: "Reads by id served from the read cache (store.read_cache_mb) after the database confirmed the cached version is current.",
+	}, func() float64 { return float64(c.ReadCacheStats().Hits) })
+	misses := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_store_read_cache_misses_total",
+		Help: "Reads by id that read the resource from the database: not cached, or cached in a version no longer current.",
+	}, func() float64 { return float64(c.ReadCacheStats().Misses) })
+	for _, m := range []prometheus.Collector{hits, misses} {
+		if err := reg.Register(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // oauthURIs are the authorization server's endpoints for base, as the
@@ -320,6 +358,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	}
 	in.store = st
 	srvOpts.Ready = st.Ping
+	cacheReads(cfg, st)
 	cursorKey, err := secretFile(cfg.DataDir, "cursor.key", 32)
 	if err != nil {
 		st.Close()
@@ -490,6 +529,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*instance,
 	in.api = api
 	apiRef.Store(api)
 	if err := guard.Register(probe.Metrics()); err != nil {
+		return fail(err)
+	}
+	if err := registerReadCache(probe.Metrics(), st); err != nil {
 		return fail(err)
 	}
 	ledger := grants.New(api)

@@ -91,6 +91,7 @@ func TestDefaults(t *testing.T) {
 		"store.url":                          "",
 		"store.sqlite_synchronous":           "full",
 		"store.max_conns":                    "16",
+		"store.read_cache_mb":                "64",
 		"fhir.default_count":                 "20",
 		"fhir.max_count":                     "1000",
 		"fhir.max_json_depth":                "64",
@@ -201,6 +202,7 @@ store:
   url: postgres://warden@db.internal/warden?sslmode=verify-full
   sqlite_synchronous: normal
   max_conns: 32
+  read_cache_mb: 0
 fhir:
   default_count: 50
   max_count: 500
@@ -240,7 +242,7 @@ log:
 			TrustedProxies:    []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")},
 			MaxProcs:          6,
 		},
-		Store: config.Store{URL: "postgres://warden@db.internal/warden?sslmode=verify-full", SQLiteSynchronous: "normal", MaxConns: 32},
+		Store: config.Store{URL: "postgres://warden@db.internal/warden?sslmode=verify-full", SQLiteSynchronous: "normal", MaxConns: 32, ReadCacheMB: 0},
 		FHIR:  config.FHIR{DefaultCount: 50, MaxCount: 500, MaxJSONDepth: 32, MaxBundleEntries: 200, LenientSearchDefault: true},
 		Auth: config.Auth{AccessTokenLifetime: 3 * time.Minute, SensitiveScopes: []string{"patient/*.cruds"}, SensitiveTokenLifetime: time.Minute,
 			RefreshTokenLifetime: 720 * time.Hour, OnlineRefreshLifetime: 8 * time.Hour, SigningKeyRotation: 168 * time.Hour,
@@ -554,6 +556,8 @@ func TestValidate(t *testing.T) {
 		{"sqlite without path", func(c *config.Config) { c.Store.URL = "sqlite:" }, "store.url"},
 		{"sqlite as a URL", func(c *config.Config) { c.Store.URL = "sqlite://warden.db" }, "store.url"},
 		{"sqlite synchronous off", func(c *config.Config) { c.Store.SQLiteSynchronous = "off" }, "store.sqlite_synchronous"},
+		{"negative read cache", func(c *config.Config) { c.Store.ReadCacheMB = -1 }, "store.read_cache_mb"},
+		{"read cache past the limit", func(c *config.Config) { c.Store.ReadCacheMB = 1 << 20 }, "store.read_cache_mb"},
 
 		// The rest.
 		{"empty data dir", func(c *config.Config) { c.DataDir = " " }, "data_dir"},

@@ -20,6 +20,7 @@ const (
 	minBodyBytes     = KiB
 	maxBodyBytes     = GiB
 	maxConns         = 1000
+	maxReadCacheMB   = 64 << 10 // 64 GB
 	maxCount         = 10000
 	minJSONDepth     = 8
 	maxJSONDepth     = 1024
@@ -141,6 +142,7 @@ func (c Config) Validate() error {
 		v.fail("store.sqlite_synchronous", "%q: want full or normal", c.Store.SQLiteSynchronous)
 	}
 	v.between("store.max_conns", c.Store.MaxConns, 1, maxConns)
+	v.between("store.read_cache_mb", c.Store.ReadCacheMB, 0, maxReadCacheMB)
 
 	f := c.FHIR
 	v.between("fhir.max_count", f.MaxCount, 1, maxCount)

@@ -279,6 +279,13 @@ var (
 	sealedKey    = []byte(`"` + member + `"`)
 )
 
+// Unsealed reports whether a stored form carries no sealed content, by
+// the sealed member's name anywhere in it (writes that carry it are
+// refused, so only sealed forms do). It is what a cache below this layer
+// may keep (sqlstore.Store.CacheReads): sealed content is re-encrypted in
+// place by the reseal job and stays out of such memory.
+func Unsealed(stored []byte) bool { return !bytes.Contains(stored, sealedKey) }
+
 // sealedAt is the offset of the sealed member's marker in a stored form,
 // or -1 for a resource that is not sealed. Most are not: the forward
 // search (vectorised) answers for them at a fraction of the cost of the

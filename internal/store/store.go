@@ -65,7 +65,9 @@ type Write struct {
 // transaction.
 type Store interface {
 	// Read returns the current version of a resource. A deleted resource
-	// returns its deletion marker together with ErrDeleted.
+	// returns its deletion marker together with ErrDeleted. The caller
+	// owns the Resource but MUST NOT change its JSON or Patients in
+	// place: a cache may share them (appending is safe).
 	Read(ctx context.Context, typ, id string) (*Resource, error)
 	// VRead returns one version (ErrNotFound if it never existed).
 	VRead(ctx context.Context, typ, id string, version int64) (*Resource, error)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/postgres"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
 	"github.com/wardenfhir/warden/internal/store/storetest"
 )
 
@@ -121,6 +122,41 @@ func newSchema(t testing.TB) (schema, dsn string) {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t, postgres.Options{}) })
+}
+
+// TestReadCache runs the read cache's tests with the other store on the
+// same schema, as a replica has it.
+func TestReadCache(t *testing.T) {
+	schema, dsn := newSchema(t)
+	t.Cleanup(func() {
+		if err := dropSchema(testDSN(t), schema); err != nil {
+			t.Error(err)
+		}
+	})
+	a, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	storetest.RunReadCache(t, a, b)
+}
+
+// TestConformanceReadCache runs the conformance suite with the read cache
+// on (keeping everything).
+func TestConformanceReadCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the suite already ran without the cache")
+	}
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := openTemp(t, postgres.Options{}).(*sqlstore.Store)
+		s.CacheReads(1<<20, func([]byte) bool { return true })
+		return s
+	})
 }
 
 // TestUnavailable checks that a database that does not answer is

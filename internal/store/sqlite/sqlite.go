@@ -56,6 +56,15 @@ type Options struct {
 // Open opens (creating if needed) the database at path, migrates its
 // schema, and returns a store over it. Close it when done.
 func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, error) {
+	b, err := openMigrated(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sqlstore.New(b), nil
+}
+
+// openMigrated is Open without the store: the backend, migrated.
+func openMigrated(ctx context.Context, path string, opts Options) (*backend, error) {
 	b, err := open(ctx, path, opts)
 	if err != nil {
 		return nil, err
@@ -64,7 +73,9 @@ func Open(ctx context.Context, path string, opts Options) (*sqlstore.Store, erro
 		b.Close()
 		return nil, err
 	}
-	return sqlstore.New(b), nil
+	// The connections have the log's index (the -shm file) open by now.
+	b.watch = watchCommits(path)
+	return b, nil
 }
 
 // backend is the sqlstore.Backend of an SQLite database.
@@ -74,6 +85,7 @@ type backend struct {
 	ckpt      *checkpointer
 	readers   chan *conn
 	nreaders  int
+	watch     *commitWatch // nil when the -shm file cannot be mapped
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -187,6 +199,14 @@ func dsn(path string, pragmas []string) string {
 
 func (b *backend) Dialect() sqlstore.Dialect { return dialect{} }
 
+// CommitStamp implements sqlstore.CommitWatcher.
+func (b *backend) CommitStamp() (sqlstore.CommitStamp, bool) {
+	if b.watch == nil {
+		return sqlstore.CommitStamp{}, false
+	}
+	return b.watch.CommitStamp()
+}
+
 // View runs fn on a read connection, inside a read transaction when a
 // snapshot is wanted (WAL readers see the database as of their first
 // read and never wait for the writer).
@@ -242,6 +262,9 @@ func (b *backend) Ping(ctx context.Context) error {
 // Reads in progress finish first. Later calls return the first result.
 func (b *backend) Close() error {
 	b.closeOnce.Do(func() {
+		if b.watch != nil {
+			b.watch.close() // before the connections that keep the file whole
+		}
 		var errs []error
 		if b.w != nil {
 			b.w.close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
+	"github.com/wardenfhir/warden/internal/store/sqlstore"
 	"github.com/wardenfhir/warden/internal/store/storetest"
 )
 
@@ -198,4 +199,31 @@ func TestOpen(t *testing.T) {
 	if _, err := sqlite.Open(ctx, path, sqlite.Options{}); err == nil {
 		t.Error("Open accepted a schema newer than the program")
 	}
+}
+
+// TestReadCache runs the read cache's tests with the other store on the
+// same file as a second process would have it.
+func TestReadCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warden.db")
+	a, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	storetest.RunReadCache(t, a, b)
+}
+
+// TestConformanceReadCache runs the conformance suite with the read cache
+// on (keeping everything).
+func TestConformanceReadCache(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := openTemp(t, sqlite.Options{}).(*sqlstore.Store)
+		s.CacheReads(1<<20, func([]byte) bool { return true })
+		return s
+	})
 }

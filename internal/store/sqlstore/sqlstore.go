@@ -137,6 +137,9 @@ type Store struct {
 	now func() time.Time
 	// lastSweep is when expired records were last removed (Unix ns).
 	lastSweep atomic.Int64
+	// cache keeps recently read current versions (CacheReads); nil
+	// when off.
+	cache *readCache
 }
 
 var _ store.Store = (*Store)(nil)
@@ -149,10 +152,52 @@ func New(b Backend) *Store {
 
 // Read implements store.Store.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	c := s.cache
+	var (
+		cached  *cacheEntry
+		stamp   CommitStamp
+		stamped bool
+	)
+	if c != nil {
+		// The stamp first: an entry confirmed after it is current as of it.
+		stamp, stamped = c.stamp()
+		if e, ok := c.get(typ, id); ok {
+			if stamped && e.stamped && e.stamp == stamp {
+				// Nothing committed since the database last confirmed it.
+				c.hits.Add(1)
+				r := e.res
+				return &r, nil
+			}
+			cached = e
+		}
+	}
 	var res *store.Resource
 	err := s.b.View(ctx, false, func(q Querier) error {
+		if cached != nil {
+			// Served only while it is still the current version.
+			v, err := currentVersion(ctx, q, typ, id)
+			if err != nil {
+				return err
+			}
+			if v == cached.res.Version {
+				c.hits.Add(1)
+				r := cached.res
+				res = &r
+				if stamped {
+					c.put(&r, stamp, true) // confirmed as of stamp
+				}
+				return nil
+			}
+			c.drop(typ, id)
+		}
+		if c != nil {
+			c.misses.Add(1)
+		}
 		var err error
 		res, err = readCurrent(ctx, q, typ, id)
+		if err == nil && c != nil {
+			c.put(res, stamp, stamped)
+		}
 		return err
 	})
 	return res, s.wrap(err)
@@ -445,6 +490,11 @@ func timeOf(micros int64) time.Time { return time.UnixMicro(micros).UTC() }
 // (package sealing's re-encryption job), which changes no searchable
 // value and must not make a new version.
 func (s *Store) ReplaceJSON(ctx context.Context, typ, id string, version int64, old, new []byte) error {
+	if s.cache != nil {
+		// Never cached when cacheable is right (sealed content); the
+		// drop is for a cacheable that is not.
+		defer s.cache.drop(typ, id)
+	}
 	err := s.b.Update(ctx, func(q Querier) error {
 		n, err := q.Exec(ctx, `UPDATE resources SET json = ? WHERE type = ? AND id = ? AND version = ? AND json = ?`,
 			new, typ, id, version, old)
