@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wardenfhir/warden/internal/fhirapi"
+	"github.com/wardenfhir/warden/internal/sealing"
 	"github.com/wardenfhir/warden/internal/server"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
@@ -28,6 +29,7 @@ func main() {
 	db := flag.String("db", "", "SQLite database of a Warden instance")
 	storeURL := flag.String("store", "", "postgres:// URL of a Warden instance's database (instead of -db)")
 	cursorKey := flag.String("cursor-key", "", "the instance's DATA_DIR/keys/cursor.key")
+	cacheMB := flag.Int("read-cache-mb", 64, "the read cache, as store.read_cache_mb")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -42,6 +44,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer st.Close()
+	st.CacheReads(int64(*cacheMB)<<20, sealing.Unsealed)
 	ck, err := os.ReadFile(*cursorKey)
 	if err != nil {
 		log.Fatal(err)
