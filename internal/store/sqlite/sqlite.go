@@ -9,8 +9,10 @@
 // Options.Synchronous says "normal". Another goroutine copies committed
 // pages from the log into the database file (see checkpointer).
 //
-// One process MUST own a database file at a time: a second process
-// writing to it would wait on SQLite's lock and could time out.
+// One process serves a database file at a time. Short-lived commands
+// (import, the admin commands) may write to it beside that server: each
+// waits on SQLite's lock while the other writes (Options.BusyTimeout),
+// and the server's read cache sees their commits (CommitStamp).
 package sqlite
 
 import (
