@@ -279,6 +279,8 @@ var (
 	sealedKey    = []byte(`"` + member + `"`)
 )
 
+var sensitivitySystemBytes = []byte(sensitivitySystem)
+
 // Unsealed reports whether a stored form carries no sealed content, by
 // the sealed member's name anywhere in it (writes that carry it are
 // refused, so only sealed forms do). It is what a cache below this layer
@@ -372,6 +374,12 @@ func (s *Store) sealAs(ctx context.Context, w store.Write, cats []string) (store
 // categories are the sealed categories meta.security names, sorted.
 func (s *Store) categories(metaRaw []byte) []string {
 	if len(metaRaw) == 0 || len(s.p.Categories) == 0 {
+		return nil
+	}
+	// Most resources carry no sensitivity label: without an escape, a
+	// coding of the sensitivity system has the system's bytes as they
+	// are, so their absence answers without decoding (every write asks).
+	if !bytes.Contains(metaRaw, sensitivitySystemBytes) && bytes.IndexByte(metaRaw, '\\') < 0 {
 		return nil
 	}
 	var meta struct {
