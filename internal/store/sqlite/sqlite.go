@@ -75,9 +75,34 @@ func openMigrated(ctx context.Context, path string, opts Options) (*backend, err
 		b.Close()
 		return nil, err
 	}
-	// The connections have the log's index (the -shm file) open by now.
-	b.watch = watchCommits(path)
+	// The connections have the log's index (the -shm file) open by now;
+	// it says something only in WAL mode, which a file system may refuse.
+	if wal, err := b.walMode(ctx); err != nil {
+		b.Close()
+		return nil, err
+	} else if wal {
+		b.watch = watchCommits(path)
+	}
 	return b, nil
+}
+
+// walMode reports whether the database runs in WAL mode.
+func (b *backend) walMode(ctx context.Context) (bool, error) {
+	var mode string
+	err := b.View(ctx, false, func(q sqlstore.Querier) error {
+		rows, err := q.Query(ctx, "PRAGMA journal_mode")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if rows.Next() {
+			if err := rows.Scan(&mode); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	return strings.EqualFold(mode, "wal"), err
 }
 
 // backend is the sqlstore.Backend of an SQLite database.
