@@ -27,27 +27,30 @@ func (l *Labeller) Propagate(resource []byte, labelsOf func(ref string) []Coding
 	if err := checkMembers(resource); err != nil {
 		return Result{}, err
 	}
-	var head struct {
-		ResourceType string `json:"resourceType"`
-	}
-	if err := json.Unmarshal(resource, &head); err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrMalformedResource, err)
-	}
-	if head.ResourceType == "" {
-		return Result{}, fmt.Errorf("%w: no resourceType", ErrMalformedResource)
-	}
-	paths := l.via[head.ResourceType]
-	if len(paths) == 0 || labelsOf == nil {
-		return Result{Security: []Coding{Confidentiality("N")}}, nil
-	}
+	// One decode of the top level (the resource is read once: every
+	// write of a propagating type comes here).
 	var root map[string]json.RawMessage
 	if err := json.Unmarshal(resource, &root); err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrMalformedResource, err)
 	}
+	if root == nil {
+		return Result{}, fmt.Errorf("%w: not an object", ErrMalformedResource)
+	}
+	var typ string
+	if err := resourceTypeOf(root, &typ); err != nil {
+		return Result{}, err
+	}
+	if typ == "" {
+		return Result{}, fmt.Errorf("%w: no resourceType", ErrMalformedResource)
+	}
+	paths := l.via[typ]
+	if len(paths) == 0 || labelsOf == nil {
+		return Result{Security: []Coding{Confidentiality("N")}}, nil
+	}
 	var why []Reason
 	inherited := map[string]Coding{}
 	for _, p := range paths {
-		refs, err := referencesAt(root, p, head.ResourceType)
+		refs, err := referencesAt(root, p, typ)
 		if err != nil {
 			return Result{}, err
 		}
@@ -75,6 +78,28 @@ func (l *Labeller) Propagate(resource []byte, labelsOf func(ref string) []Coding
 		}
 	}
 	return res, nil
+}
+
+// resourceTypeOf reads the resourceType member of a decoded top level as
+// encoding/json would into a field of that name: the exact name, else one
+// equal but for case (checkMembers has ruled out two such members).
+func resourceTypeOf(root map[string]json.RawMessage, out *string) error {
+	raw, ok := root["resourceType"]
+	if !ok {
+		for k, v := range root {
+			if strings.EqualFold(k, "resourceType") {
+				raw, ok = v, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformedResource, err)
+	}
+	return nil
 }
 
 type foundRef struct{ path, ref string }
