@@ -55,6 +55,8 @@ const (
 // categories are named by (labels.SensitivitySystem).
 const sensitivitySystem = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
+var sensitivitySystemBytes = []byte(sensitivitySystem)
+
 // Mode is what the FHIR API does with a resource whose content the caller
 // is not cleared for.
 type Mode uint8

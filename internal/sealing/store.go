@@ -279,8 +279,6 @@ var (
 	sealedKey    = []byte(`"` + member + `"`)
 )
 
-var sensitivitySystemBytes = []byte(sensitivitySystem)
-
 // Unsealed reports whether a stored form carries no sealed content, by
 // the sealed member's name anywhere in it (writes that carry it are
 // refused, so only sealed forms do). It is what a cache below this layer
