@@ -147,7 +147,11 @@ func registerReadCache(reg prometheus.Registerer, st database) error {
 		Name: "warden_store_read_cache_misses_total",
 		Help: "Reads by id that read the resource from the database: not cached, or cached in a version no longer current.",
 	}, func() float64 { return float64(c.ReadCacheStats().Misses) })
-	for _, m := range []prometheus.Collector{hits, misses} {
+	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "warden_store_read_cache_bytes",
+		Help: "Memory the read cache holds now (resources' JSON and bookkeeping), at most store.read_cache_mb.",
+	}, func() float64 { return float64(c.ReadCacheStats().Bytes) })
+	for _, m := range []prometheus.Collector{hits, misses, size} {
 		if err := reg.Register(m); err != nil {
 			return err
 		}

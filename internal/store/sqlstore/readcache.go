@@ -79,8 +79,12 @@ type readCacheShard struct {
 }
 
 // ReadCacheStats counts the reads by id that found their resource in the
-// read cache, current (Hits), and the others (Misses).
-type ReadCacheStats struct{ Hits, Misses uint64 }
+// read cache, current (Hits), and the others (Misses), and what the cache
+// holds now: Entries resources in about Bytes of memory.
+type ReadCacheStats struct {
+	Hits, Misses   uint64
+	Entries, Bytes int64
+}
 
 // CacheReads keeps up to maxBytes of recently read current versions in
 // memory for Read, as described at readCache; cacheable decides which
@@ -105,7 +109,15 @@ func (s *Store) ReadCacheStats() ReadCacheStats {
 	if s.cache == nil {
 		return ReadCacheStats{}
 	}
-	return ReadCacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load()}
+	st := ReadCacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load()}
+	for i := range s.cache.shards {
+		sh := &s.cache.shards[i]
+		sh.mu.Lock()
+		st.Entries += int64(len(sh.m))
+		st.Bytes += sh.bytes
+		sh.mu.Unlock()
+	}
+	return st
 }
 
 // key writes the cache key of typ/id into buf.

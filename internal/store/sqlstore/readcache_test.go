@@ -43,6 +43,9 @@ func TestReadCacheBounded(t *testing.T) {
 	if total > maxBytes || entries < 50 {
 		t.Errorf("the cache holds %d entries in %d bytes; want within %d bytes and not nearly empty", entries, total, maxBytes)
 	}
+	if st := s.ReadCacheStats(); st.Entries != entries || st.Bytes != total {
+		t.Errorf("stats report %d entries in %d bytes; the shards hold %d in %d", st.Entries, st.Bytes, entries, total)
+	}
 
 	big := &store.Resource{Type: "Binary", ID: "big", Version: 1, JSON: make([]byte, c.shardMax)}
 	c.put(big, CommitStamp{}, false)
