@@ -679,9 +679,11 @@ func parseBox(raw, buf []byte) (box, error) {
 	if ok {
 		var cats []byte
 		cats, rest, ok = bytes.Cut(rest, []byte(`],"p":"`))
-		for ok && len(cats) > 0 {
+		// Names separated by commas, each quoted: a comma with no name
+		// after it ("a",]) is not JSON, so not this path's to accept.
+		for more := ok; more; {
 			var c []byte
-			c, cats, _ = bytes.Cut(cats, []byte(","))
+			c, cats, more = bytes.Cut(cats, []byte(","))
 			name, found := bytes.CutPrefix(c, []byte(`"`))
 			name, found2 := bytes.CutSuffix(name, []byte(`"`))
 			if !found || !found2 || !plainName(name) {
