@@ -187,6 +187,18 @@ func (c *readCache) put(res *store.Resource, stamp CommitStamp, stamped bool) {
 	sh.bytes += size
 }
 
+// restamp records that the database confirmed e current as of stamp,
+// unless e has been replaced or dropped meanwhile.
+func (c *readCache) restamp(e *cacheEntry, stamp CommitStamp) {
+	k := cacheKey(nil, e.res.Type, e.res.ID)
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[string(k)] == e {
+		sh.m[string(k)] = &cacheEntry{res: e.res, stamp: stamp, stamped: true}
+	}
+}
+
 // drop forgets typ/id (it is gone, or changed).
 func (c *readCache) drop(typ, id string) {
 	var kb [96]byte

@@ -78,3 +78,27 @@ func TestReadCacheOff(t *testing.T) {
 		t.Errorf("stats of no cache: %+v", st)
 	}
 }
+
+// TestReadCacheRestamp: a confirmation stamps the entry that was
+// confirmed, and never overwrites one put meanwhile.
+func TestReadCacheRestamp(t *testing.T) {
+	var s Store
+	s.CacheReads(1<<20, func([]byte) bool { return true })
+	c := s.cache
+	c.put(&store.Resource{Type: "Patient", ID: "a", Version: 1, JSON: []byte(`{"v":1}`)}, CommitStamp{1}, true)
+	e1, _ := c.get("Patient", "a")
+	c.restamp(e1, CommitStamp{2})
+	if e, _ := c.get("Patient", "a"); e.stamp != (CommitStamp{2}) || !e.stamped || e.res.Version != 1 {
+		t.Fatalf("after restamp: %+v", e)
+	}
+	c.put(&store.Resource{Type: "Patient", ID: "a", Version: 2, JSON: []byte(`{"v":2}`)}, CommitStamp{3}, true)
+	c.restamp(e1, CommitStamp{4})
+	if e, _ := c.get("Patient", "a"); e.res.Version != 2 || e.stamp != (CommitStamp{3}) {
+		t.Fatalf("a stale confirmation replaced a newer entry: %+v", e)
+	}
+	c.drop("Patient", "a")
+	c.restamp(e1, CommitStamp{5})
+	if _, ok := c.get("Patient", "a"); ok {
+		t.Fatal("a confirmation brought back a dropped entry")
+	}
+}

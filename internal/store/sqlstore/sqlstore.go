@@ -184,7 +184,7 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, erro
 				r := cached.res
 				res = &r
 				if stamped {
-					c.put(&r, stamp, true) // confirmed as of stamp
+					c.restamp(cached, stamp)
 				}
 				return nil
 			}
