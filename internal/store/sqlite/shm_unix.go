@@ -19,6 +19,11 @@ import (
 // bytes, in the machine's byte order.
 const walIndexHeaderWords = 12
 
+// walIndexVersion is the header's first word in the WAL-index format this
+// reading follows (WALINDEX_MAX_VERSION in SQLite's wal.c). Another
+// version is not read: the cache then asks the database on every hit.
+const walIndexVersion = 3007000
+
 // commitWatch reads the WAL-index header of a database from a read-only
 // shared mapping of its -shm file. Every commit to the database, by any
 // connection of any process, publishes a new header (its frame count,
@@ -73,7 +78,7 @@ func (w *commitWatch) CommitStamp() (s sqlstore.CommitStamp, ok bool) {
 	var b [4]byte
 	binary.NativeEndian.PutUint32(b[:], s[3])
 	isInit := b[0] // byte 12 of the header
-	return s, isInit != 0 && s == second
+	return s, isInit != 0 && s[0] == walIndexVersion && s == second
 }
 
 // close drops the mapping; later stamps are not ok.
