@@ -5,8 +5,9 @@
 # audit trail on; request limits and detection off, as in bench/run.sh);
 # then wrk at concurrency 32 over TLS keep-alive runs, in turn, reads by
 # id, the patient+code search, creates and 100-entry transactions, and
-# after each phase the script prints the server's RSS (anonymous and file
-# pages apart). Settings come from the environment, so one setting can be
+# reads (28 connections) while creates (4) run beside them; after each
+# phase the script prints the server's RSS (anonymous and file pages
+# apart). Settings come from the environment, so one setting can be
 # compared with its default: WARDEN_AUDIT_INDEX_RATE=1 bench/phases.sh 8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,5 +53,12 @@ phase read bench/wrk/report.lua -H "$AUTH" "$B/Patient/$PAT"
 phase search bench/wrk/report.lua -H "$AUTH" "$B/Observation?patient=$PAT&code=$CODE&_count=50"
 BODY=$work/obs.json phase create bench/wrk/post.lua -H "$AUTH" "$B/Observation"
 BODY=$work/tx.json phase transaction100 bench/wrk/post.lua -H "$AUTH" "$B"
+# Reads while creates commit (28 + 4 connections): every commit makes the
+# read cache confirm its entries with the database again.
+BODY=$work/obs.json wrk -t1 -c4 -d${DUR}s --latency -s bench/wrk/post.lua -H "$AUTH" "$B/Observation" | tail -1 >"$work/mixed-create" &
+res=$(wrk -t2 -c28 -d${DUR}s --latency -s bench/wrk/report.lua -H "$AUTH" "$B/Patient/$PAT" | tail -1)
+wait $!
+printf '%-14s %s  %s\n' "read (mixed)" "$res" "$(mem)"
+printf '%-14s %s\n' "create (mixed)" "$(cat "$work/mixed-create")"
 sleep 5
 printf '%-14s %s\n' "5 s later" "$(mem)"
