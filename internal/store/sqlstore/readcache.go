@@ -160,14 +160,14 @@ func (c *readCache) put(res *store.Resource, stamp CommitStamp, stamped bool) {
 	if res.Deleted || !c.cacheable(res.JSON) {
 		return
 	}
-	size := int64(len(res.JSON)+len(res.Type)+len(res.ID)+16*len(res.Patients)) + entryOverhead
-	if size > c.shardMax/4 {
-		return // a few large resources would push out many small ones
-	}
 	res.JSON = res.JSON[:len(res.JSON):len(res.JSON)]
 	res.Patients = res.Patients[:len(res.Patients):len(res.Patients)]
 	e := &cacheEntry{res: *res, stamp: stamp, stamped: stamped}
 	e.res.Withheld = nil
+	size := entrySize(e)
+	if size > c.shardMax/4 {
+		return // a few large resources would push out many small ones
+	}
 	k := string(cacheKey(nil, res.Type, res.ID))
 	sh := c.shard([]byte(k))
 	sh.mu.Lock()
