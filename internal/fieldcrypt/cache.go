@@ -6,7 +6,9 @@ import "sync"
 // records a shredded scope or patient. Each change that removes entries
 // (shredding, Invalidate) advances the generation; a keyset loaded
 // before that is not cached afterwards, so a load racing a shred cannot
-// bring a destroyed key back into memory.
+// bring a destroyed key back into memory. Nor does a load racing a
+// rotation put back the keyset from before it: an entry is never
+// replaced by an older state of its record.
 type keyCache struct {
 	mu         sync.RWMutex
 	max        int
@@ -58,7 +60,13 @@ func (c *keyCache) putCategory(key string, st *categoryState, gen uint64) {
 	if gen != c.gen {
 		return
 	}
-	if _, ok := c.categories[key]; !ok && len(c.categories)+len(c.patients) >= c.max {
+	old, ok := c.categories[key]
+	if ok && old != nil && st != nil && old.rec.Epoch > st.rec.Epoch {
+		// A load that read the record before a rotation finished after
+		// it: the rotated keyset stays.
+		return
+	}
+	if !ok && len(c.categories)+len(c.patients) >= c.max {
 		c.evictOne()
 	}
 	c.categories[key] = st
@@ -70,10 +78,21 @@ func (c *keyCache) putPatient(key string, st *patientState, gen uint64) {
 	if gen != c.gen {
 		return
 	}
-	if _, ok := c.patients[key]; !ok && len(c.categories)+len(c.patients) >= c.max {
+	old, ok := c.patients[key]
+	if ok && old != nil && st != nil && newer(old.rec, st.rec) {
+		return // as in putCategory: never back to an older keyset
+	}
+	if !ok && len(c.categories)+len(c.patients) >= c.max {
 		c.evictOne()
 	}
 	c.patients[key] = st
+}
+
+// newer reports whether patient keyset a is a later state than b: made
+// in a later category epoch, or holding more keys (keys are only ever
+// added to a keyset).
+func newer(a, b patientRecord) bool {
+	return a.Epoch > b.Epoch || a.Epoch == b.Epoch && len(a.Keys) > len(b.Keys)
 }
 
 // dropPatient forgets one patient keyset without advancing the

@@ -503,3 +503,35 @@ func TestShredUnderLoad(t *testing.T) {
 		t.Fatalf("%d operations failed while shredding others", failures.Load())
 	}
 }
+
+// TestRotateRacingLoad: a request that read the keysets before a
+// rotation and caches them after it must not bring the old primary keys
+// back, else new values go on being sealed under them and a re-seal job
+// finds nothing to move.
+func TestRotateRacingLoad(t *testing.T) {
+	ctx := context.Background()
+	k, _, _ := newTestKeys(t)
+	old := mustSeal(t, k, "HIV", "p1", obsAD, "old")
+	catKey, patKey := scopeKey("HIV", ""), patientKey("HIV", "", "p1")
+	staleCat, gen, ok := k.cache.category(catKey)
+	stalePat, _, okp := k.cache.patient(patKey)
+	if !ok || !okp || staleCat == nil || stalePat == nil {
+		t.Fatal("the keysets are not cached after a seal")
+	}
+	if _, err := k.Rotate(ctx, "HIV", ""); err != nil {
+		t.Fatal(err)
+	}
+	newC := mustSeal(t, k, "HIV", "p1", obsAD, "new")
+	if keyID(t, newC) == keyID(t, old) {
+		t.Fatal("a seal after Rotate uses the old data key")
+	}
+	// The racing load finishes now, in the same cache generation.
+	k.cache.putCategory(catKey, staleCat, gen)
+	k.cache.putPatient(patKey, stalePat, gen)
+	if c := mustSeal(t, k, "HIV", "p1", obsAD, "later"); keyID(t, c) != keyID(t, newC) {
+		t.Error("a racing load put the keysets from before the rotation back: new values are sealed under the old key")
+	}
+	if _, changed, err := k.Reseal(ctx, old, obsAD); err != nil || !changed {
+		t.Errorf("Reseal of a value from before the rotation: changed %v, %v", changed, err)
+	}
+}
