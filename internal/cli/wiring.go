@@ -147,11 +147,19 @@ func registerReadCache(reg prometheus.Registerer, st database) error {
 		Name: "warden_store_read_cache_misses_total",
 		Help: "Reads by id that read the resource from the database: not cached, or cached in a version no longer current.",
 	}, func() float64 { return float64(c.ReadCacheStats().Misses) })
+	searchHits := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_store_read_cache_search_hits_total",
+		Help: "Search matches whose JSON came from the read cache, which held the version the search found.",
+	}, func() float64 { return float64(c.ReadCacheStats().SearchHits) })
+	searchMisses := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_store_read_cache_search_misses_total",
+		Help: "Search matches whose JSON was read from the database (and then kept, if cacheable).",
+	}, func() float64 { return float64(c.ReadCacheStats().SearchMisses) })
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "warden_store_read_cache_bytes",
 		Help: "Memory the read cache holds now (resources' JSON and bookkeeping), at most store.read_cache_mb.",
 	}, func() float64 { return float64(c.ReadCacheStats().Bytes) })
-	for _, m := range []prometheus.Collector{hits, misses, size} {
+	for _, m := range []prometheus.Collector{hits, misses, searchHits, searchMisses, size} {
 		if err := reg.Register(m); err != nil {
 			return err
 		}

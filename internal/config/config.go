@@ -94,7 +94,7 @@ type Store struct {
 	URL               string `yaml:"url" doc:"sqlite:PATH or postgres://USER@HOST/DB (no password: use passfile=); empty is DATA_DIR/warden.db"`
 	SQLiteSynchronous string `yaml:"sqlite_synchronous" doc:"SQLite durability: full (every commit reaches the disk) or normal"`
 	MaxConns          int    `yaml:"max_conns" doc:"largest number of open database connections"`
-	ReadCacheMB       int    `yaml:"read_cache_mb" doc:"MB of memory for the current versions of resources recently read by id; each is checked against the database's current version before it is served (so writes by other processes or replicas are seen at once), and sealed (sensitive) resources are never kept; 0 turns it off"`
+	ReadCacheMB       int    `yaml:"read_cache_mb" doc:"MB of memory for the current versions of resources recently read by id or found by searches; each is checked against the database's current version before it is served (so writes by other processes or replicas are seen at once), and sealed (sensitive) resources are never kept; 0 turns it off"`
 }
 
 // FHIR configures the REST API's limits and defaults.

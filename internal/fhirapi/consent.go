@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"slices"
 
 	"github.com/wardenfhir/warden/internal/consent"
 	"github.com/wardenfhir/warden/internal/fhir/search"
@@ -78,23 +77,22 @@ func (g *guard) withhold(ctx context.Context, act policy.Action, list *[]store.R
 	if (g.a.opts.Consents == nil || g.p == nil) && g.a.opts.Sealing == nil {
 		return 0, nil
 	}
-	var failed error
-	n := len(*list)
-	*list = slices.DeleteFunc(*list, func(r store.Resource) bool {
-		if failed != nil {
-			return false
-		}
-		ok, err := g.consented(ctx, act, &r, false)
+	// In place, by index: a copy of each resource for consented would
+	// escape to the heap.
+	all := *list
+	kept := all[:0]
+	for i := range all {
+		ok, err := g.consented(ctx, act, &all[i], false)
 		if err != nil {
-			failed = err
-			return false
+			return 0, err
 		}
-		return !ok
-	})
-	if failed != nil {
-		return 0, failed
+		if ok {
+			kept = append(kept, all[i])
+		}
 	}
-	return n - len(*list), nil
+	clear(all[len(kept):])
+	*list = kept
+	return len(all) - len(kept), nil
 }
 
 // consentedSearch narrows a page of search results to what the consents

@@ -32,6 +32,10 @@ import (
 // last confirmed it, and while the stamp is unchanged nothing has been
 // committed since, by anyone, so the entry is still current.
 //
+// Searches use it too (see fill): they find their matches' current
+// version numbers anyway, and take the JSON and compartments of those
+// the cache holds in that version from it.
+//
 // The cache holds at most maxBytes of JSON and bookkeeping, in shards
 // that each evict arbitrary entries when full.
 type readCache struct {
@@ -41,7 +45,10 @@ type readCache struct {
 	seed      maphash.Seed
 	hits      atomic.Uint64
 	misses    atomic.Uint64
-	shards    [readCacheShards]readCacheShard
+	// Of search matches (see fill): taken from the cache, or read.
+	searchHits   atomic.Uint64
+	searchMisses atomic.Uint64
+	shards       [readCacheShards]readCacheShard
 }
 
 // CommitStamp is a database's commit state as a CommitWatcher reads it.
@@ -81,9 +88,14 @@ type readCacheShard struct {
 // ReadCacheStats counts the reads by id that found their resource in the
 // read cache, current (Hits), and the others (Misses), and what the cache
 // holds now: Entries resources in about Bytes of memory.
+//
+// SearchHits and SearchMisses count the same of search matches: their
+// JSON and compartments taken from the cache, which held the version the
+// search found, or read from the database.
 type ReadCacheStats struct {
-	Hits, Misses   uint64
-	Entries, Bytes int64
+	Hits, Misses             uint64
+	SearchHits, SearchMisses uint64
+	Entries, Bytes           int64
 }
 
 // CacheReads keeps up to maxBytes of recently read current versions in
@@ -109,7 +121,10 @@ func (s *Store) ReadCacheStats() ReadCacheStats {
 	if s.cache == nil {
 		return ReadCacheStats{}
 	}
-	st := ReadCacheStats{Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load()}
+	st := ReadCacheStats{
+		Hits: s.cache.hits.Load(), Misses: s.cache.misses.Load(),
+		SearchHits: s.cache.searchHits.Load(), SearchMisses: s.cache.searchMisses.Load(),
+	}
 	for i := range s.cache.shards {
 		sh := &s.cache.shards[i]
 		sh.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -178,8 +179,20 @@ func sortKeyOf(typ string, srt search.Sort) (sortKey, error) {
 }
 
 // search runs q on db.
-func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
+//
+// With a read cache c (nil for none), the page's rows are read without
+// their JSON and compartments, which fill then takes from the cache where
+// it holds the same version, reading only the others. snapshot tells
+// whether db is one snapshot of the database.
+func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page store.PageRequest, c *readCache, snapshot bool) (*store.SearchResult, error) {
 	res := &store.SearchResult{Total: -1}
+	// The stamp before any statement: the versions the search finds are
+	// current as of it (see readCache.put).
+	var stamp CommitStamp
+	var stamped bool
+	if c != nil {
+		stamp, stamped = c.stamp()
+	}
 	var cur *cursor
 	if page.Cursor != "" {
 		var err error
@@ -213,9 +226,14 @@ func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page st
 	}
 
 	back := cur != nil && cur.Back
-	rows, keys, err := s.fetch(ctx, db, q, p, cur)
+	rows, keys, err := s.fetch(ctx, db, q, p, cur, c != nil)
 	if err != nil {
 		return nil, err
+	}
+	if c != nil {
+		if err := fill(ctx, db, c, rows, snapshot, stamp, stamped); err != nil {
+			return nil, err
+		}
 	}
 	more := len(rows) > q.Count
 	if more {
@@ -256,6 +274,91 @@ func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page st
 	return res, nil
 }
 
+// presize bounds the rows a page's slices are made room for at first.
+const presize = 128
+
+// errMoved is a search whose rows were read by two statements outside a
+// snapshot, between which a matched resource changed: fill found another
+// version, or none, in its row. The search runs again in a snapshot.
+var errMoved = errors.New("sqlstore: a matched resource changed during the search")
+
+// fill gives the rows read without their JSON and compartments (fetch's
+// light) both: from the read cache where it holds a row's version (a
+// version's content never changes, see readCache), else from the
+// database, in one statement for all the others, which the cache then
+// keeps. Outside a snapshot that statement may see a later commit than
+// the one that found the rows: fill then returns errMoved rather than
+// mix the two.
+func fill(ctx context.Context, db Querier, c *readCache, rows []row, snapshot bool, stamp CommitStamp, stamped bool) error {
+	var missed []int
+	for i := range rows {
+		r := &rows[i]
+		if r.Deleted {
+			continue // no JSON, no compartments (search matches none)
+		}
+		if e, ok := c.get(r.Type, r.ID); ok && e.res.Version == r.Version {
+			r.JSON, r.Patients = e.res.JSON, e.res.Patients
+			continue
+		}
+		missed = append(missed, i)
+	}
+	c.searchHits.Add(uint64(len(rows) - len(missed)))
+	c.searchMisses.Add(uint64(len(missed)))
+	if len(missed) == 0 {
+		return nil
+	}
+	at := make(map[int64]int, len(missed))
+	var w sqlBuf
+	w.s("SELECT r.pk, r.version, r.deleted, r.json, ", patientsColumn("r"), " FROM resources r WHERE r.pk IN (")
+	for n, i := range missed {
+		if n > 0 {
+			w.s(", ")
+		}
+		w.arg(rows[i].pk)
+		at[rows[i].pk] = i
+	}
+	w.s(")")
+	t := w.text()
+	rs, err := db.Query(ctx, t.sql, t.args...)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	found := 0
+	for rs.Next() {
+		var pk, version int64
+		var deleted bool
+		var js []byte
+		var patients *string
+		if err := rs.Scan(&pk, &version, &deleted, &js, &patients); err != nil {
+			return err
+		}
+		i, ok := at[pk]
+		r := &rows[i]
+		if !ok || version != r.Version || deleted != r.Deleted {
+			if snapshot {
+				return fmt.Errorf("sqlstore: row %d is version %d in the snapshot that matched version %d", pk, version, r.Version)
+			}
+			return errMoved
+		}
+		r.JSON, r.Patients = js, splitPatients(patients)
+		found++
+	}
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	if found != len(missed) {
+		if snapshot {
+			return fmt.Errorf("sqlstore: %d of %d matched rows are gone in their own snapshot", len(missed)-found, len(missed))
+		}
+		return errMoved
+	}
+	for _, i := range missed {
+		c.put(&rows[i].Resource, stamp, stamped)
+	}
+	return nil
+}
+
 // count counts the matches of p.
 func count(ctx context.Context, db Querier, p *plan) (int, error) {
 	var w sqlBuf
@@ -284,9 +387,16 @@ func count(ctx context.Context, db Querier, p *plan) (int, error) {
 
 // fetch reads up to q.Count+1 matches on the cursor's side of it, in page
 // order (reversed for a backward page), with their encoded sort keys.
-func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan, cur *cursor) ([]row, [][]json.RawMessage, error) {
+//
+// With light, the rows come without their JSON and compartments (see
+// fill).
+func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan, cur *cursor, light bool) ([]row, [][]json.RawMessage, error) {
 	back := cur != nil && cur.Back
 	limit := int64(q.Count) + 1
+	cols := resourceColumns
+	if light {
+		cols = lightColumns
+	}
 	if len(p.keys) == 0 {
 		order := " ORDER BY r.pk LIMIT "
 		if back {
@@ -300,7 +410,7 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 		}
 		var w sqlBuf
 		if p.drv == nil {
-			w.s("SELECT ", resourceColumns, " FROM resources r WHERE ").t(p.where)
+			w.s("SELECT ", cols, " FROM resources r WHERE ").t(p.where)
 			if cur != nil {
 				w.s(" AND ", after("r.pk")).arg(cur.PK)
 			}
@@ -316,7 +426,7 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 			if cur != nil {
 				conds = append(conds, text(after("m.pk")+"?", cur.PK))
 			}
-			w.s("SELECT ", resourceColumns, " FROM (SELECT DISTINCT m.pk FROM (").t(*p.drv).s(") m")
+			w.s("SELECT ", cols, " FROM (SELECT DISTINCT m.pk FROM (").t(*p.drv).s(") m")
 			if p.rest.sql != "" {
 				w.s(" JOIN resources x ON x.pk = m.pk")
 			}
@@ -332,7 +442,7 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 		if err != nil {
 			return nil, nil, err
 		}
-		list, err := scanResources(rs)
+		list, err := scanRows(rs, light, int(min(limit, presize)))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -367,7 +477,10 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 		order.WriteString("y.pk")
 	}
 	var w sqlBuf
-	w.s("SELECT o.pk, o.type, o.id, o.version, o.last_updated, o.deleted, o.json, ", patientsColumn("o"))
+	w.s("SELECT o.pk, o.type, o.id, o.version, o.last_updated, o.deleted")
+	if !light {
+		w.s(", o.json, ", patientsColumn("o"))
+	}
 	for i := range p.keys {
 		w.s(fmt.Sprintf(", y.k%d", i))
 	}
@@ -391,19 +504,26 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 		return nil, nil, err
 	}
 	defer rs.Close()
-	var list []row
-	var keys [][]json.RawMessage
-	dest := make([]any, 8+len(p.keys))
+	list := make([]row, 0, min(limit, presize))
+	keys := make([][]json.RawMessage, 0, min(limit, presize))
+	fixed := 8
+	if light {
+		fixed = 6
+	}
+	dest := make([]any, fixed+len(p.keys))
 	kv := make([]any, len(p.keys))
 	for rs.Next() {
 		var r row
 		var lu int64
 		var js []byte
 		var patients *string
-		dest[0], dest[1], dest[2], dest[3], dest[4], dest[5], dest[6], dest[7] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients
+		dest[0], dest[1], dest[2], dest[3], dest[4], dest[5] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted
+		if !light {
+			dest[6], dest[7] = &js, &patients
+		}
 		for i := range kv {
 			kv[i] = nil
-			dest[8+i] = &kv[i]
+			dest[fixed+i] = &kv[i]
 		}
 		if err := rs.Scan(dest...); err != nil {
 			return nil, nil, err

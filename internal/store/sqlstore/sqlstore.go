@@ -227,11 +227,18 @@ func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*stor
 // Search implements store.Store.
 func (s *Store) Search(ctx context.Context, q *search.Query, page store.PageRequest) (*store.SearchResult, error) {
 	var res *store.SearchResult
-	err := s.b.View(ctx, needsSnapshot(q, page), func(db Querier) error {
+	snapshot := needsSnapshot(q, page)
+	run := func(db Querier) error {
 		var err error
-		res, err = s.search(ctx, db, q, page)
+		res, err = s.search(ctx, db, q, page, s.cache, snapshot)
 		return err
-	})
+	}
+	err := s.b.View(ctx, snapshot, run)
+	if errors.Is(err, errMoved) {
+		// A write came between the statements of one outside a snapshot.
+		snapshot = true
+		err = s.b.View(ctx, true, run)
+	}
 	return res, s.wrap(err)
 }
 
@@ -397,7 +404,9 @@ func (t *tx) Search(ctx context.Context, q *search.Query, page store.PageRequest
 	if err := t.flush(ctx); err != nil {
 		return nil, t.s.wrap(err)
 	}
-	res, err := t.s.search(ctx, t.q, q, page)
+	// Without the read cache: a version this transaction wrote is not
+	// committed, and must not be kept.
+	res, err := t.s.search(ctx, t.q, q, page, nil, true)
 	return res, t.s.wrap(err)
 }
 
@@ -437,16 +446,29 @@ type row struct {
 	pk int64
 }
 
+// lightColumns are resourceColumns without the JSON and the compartments.
+const lightColumns = `r.pk, r.type, r.id, r.version, r.last_updated, r.deleted`
+
 // scanResources reads rows of resourceColumns and closes rows.
-func scanResources(rows Rows) ([]row, error) {
+func scanResources(rows Rows) ([]row, error) { return scanRows(rows, false, 0) }
+
+// scanRows reads rows of resourceColumns, or of lightColumns with light,
+// into a slice made with room for n, and closes rows.
+func scanRows(rows Rows, light bool, n int) ([]row, error) {
 	defer rows.Close()
-	var out []row
+	out := make([]row, 0, n)
 	for rows.Next() {
 		var r row
 		var lu int64
 		var js []byte
 		var patients *string
-		if err := rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients); err != nil {
+		var err error
+		if light {
+			err = rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted)
+		} else {
+			err = rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients)
+		}
+		if err != nil {
 			return nil, err
 		}
 		r.Patients = splitPatients(patients)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/sqlstore"
 )
@@ -117,6 +119,8 @@ func RunReadCache(t *testing.T, cached, other *sqlstore.Store) {
 		}
 	})
 
+	t.Run("Search", func(t *testing.T) { runCachedSearch(t, cached, other) })
+
 	// Readers never see a version older than the last one committed
 	// before their read began, while both stores write.
 	t.Run("Linearizable", func(t *testing.T) {
@@ -163,4 +167,148 @@ func RunReadCache(t *testing.T, cached, other *sqlstore.Store) {
 		close(stop)
 		wg.Wait()
 	})
+}
+
+// runCachedSearch tries to make searches of a store with its read cache
+// on return bodies or compartments of another version than the one they
+// matched: after writes by the other store, after a transaction that
+// wrote and rolled back, and while both stores write.
+func runCachedSearch(t *testing.T, cached, other *sqlstore.Store) {
+	ctx := context.Background()
+	stats := cached.ReadCacheStats
+	// Observations of patient sp-1 with code x|1, each a compartment
+	// member of the patient and of a second patient; "u" is uncacheable.
+	obs := func(id string, v int64, extra string) store.Write {
+		wr := write("Observation", id, v, epoch.Add(time.Duration(v)*time.Second),
+			[]searchparam.Entry{refE("patient", "Patient", "sp-1"), tokE("code", "x", "1")}, "sp-1", "sp-"+id)
+		wr.Resource.JSON = body("Observation", id, v, extra)
+		return wr
+	}
+	for _, id := range []string{"s1", "s2", "s3"} {
+		put(t, cached, obs(id, 1, `"n":1`))
+	}
+	put(t, cached, obs("u", 1, `"s":"uncacheable"`))
+	q := query("Observation", cl(pPatient, vRef("Patient", "sp-1")), cl(pCode, vSysCode("x", "1")))
+	sorted := *q
+	sorted.Sort = []search.Sort{desc(pID)}
+	// want is what other, with no cache, finds: the same resources, JSON
+	// and compartments, in the same order.
+	same := func(what string, q *search.Query) *store.SearchResult {
+		t.Helper()
+		got, err := cached.Search(ctx, q, store.PageRequest{})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		want, err := other.Search(ctx, q, store.PageRequest{})
+		if err != nil {
+			t.Fatalf("%s, without the cache: %v", what, err)
+		}
+		if len(got.Matches) != len(want.Matches) {
+			t.Fatalf("%s: %v, want %v", what, ids(got.Matches), ids(want.Matches))
+		}
+		for i := range want.Matches {
+			sameResource(t, what, &got.Matches[i], want.Matches[i])
+			if !slices.Equal(got.Matches[i].Patients, want.Matches[i].Patients) {
+				t.Errorf("%s: %s has patients %v, want %v", what, got.Matches[i].ID, got.Matches[i].Patients, want.Matches[i].Patients)
+			}
+		}
+		return got
+	}
+	for _, sq := range []*search.Query{q, &sorted} {
+		same("first search", sq)
+		before := stats()
+		same("second search", sq)
+		after := stats()
+		if after.SearchHits-before.SearchHits != 3 || after.SearchMisses-before.SearchMisses != 1 {
+			t.Fatalf("second search: %d hits and %d misses, want the 3 cacheable matches from the cache and the other read",
+				after.SearchHits-before.SearchHits, after.SearchMisses-before.SearchMisses)
+		}
+	}
+
+	// Another process updates one and deletes another.
+	put(t, other, obs("s1", 2, `"n":2`))
+	put(t, other, deletion("Observation", "s2", 2, epoch.Add(2*time.Second)))
+	for _, sq := range []*search.Query{q, &sorted} {
+		if got := same("after the other store's writes", sq); len(got.Matches) != 3 {
+			t.Fatalf("after the other store's writes: %v, want s1, s3 and u", ids(got.Matches))
+		}
+	}
+
+	// A transaction of this store writes a version, searches (seeing
+	// it), and rolls back; the other store then commits different
+	// content under the same version number. Nothing of the rolled-back
+	// version may have been kept.
+	rollback := errors.New("roll back")
+	err := cached.Tx(ctx, func(tx store.Tx) error {
+		if err := tx.Put(ctx, obs("s3", 2, `"n":"rolled back"`)); err != nil {
+			return err
+		}
+		res, err := tx.Search(ctx, q, store.PageRequest{})
+		if err != nil {
+			return err
+		}
+		seen := false
+		for _, m := range res.Matches {
+			seen = seen || m.ID == "s3" && bytes.Contains(m.JSON, []byte("rolled back"))
+		}
+		if !seen {
+			t.Errorf("the transaction's search did not see its own write: %v", ids(res.Matches))
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatalf("Tx: %v, want the rollback", err)
+	}
+	put(t, other, obs("s3", 2, `"n":"committed"`))
+	for _, sq := range []*search.Query{q, &sorted} {
+		same("after a rolled-back transaction", sq)
+	}
+	if got, err := cached.Read(ctx, "Observation", "s3"); err != nil || !bytes.Contains(got.JSON, []byte(`"committed"`)) {
+		t.Fatalf("Read after a rolled-back transaction: %v, %v; want the committed version 2", got, err)
+	}
+
+	// While the other store rewrites the matches, every match's body is
+	// of the version it was found in.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			sq := q
+			if r%2 == 1 {
+				sq = &sorted
+			}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := cached.Search(ctx, sq, store.PageRequest{})
+				if err != nil {
+					t.Errorf("Search: %v", err)
+					failures.Add(1)
+					return
+				}
+				for _, m := range res.Matches {
+					if !bytes.Contains(m.JSON, fmt.Appendf(nil, `"versionId":"%d"`, m.Version)) || !slices.Equal(m.Patients, []string{"sp-1", "sp-" + m.ID}) {
+						t.Errorf("Search: %s version %d with body %q and patients %v", m.ID, m.Version, m.JSON, m.Patients)
+						failures.Add(1)
+						return
+					}
+				}
+			}
+		}(r)
+	}
+	for v := int64(3); v <= 80 && failures.Load() == 0; v++ {
+		var by store.Store = cached
+		if v%3 != 0 {
+			by = other
+		}
+		put(t, by, obs("s1", v, fmt.Sprintf(`"n":%d`, v)), obs("s3", v, fmt.Sprintf(`"n":%d`, v)))
+	}
+	close(stop)
+	wg.Wait()
 }
