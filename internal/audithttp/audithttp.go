@@ -31,6 +31,9 @@ type Held struct {
 	header http.Header
 	status int
 	body   []byte
+	// written, when set, is called once the adopted body is no longer
+	// needed (see AdoptRecycled).
+	written func()
 }
 
 // NewHeld returns an empty held response.
@@ -75,6 +78,21 @@ func (h *Held) Adopt(b []byte) {
 	h.body = b[:len(b):len(b)]
 }
 
+// AdoptRecycled is Adopt for a body whose buffer its caller reuses:
+// written is called once nothing here refers to b any more, after Release
+// has written it (or at once, when b was copied because a body had been
+// written before). A Held dropped unreleased never calls it; b is then
+// left to the garbage collector.
+func (h *Held) AdoptRecycled(b []byte, written func()) {
+	if h.body != nil {
+		h.Write(b)
+		written()
+		return
+	}
+	h.Adopt(b)
+	h.written = written
+}
+
 // Status is the status written so far (200 if only a body was).
 func (h *Held) Status() int {
 	if h.status == 0 {
@@ -91,6 +109,12 @@ func (h *Held) Release(w http.ResponseWriter) {
 	}
 	w.WriteHeader(h.Status())
 	w.Write(h.body)
+	if h.written != nil {
+		// An io.Writer does not keep what it was given.
+		h.body = nil
+		h.written()
+		h.written = nil
+	}
 }
 
 // Timeout bounds how long a request waits for its audit event.

@@ -216,3 +216,59 @@ func TestHeldAdopt(t *testing.T) {
 		t.Errorf("released %d %q, want 201 \"ab\"", rec.Code, rec.Body.String())
 	}
 }
+
+// TestHeldAdoptRecycled: the callback that lets the caller reuse the
+// body's buffer runs only once the body is written, exactly once, and at
+// once when the body was copied; a Held never released never calls it.
+func TestHeldAdoptRecycled(t *testing.T) {
+	body := []byte("page")
+	calls := 0
+	h := NewHeld()
+	h.AdoptRecycled(body, func() {
+		calls++
+		copy(body, "XXXX") // the buffer's next user
+	})
+	if calls != 0 {
+		t.Fatal("recycled before the body was written")
+	}
+	rec := &checkingWriter{ResponseRecorder: httptest.NewRecorder(), calls: &calls}
+	h.Release(rec)
+	if calls != 1 || rec.Body.String() != "page" {
+		t.Fatalf("after Release: %d calls, body %q; want 1 and \"page\"", calls, rec.Body.String())
+	}
+	if rec.sawCall {
+		t.Error("recycled while the body was being written")
+	}
+
+	calls = 0
+	h = NewHeld()
+	h.Write([]byte("a"))
+	h.AdoptRecycled([]byte("b"), func() { calls++ })
+	if calls != 1 {
+		t.Fatalf("a body copied at once: %d calls, want 1", calls)
+	}
+	rec2 := httptest.NewRecorder()
+	h.Release(rec2)
+	if calls != 1 || rec2.Body.String() != "ab" {
+		t.Errorf("after Release: %d calls, body %q; want 1 and \"ab\"", calls, rec2.Body.String())
+	}
+
+	calls = 0
+	NewHeld().AdoptRecycled([]byte("dropped"), func() { calls++ })
+	if calls != 0 {
+		t.Error("a Held never released recycled its body")
+	}
+}
+
+// checkingWriter notes whether the recycle callback had run when Write
+// was called.
+type checkingWriter struct {
+	*httptest.ResponseRecorder
+	calls   *int
+	sawCall bool
+}
+
+func (w *checkingWriter) Write(b []byte) (int, error) {
+	w.sawCall = w.sawCall || *w.calls > 0
+	return w.ResponseRecorder.Write(b)
+}

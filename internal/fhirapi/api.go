@@ -280,6 +280,20 @@ func writeRaw(w http.ResponseWriter, status int, b []byte) {
 	w.Write(b)
 }
 
+// writeBundle is writeRaw for a Bundle made by bundleWriter, whose buffer
+// goes back to the pool once written.
+func writeBundle(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	if held, ok := w.(*audithttp.Held); ok {
+		held.AdoptRecycled(b, func() { recycleBody(b) })
+		return
+	}
+	w.Write(b)
+	recycleBody(b)
+}
+
 const contentType = "application/fhir+json; charset=utf-8"
 
 // Base is the absolute FHIR base URL.

@@ -50,6 +50,7 @@ func (ra *requestAudit) disclosed(_ *API, rs ...store.Resource) {
 	if ra.patients == nil {
 		ra.patients = map[string]struct{}{}
 	}
+	ra.resources = slices.Grow(ra.resources, max(min(len(rs), audit.MaxResources-len(ra.resources)), 0))
 	for i := range rs {
 		r := &rs[i]
 		// Current versions carry their compartments from the store;

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wardenfhir/warden/internal/audit"
@@ -145,4 +147,57 @@ func TestBatchAuditNamesEveryEntry(t *testing.T) {
 			t.Fatalf("round %d: %d of the 18 reads in the record: %v", round, reads, r.Resources)
 		}
 	}
+}
+
+// TestBundleBuffersNotShared: Bundles are written from recycled buffers
+// (writeBundle). Many callers searching at once, each for its own
+// patient's data, must each get exactly their own Bundle: a buffer
+// reused while still being written would mix one patient's data into
+// another's response. Run with and without the audit trail (whose held
+// responses recycle after release).
+func TestBundleBuffersNotShared(t *testing.T) {
+	for _, audited := range []bool{false, true} {
+		t.Run(fmt.Sprintf("audited=%v", audited), func(t *testing.T) {
+			f := newAuthzFixture(t, func(o *fhirapi.Options) {
+				if audited {
+					o.Audit = &recordingSink{}
+				}
+			})
+			want := map[string]string{}
+			for _, tok := range []string{"p1-read", "p2-all"} {
+				r := f.as(tok, "GET", "/Observation?_count=50", nil)
+				f.mustStatus(r, 200)
+				want[tok] = string(stripVolatile(r.body))
+			}
+			if want["p1-read"] == want["p2-all"] {
+				t.Fatal("the two patients' searches answer alike")
+			}
+			var wg sync.WaitGroup
+			var bad atomic.Int64
+			for w := range 8 {
+				tok := []string{"p1-read", "p2-all"}[w%2]
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range 40 {
+						r := f.as(tok, "GET", "/Observation?_count=50", nil)
+						if got := string(stripVolatile(r.body)); r.status != 200 || got != want[tok] {
+							if bad.Add(1) == 1 {
+								t.Errorf("%s: %d %s, want %s", tok, r.status, got, want[tok])
+							}
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// stripVolatile blanks what differs between two answers to one search:
+// the Bundle's id and time.
+func stripVolatile(b []byte) []byte {
+	b = regexp.MustCompile(`^\{"resourceType":"Bundle","id":"[^"]*","meta":\{"lastUpdated":"[^"]*"\}`).ReplaceAll(b, []byte(`{"resourceType":"Bundle"`))
+	return b
 }

@@ -86,6 +86,6 @@ func (a *API) everything(w http.ResponseWriter, r *http.Request, seg []string) e
 	}
 	b.total(n)
 	b.link("self", a.selfURL(r))
-	writeRaw(w, http.StatusOK, b.finish())
+	writeBundle(w, http.StatusOK, b.finish())
 	return nil
 }

@@ -88,6 +88,6 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, seg []string) erro
 			b.entry(full, v.JSON, req)
 		}
 	}
-	writeRaw(w, http.StatusOK, b.finish())
+	writeBundle(w, http.StatusOK, b.finish())
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wardenfhir/warden/internal/fhir/search"
@@ -92,7 +93,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, seg []string) error
 			return err
 		}
 	}
-	writeRaw(w, http.StatusOK, b.finish())
+	writeBundle(w, http.StatusOK, b.finish())
 	return nil
 }
 
@@ -180,11 +181,36 @@ func (b *bundleWriter) stream(base string, lists ...[]store.Resource) {
 			n += len(list[i].JSON) + len(base) + len(list[i].Type) + len(list[i].ID) + 64
 		}
 	}
-	var buf bytes.Buffer
-	buf.Grow(n)
-	b.writeHead(&buf)
-	b.entries = buf
+	b.entries = *bytes.NewBuffer(bodyBuffer(n))
+	b.writeHead(&b.entries)
 	b.streaming = true
+}
+
+// bodies keeps the buffers of Bundles written (writeBundle) for the
+// next: a page of search results is tens of kB, allocated and cleared
+// for every search otherwise.
+var bodies sync.Pool // of *[]byte
+
+// maxPooledBody bounds the buffers kept in bodies.
+const maxPooledBody = 1 << 20
+
+// bodyBuffer returns an empty buffer with room for n bytes, from bodies
+// when the one there is large enough.
+func bodyBuffer(n int) []byte {
+	if p, ok := bodies.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// recycleBody puts b's buffer in bodies. The caller MUST NOT use b, or
+// anything sharing its memory, afterwards.
+func recycleBody(b []byte) {
+	if cap(b) > maxPooledBody {
+		return
+	}
+	b = b[:0]
+	bodies.Put(&b)
 }
 
 func (b *bundleWriter) link(rel, u string) { b.links = append(b.links, [2]string{rel, u}) }
@@ -234,9 +260,8 @@ func (b *bundleWriter) finish() []byte {
 	for _, l := range b.links {
 		size += len(l[0]) + len(l[1]) + 40
 	}
-	var out bytes.Buffer
-	out.Grow(size)
-	b.writeHead(&out)
+	out := bytes.NewBuffer(bodyBuffer(size))
+	b.writeHead(out)
 	if b.n > 0 {
 		out.WriteString(`,"entry":[`)
 		out.Write(b.entries.Bytes())

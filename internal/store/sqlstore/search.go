@@ -510,21 +510,25 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 	if light {
 		fixed = 6
 	}
+	// One set of destinations for all rows (see scanRows).
+	var (
+		r        row
+		lu       int64
+		js       []byte
+		patients *string
+	)
 	dest := make([]any, fixed+len(p.keys))
 	kv := make([]any, len(p.keys))
+	dest[0], dest[1], dest[2], dest[3], dest[4], dest[5] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted
+	if !light {
+		dest[6], dest[7] = &js, &patients
+	}
+	for i := range kv {
+		dest[fixed+i] = &kv[i]
+	}
 	for rs.Next() {
-		var r row
-		var lu int64
-		var js []byte
-		var patients *string
-		dest[0], dest[1], dest[2], dest[3], dest[4], dest[5] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted
-		if !light {
-			dest[6], dest[7] = &js, &patients
-		}
-		for i := range kv {
-			kv[i] = nil
-			dest[fixed+i] = &kv[i]
-		}
+		r, js, patients = row{}, nil, nil
+		clear(kv)
 		if err := rs.Scan(dest...); err != nil {
 			return nil, nil, err
 		}

@@ -457,18 +457,21 @@ func scanResources(rows Rows) ([]row, error) { return scanRows(rows, false, 0) }
 func scanRows(rows Rows, light bool, n int) ([]row, error) {
 	defer rows.Close()
 	out := make([]row, 0, n)
+	// One set of destinations for all rows: made for each, they would
+	// each escape to the heap.
+	var (
+		r        row
+		lu       int64
+		js       []byte
+		patients *string
+	)
+	dest := []any{&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients}
+	if light {
+		dest = dest[:6]
+	}
 	for rows.Next() {
-		var r row
-		var lu int64
-		var js []byte
-		var patients *string
-		var err error
-		if light {
-			err = rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted)
-		} else {
-			err = rows.Scan(&r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted, &js, &patients)
-		}
-		if err != nil {
+		r, js, patients = row{}, nil, nil
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		r.Patients = splitPatients(patients)
