@@ -59,3 +59,18 @@ func BenchmarkSearchPatientCode(b *testing.B) { storetest.BenchmarkSearchPatient
 func BenchmarkPut(b *testing.B) { storetest.BenchmarkPut(b, benchStore(b)) }
 
 func BenchmarkImport(b *testing.B) { storetest.BenchmarkImport(b, benchStore(b)) }
+
+// BenchmarkSearchPatientCodeCached is BenchmarkSearchPatientCode through
+// a second store on the same database with the read cache on, as `warden
+// serve` runs: the matches' JSON comes from the cache once it has seen
+// them (compare the two in one run).
+func BenchmarkSearchPatientCodeCached(b *testing.B) {
+	benchStore(b)
+	s, err := sqlite.Open(context.Background(), filepath.Join(benchDir, "bench.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.CacheReads(64<<20, func([]byte) bool { return true })
+	storetest.BenchmarkSearchPatientCode(b, s)
+}
