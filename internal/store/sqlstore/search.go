@@ -230,14 +230,15 @@ func (s *Store) search(ctx context.Context, db Querier, q *search.Query, page st
 	if err != nil {
 		return nil, err
 	}
-	if c != nil {
-		if err := fill(ctx, db, c, rows, snapshot, stamp, stamped); err != nil {
-			return nil, err
-		}
-	}
 	more := len(rows) > q.Count
 	if more {
 		rows, keys = rows[:q.Count], keys[:q.Count]
+	}
+	if c != nil {
+		// The page only: the row past it tells that there is more.
+		if err := fill(ctx, db, c, rows, snapshot, stamp, stamped); err != nil {
+			return nil, err
+		}
 	}
 	if back {
 		slices.Reverse(rows)
