@@ -335,8 +335,11 @@ func fill(ctx context.Context, db Querier, c *readCache, rows []row, snapshot bo
 			return err
 		}
 		i, ok := at[pk]
+		if !ok {
+			return fmt.Errorf("sqlstore: row %d was not asked for", pk)
+		}
 		r := &rows[i]
-		if !ok || version != r.Version || deleted != r.Deleted {
+		if version != r.Version || deleted != r.Deleted {
 			if snapshot {
 				return fmt.Errorf("sqlstore: row %d is version %d in the snapshot that matched version %d", pk, version, r.Version)
 			}
