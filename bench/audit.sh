@@ -118,11 +118,17 @@ for r in $(seq "$ROUNDS"); do
   if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
     curl -s "http://127.0.0.1:19464/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-on.pprof" &
   fi
+  if [ "${PERF:-}" = 1 ] && [ "$r" = 1 ]; then
+    perf record -q -F 1999 -g -p "$on" -o "$out/audit-on.perf" -- sleep $((DUR - 2)) 2>/dev/null &
+  fi
   res+=("$(run audit-on 18443 "$on" "$AUTH_ON")")
   drain
   kill -STOP "$on"; kill -CONT "$off"
   if [ "${PROFILE:-}" = 1 ] && [ "$r" = 1 ]; then
     curl -s "http://127.0.0.1:19465/debug/pprof/profile?seconds=$((DUR - 2))" >"$out/audit-off.pprof" &
+  fi
+  if [ "${PERF:-}" = 1 ] && [ "$r" = 1 ]; then
+    perf record -q -F 1999 -g -p "$off" -o "$out/audit-off.perf" -- sleep $((DUR - 2)) 2>/dev/null &
   fi
   res+=("$(run audit-off 18444 "$off" "$AUTH_OFF")")
   kill -STOP "$off"; kill -CONT "$on"
@@ -153,7 +159,10 @@ sleep 2
 # only; what is still in its memory tables is not counted).
 entries=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_journal_entries /{print $2}')
 commits=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_journal_commits_total /{print $2}')
+readb=$(curl -s http://127.0.0.1:19464/metrics | awk '/^warden_audit_journal_read_bytes_total /{print $2}')
+jsize=$(stat -c %s "$work/data/audit/journal/journal.log" 2>/dev/null || echo 0)
 awk -v e="$entries" -v c="$commits" 'BEGIN{printf "\njournal: %d entries in %d group commits, %.1f per commit (the fsync is shared by them)\n", e, c, e/(c>0?c:1)}'
+awk -v r="${readb:-0}" -v s="$jsize" 'BEGIN{if (s > 0) printf "journal read back: %.0f bytes for %d on file (%.1f times; the log sequencer and the indexer read it once each)\n", r, s, r/s}'
 python3 - "$entries" "$work/data/audit" <<'PY'
 import os, sys
 n, root = float(sys.argv[1]), sys.argv[2]

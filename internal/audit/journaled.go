@@ -292,10 +292,15 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 	}
 	p.sequenced.Store(next)
 	for next < p.j.Len() {
+		// How many to append is known before reading them: only those
+		// are read, so that the next round's read goes on from where
+		// this one stopped (the journal keeps a stopped read for that).
+		pending := int(min(p.j.Len()-next, sequenceBatch))
+		take := p.roundSize(pending)
 		var batch []sequencing
 		var seqs []uint64
 		err := p.j.Scan(next, func(seq uint64, entry []byte) error {
-			if len(batch) == sequenceBatch {
+			if len(batch) == take {
 				return errStopRead
 			}
 			if len(entry) < 72 {
@@ -312,8 +317,9 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		read := len(batch)
-		batch, seqs = batch[:p.roundSize(read)], seqs[:p.roundSize(read)]
+		if len(batch) != take {
+			return fmt.Errorf("audit: journal gave %d entries from %d, want %d", len(batch), next, take)
+		}
 		leaves := make([][]byte, len(batch))
 		for i := range batch {
 			leaves[i] = batch[i].leaf
@@ -348,7 +354,7 @@ func (p *JournaledPipeline) sequence(ctx context.Context) error {
 		// Less than a bundle left behind by whole-bundle rounds: it
 		// waits for the next kick or tick (at most one interval), when
 		// more may have come to fill a bundle.
-		if len(batch) < read && p.j.Len()-next < logBundle {
+		if take < pending && p.j.Len()-next < logBundle {
 			return nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/wardenfhir/warden/internal/audit"
+	"github.com/wardenfhir/warden/internal/audit/journal"
 	"github.com/wardenfhir/warden/internal/audit/tlog"
 	"github.com/wardenfhir/warden/internal/store/sqlite"
 	"github.com/wardenfhir/warden/internal/store/sqlstore"
@@ -337,18 +339,7 @@ func TestSequencerFillsBundles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(runCtx, 50*time.Millisecond) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for n, _ := p.Sequenced(ctx); n < events; n, _ = p.Sequenced(ctx) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d sequenced", n, events)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	stop()
-	<-done
+	sequenceAll(t, p, events)
 	lg.mu.Lock()
 	batches := slices.Clone(lg.batches)
 	lg.mu.Unlock()
@@ -366,6 +357,23 @@ func TestSequencerFillsBundles(t *testing.T) {
 		if x != 100+uint64(i) {
 			t.Fatalf("journal entry %d recorded at log index %d, want %d", i, x, 100+i)
 		}
+	}
+}
+
+// sequenceAll runs p's sequencer (every 50 ms) until events are
+// sequenced, then stops it.
+func sequenceAll(t *testing.T, p *audit.JournaledPipeline, events uint64) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, 50*time.Millisecond) }()
+	defer func() { stop(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for n, _ := p.Sequenced(ctx); n < events; n, _ = p.Sequenced(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d sequenced", n, events)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -445,4 +453,53 @@ func tempStore(t *testing.T) *sqlstore.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// The sequencer reads only the entries it appends in a round, so the next
+// round's read goes on where this one stopped: over the journal file
+// itself, a burst is read about once, not again from the sparse index's
+// mark before each round's start (TestSequencerFillsBundles's rounds,
+// which cut reads short to fill bundles, read it about twice before).
+func TestSequencerReadsJournalOnce(t *testing.T) {
+	ctx := context.Background()
+	st := tempStore(t)
+	dir := t.TempDir()
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	lg := &countingLog{next: 100}
+	p, err := audit.NewJournaledPipeline(j, lg, st, "https://warden.test/fhir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const events = 2100
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < events; i += 8 {
+				r := audit.Record{RequestID: fmt.Sprintf("r%d", i), Time: time.Now(), Surface: audit.SurfaceFHIR, Action: "read",
+					Method: "GET", Path: "/fhir/Patient/p1", Status: 200, ClientID: "app"}
+				if _, err := p.Append(ctx, r); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sequenceAll(t, p, events)
+	lg.mu.Lock()
+	rounds := len(lg.batches)
+	lg.mu.Unlock()
+	fi, err := os.Stat(journal.File(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read, size := j.ReadBytes(), uint64(fi.Size()); read > size+size/10 {
+		t.Fatalf("%d rounds read %d bytes of a %d-byte journal", rounds, read, size)
+	}
 }

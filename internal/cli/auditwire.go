@@ -269,6 +269,10 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 		Name: "warden_audit_journal_commits_total",
 		Help: "Group commits of the audit journal (one write and one fsync each); entries appended ÷ commits is the group size.",
 	}, func() float64 { return float64(t.journal.Commits()) })
+	readBytes := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "warden_audit_journal_read_bytes_total",
+		Help: "Bytes of the audit journal read back by the transparency log's sequencer, the searchable copy's indexer and verification; against the journal's size, how often it is read.",
+	}, func() float64 { return float64(t.journal.ReadBytes()) })
 	// The background parts fail without refusing requests (the journal
 	// keeps every event): operators must see it here.
 	sequencer := failingGauge("warden_audit_sequencer_failing",
@@ -298,7 +302,7 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 		}
 		return float64(t.events.DiskBytes())
 	})
-	for _, c := range []prometheus.Collector{lag, entries, commits, sequencer, indexer, backlog, disk} {
+	for _, c := range []prometheus.Collector{lag, entries, commits, readBytes, sequencer, indexer, backlog, disk} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

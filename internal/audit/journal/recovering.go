@@ -17,10 +17,11 @@ type Recovering struct {
 	dir   string
 	retry time.Duration
 
-	mu      sync.RWMutex
-	j       *Journal
-	lastTry time.Time
-	before  uint64 // commits of the files replaced
+	mu         sync.RWMutex
+	j          *Journal
+	lastTry    time.Time
+	before     uint64 // commits of the files replaced
+	beforeRead uint64 // bytes read from them
 }
 
 // OpenRecovering opens the journal in dir (see Open); after a failure it
@@ -65,6 +66,7 @@ func (r *Recovering) reopen(failed *Journal) {
 	failed.Close() // waits for its writer; its queued Appends fail
 	if j, err := Open(r.dir); err == nil {
 		r.before += failed.Commits()
+		r.beforeRead += failed.ReadBytes()
 		r.j = j
 	}
 }
@@ -90,6 +92,14 @@ func (r *Recovering) Commits() uint64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.before + r.j.Commits()
+}
+
+// ReadBytes is how many bytes of the journal its readers read since
+// OpenRecovering, across reopens.
+func (r *Recovering) ReadBytes() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.beforeRead + r.j.ReadBytes()
 }
 
 // Len is Journal.Len of the current file.
