@@ -20,6 +20,8 @@
 # Warden's process only, not PostgreSQL's.
 # PROFILE=1 also writes CPU and allocation profiles of both servers to
 # bench/out, and a CPU profile of the audited server's catch-up.
+# PERF=1 records both servers' first round with perf (kernel time
+# included, which Go's profiler undercounts) to bench/out/audit-*.perf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
