@@ -12,8 +12,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"embed"
+	"encoding/binary"
 	"fmt"
-	"io"
 )
 
 //go:embed r4/*.json.gz
@@ -39,9 +39,18 @@ func R4(name string) ([]byte, error) {
 		return nil, fmt.Errorf("spec: %s: %w", name, err)
 	}
 	defer zr.Close()
-	out, err := io.ReadAll(zr)
-	if err != nil {
+	// The gzip trailer ends with the uncompressed size (mod 2³²): read
+	// into a buffer of that size at once, rather than one grown (and
+	// cleared) again and again, most of what loading the definitions
+	// cost at every start. Past it by a read's slack, so that the final
+	// read that sees the end does not grow it either.
+	var size int
+	if len(raw) >= 4 {
+		size = int(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
+	}
+	out := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	if _, err := out.ReadFrom(zr); err != nil {
 		return nil, fmt.Errorf("spec: %s: %w", name, err)
 	}
-	return out, nil
+	return out.Bytes(), nil
 }
