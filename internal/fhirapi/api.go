@@ -48,6 +48,12 @@ type Options struct {
 	MaxJSONDepth int
 	// MaxBundleEntries bounds batch and transaction Bundles.
 	MaxBundleEntries int
+	// BatchParallel is how many entries of a batch Bundle run at once
+	// (default 16). The store commits those running together in one
+	// group; a bulk load (warden import) runs more, so that its groups
+	// are larger, where a server keeps one client's batch from holding
+	// the store's single writer for long.
+	BatchParallel int
 	// LenientSearchDefault ignores unknown search parameters unless the
 	// client sends Prefer: handling=strict.
 	LenientSearchDefault bool
@@ -179,6 +185,9 @@ func New(st store.Store, opts Options) (*API, error) {
 	}
 	if opts.MaxBundleEntries <= 0 {
 		opts.MaxBundleEntries = 1000
+	}
+	if opts.BatchParallel <= 0 {
+		opts.BatchParallel = defaultBatchParallel
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -147,7 +147,7 @@ func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions
 	// creates stay exact: each checks and writes within its transaction.
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
-	for range min(batchParallel, len(entries)) {
+	for range min(a.opts.BatchParallel, len(entries)) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
@@ -173,8 +173,9 @@ func (a *API) ProcessBundle(ctx context.Context, body []byte, opts BundleOptions
 	return a.bundleResponse("batch-response", entries, withResources), nil
 }
 
-// batchParallel is how many entries of a batch Bundle run at once.
-const batchParallel = 16
+// defaultBatchParallel is how many entries of a batch Bundle run at once
+// unless Options.BatchParallel says otherwise.
+const defaultBatchParallel = 16
 
 func outcomeOf(err error) map[string]any {
 	e, _ := toError(err)
