@@ -271,7 +271,7 @@ func (t *auditTrail) registerMetrics(reg prometheus.Registerer) error {
 	}, func() float64 { return float64(t.journal.Commits()) })
 	readBytes := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "warden_audit_journal_read_bytes_total",
-		Help: "Bytes of the audit journal read back by the transparency log's sequencer, the searchable copy's indexer and verification; against the journal's size, how often it is read.",
+		Help: "Bytes of the audit journal read back by the transparency log's sequencer, the searchable copy's indexer and the SIEM export; against the journal's size, how often it is read (once by each).",
 	}, func() float64 { return float64(t.journal.ReadBytes()) })
 	// The background parts fail without refusing requests (the journal
 	// keeps every event): operators must see it here.

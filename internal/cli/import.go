@@ -89,9 +89,9 @@ the exit status is 1 if any file failed.`,
 				MaxBundleEntries: 100000, MaxJSONDepth: cfg.FHIR.MaxJSONDepth, Labeller: labeller,
 				// Synthea's support files are batches of conditional
 				// creates: 64 at a time, not the server's 16, commit in
-				// groups four times larger. Six alternated runs of the
-				// shared set: 4,993–5,193 resources/s against
-				// 4,476–4,946 (docs/PERFORMANCE.md). The patients'
+				// groups four times larger. Six alternated pairs of
+				// runs of the shared set: 4,993–5,193 resources/s
+				// against 4,476–4,946 (docs/PERFORMANCE.md). The patients'
 				// transactions hold the writer longer than such a group.
 				BatchParallel: 64}
 			// Imported sensitive data is sealed like the server's writes.
