@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"testing"
 )
@@ -190,5 +191,56 @@ func TestReadsResumeAfterClose(t *testing.T) {
 	}
 	if _, err := j.Append(context.Background(), []byte("x")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Append after Close: %v", err)
+	}
+}
+
+// TestReadsRandom runs random appends (some entries larger than a read's
+// buffer) and reads (the cursors' next batches, and reads from anywhere,
+// stopped after random counts) and checks every entry a read gives
+// against what was appended, with its frame offset: parked readers are
+// only ever taken up at exactly their place.
+func TestReadsRandom(t *testing.T) {
+	for seed := range int64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 7))
+			dir := t.TempDir()
+			j := openT(t, dir)
+			f := openFileT(t, dir)
+			var want [][]byte
+			entry := func(i int) []byte { return want[i] }
+			cursors := make([]uint64, 3)
+			for op := range 200 {
+				switch k := rng.IntN(10); {
+				case k < 3 || len(want) == 0:
+					for range 1 + rng.IntN(20) {
+						size := 1 + rng.IntN(3000)
+						if rng.IntN(60) == 0 {
+							size = readBuffer + rng.IntN(4096)
+						}
+						e := bytes.Repeat([]byte{byte(op)}, size)
+						copy(e, fmt.Sprintf("%d:%d:", op, len(want)))
+						if seq := appendT(t, j, e); seq != uint64(len(want)) {
+							t.Fatalf("seq %d, want %d", seq, len(want))
+						}
+						want = append(want, e)
+					}
+				case k < 8:
+					c := rng.IntN(len(cursors))
+					cursors[c] = scanBatch(t, j, f, cursors[c], 1+rng.IntN(50), entry)
+				default:
+					from := uint64(rng.IntN(len(want) + 1))
+					max := 1 + rng.IntN(20)
+					if got := scanBatch(t, j, f, from, max, entry); got != min(from+uint64(max), uint64(len(want))) {
+						t.Fatalf("a read of %d from %d stopped at %d (%d entries)", max, from, got, len(want))
+					}
+				}
+			}
+			// Read keeps its own copies, whatever the readers parked.
+			for i, e := range readAll(t, j, 0) {
+				if !bytes.Equal(e, want[i]) {
+					t.Fatalf("Read: entry %d differs", i)
+				}
+			}
+		})
 	}
 }
