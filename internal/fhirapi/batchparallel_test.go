@@ -3,7 +3,6 @@ package fhirapi_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,9 +33,8 @@ func TestBatchParallel(t *testing.T) {
 	for _, tc := range []struct{ set, want int }{{0, 16}, {1, 1}, {64, 64}} {
 		t.Run(fmt.Sprint(tc.set), func(t *testing.T) {
 			var c *concurrentTx
-			var once sync.Once
 			ts := newTestServerOn(t, func(st store.Store) store.Store {
-				once.Do(func() { c = &concurrentTx{Store: st} })
+				c = &concurrentTx{Store: st}
 				return c
 			}, func(o *fhirapi.Options) { o.Unauthenticated = true; o.BatchParallel = tc.set })
 			const n = 80
@@ -47,7 +45,7 @@ func TestBatchParallel(t *testing.T) {
 					"request":  map[string]any{"method": "PUT", "url": fmt.Sprintf("Patient/bp%d", i)},
 				}
 			}
-			c.most.Store(0)
+			c.most.Store(0) // count the batch's transactions only
 			r := ts.do("POST", "", map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries})
 			if r.status != 200 {
 				t.Fatalf("batch: %d %s", r.status, r.body)
