@@ -55,7 +55,7 @@ func fileSize(t *testing.T, name string) uint64 {
 // batches; entries appended after it reached the end are read on from
 // there. Without the parked readers each batch began again at the sparse
 // index's entry before it and read a buffer ahead: the 7-entry batches
-// here would read the file ~20 times over.
+// here read the file ~300 times over.
 func TestReadsResume(t *testing.T) {
 	dir := t.TempDir()
 	const n = 3*indexEvery + 17
