@@ -212,3 +212,47 @@ func TestConcurrentOpen(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestMigration3(t *testing.T) {
+	schema, dsn := newSchema(t)
+	t.Cleanup(func() {
+		if err := dropSchema(testDSN(t), schema); err != nil {
+			t.Error(err)
+		}
+	})
+	storetest.RunMigration3(t, func(t *testing.T) store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(t *testing.T, stmt string) [][]string {
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		rows, err := c.Query(ctx, stmt, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+		defer rows.Close()
+		var out [][]string
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			row := make([]string, len(vals))
+			for i, v := range vals {
+				row[i] = fmt.Sprint(v)
+			}
+			out = append(out, row)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+		return out
+	})
+}

@@ -227,3 +227,52 @@ func TestConformanceReadCache(t *testing.T) {
 		return s
 	})
 }
+
+func TestMigration3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warden.db")
+	storetest.RunMigration3(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(t *testing.T, stmt string) [][]string {
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		return rawRows(t, db, stmt)
+	})
+}
+
+// rawRows runs stmt on db and returns its rows as text.
+func rawRows(t *testing.T, db *sql.DB, stmt string) [][]string {
+	t.Helper()
+	rows, err := db.Query(stmt)
+	if err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out [][]string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		row := make([]string, len(cols))
+		for i, v := range vals {
+			row[i] = v.String
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

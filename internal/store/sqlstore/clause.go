@@ -26,18 +26,28 @@ type matcher struct {
 	// byPK reports that filter uses only the pk of its alias, so it can
 	// run on the driver's pks before their rows are read.
 	byPK bool
+	// anchor, when set, is the id (as kept in the index) of a Patient
+	// that every resource the matcher matches is in the compartment of
+	// or refers to: such resources have it, or "*", in idx_token.patient
+	// (tokenPatient).
+	anchor string
+	// withPatient, when set, renders the matcher's driver restricted to
+	// the resources whose idx_token.patient is the given Patient or "*"
+	// (a token clause): with an anchor, the search drives from it.
+	withPatient func(patient string) sqlText
 }
 
 // Driver ranks, most selective first.
 const (
-	rankID        = iota // _id
-	rankReference        // a reference to one resource, a compartment
-	rankExact            // system|code, uri, :exact, identifier, canonical url
-	rankCode             // a code in any system
-	rankJoin             // chains and _has
-	rankPrefix           // string prefix and :contains
-	rankRange            // dates, numbers, quantities, system|, :text
-	rankPresent          // :missing=false
+	rankID          = iota // _id
+	rankPatientCode        // a token clause of one Patient's resources (compiler.patientDriver)
+	rankReference          // a reference to one resource, a compartment
+	rankExact              // system|code, uri, :exact, identifier, canonical url
+	rankCode               // a code in any system
+	rankJoin               // chains and _has
+	rankPrefix             // string prefix and :contains
+	rankRange              // dates, numbers, quantities, system|, :text
+	rankPresent            // :missing=false
 )
 
 var (
@@ -191,7 +201,61 @@ func (c *compiler) indexed(typ string, cl *search.Clause) (*matcher, error) {
 		drv.s("SELECT a.pk FROM ", name, " a WHERE a.param = ").arg(param).s(" AND a.comp = 0 AND (").t(cond).s(")")
 	}
 	d := drv.text()
-	return &matcher{filter: exists(&or), driver: &d, rank: rank, byPK: true}, nil
+	m := &matcher{filter: exists(&or), driver: &d, rank: rank, byPK: true}
+	switch {
+	case ptype == searchparam.Token && p.Type == searchparam.Token && cl.Modifier == search.ModNone && patientToken(param):
+		m.withPatient = func(patient string) sqlText { return patientDriver(param, conds, patient) }
+	case ptype == searchparam.Reference && p.Type == searchparam.Reference && len(cl.Values) == 1 &&
+		(cl.Modifier == search.ModNone || cl.Modifier == search.ModType):
+		m.anchor = patientAnchor(p, cl.TargetType, &cl.Values[0])
+	}
+	return m, nil
+}
+
+// patientAnchor returns the id, as indexed, of the Patient that a
+// reference value v names (Patient/X, or X with a Patient type modifier,
+// or X of a parameter that only targets Patient), or "" when it names
+// something else.
+func patientAnchor(p *searchparam.Param, target string, v *search.Value) string {
+	if v.URL != "" || v.RefID == "" {
+		return ""
+	}
+	typ := v.RefType
+	if typ == "" {
+		typ = target
+	}
+	if typ == "" && len(p.Targets) == 1 {
+		// An untyped value matches any reference with that id (see
+		// typedValue); a parameter that targets only Patient indexes
+		// only references to Patients, and untyped ones, which
+		// tokenPatient counts as well.
+		typ = p.Targets[0]
+	}
+	if typ != "Patient" {
+		return ""
+	}
+	return key(v.RefID)
+}
+
+// patientDriver selects the pks of the resources whose token rows of
+// param match one of conds and carry patient, or "*", in their patient
+// column (tokenPatient): a superset of the matches of the token clause
+// among the resources of that Patient, read from idx_token_patient in
+// one range scan per value instead of one probe per resource of the
+// Patient. The ranges are merged in pk order (ORDER BY with a LIMIT,
+// which SQLite does not drop from a subquery), so that a page stops
+// reading early.
+func patientDriver(param string, conds []sqlText, patient string) sqlText {
+	var w sqlBuf
+	for i, cond := range conds {
+		for j, p := range [2]string{patient, patientSeveral} {
+			if i+j > 0 {
+				w.s(" UNION ALL ")
+			}
+			w.s("SELECT a.pk FROM idx_token a WHERE a.patient = ").arg(p).s(" AND a.param = ").arg(param).s(" AND a.comp = 0 AND (").t(cond).s(")")
+		}
+	}
+	return w.s(" ORDER BY 1 LIMIT ").arg(int64(math.MaxInt64)).text()
 }
 
 // value renders the condition one value puts on an index row aliased a
@@ -571,5 +635,11 @@ func (c *compiler) compartment(typ string, comp *search.Compartment) (*matcher, 
 		}
 		return w.text()
 	}
-	return &matcher{filter: filter, driver: &d, rank: rankReference, byPK: typ != "Patient"}, nil
+	m := &matcher{filter: filter, driver: &d, rank: rankReference, byPK: typ != "Patient"}
+	if typ != "Patient" {
+		// A Patient is in its own compartment whether or not it was
+		// recorded there, so only other types anchor.
+		m.anchor = id
+	}
+	return m, nil
 }

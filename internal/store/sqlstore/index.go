@@ -63,7 +63,7 @@ var tables = [nTables]struct {
 	cols []string
 }{
 	tString:      {"idx_string", []string{"norm", "exact"}},
-	tToken:       {"idx_token", []string{"system", "code", "display"}},
+	tToken:       {"idx_token", []string{"system", "code", "display", "patient"}},
 	tReference:   {"idx_reference", []string{"ref_type", "ref_id", "url", "system", "code"}},
 	tDate:        {"idx_date", []string{"lo", "hi"}},
 	tNumber:      {"idx_number", []string{"num", "lo", "hi"}},
@@ -99,6 +99,9 @@ func tableOf(t searchparam.Type) (table, bool) {
 type indexRows struct {
 	vals [nTables][]any
 	mask int64 // bit t set when vals[t] is not empty
+	// patient is the patient column of the version's token rows
+	// (tokenPatient).
+	patient any
 }
 
 // Parameters whose values come from the resources table itself rather
@@ -116,6 +119,7 @@ func buildIndex(w *store.Write) *indexRows {
 		return ix
 	}
 	typ := w.Resource.Type
+	ix.patient = tokenPatient(w)
 	seq := int64(0)
 	for i := range w.Entries {
 		e := &w.Entries[i]
@@ -154,6 +158,77 @@ func buildIndex(w *store.Write) *indexRows {
 	return ix
 }
 
+// tokenPatient is the patient column of the token rows of w: the one
+// Patient among w's Patient compartments and the Patients its relative
+// references point at (typed Patient, or untyped), "*" when there are
+// several, NULL when there is none. A resource in Patient X's
+// compartment, or whose reference entries match Patient/X, thus has X or
+// "*" there: a search anchored on one Patient can drive from
+// idx_token_patient and still find all of them (compiler.patientDriver).
+// Migration 3 fills the column of older rows by the same rule.
+func tokenPatient(w *store.Write) any {
+	var one string
+	several := false
+	note := func(id string) {
+		id = key(id)
+		switch {
+		case one == "":
+			one = id
+		case id != one:
+			several = true
+		}
+	}
+	for _, id := range w.Patients {
+		if id != "" {
+			note(id)
+		}
+	}
+	var refs func(es []searchparam.Entry)
+	refs = func(es []searchparam.Entry) {
+		for i := range es {
+			e := &es[i]
+			if e.Type == searchparam.Composite {
+				refs(e.Components)
+				continue
+			}
+			if e.Type == searchparam.Reference && e.RefID != "" && e.URL == "" && (e.RefType == "Patient" || e.RefType == "") {
+				note(e.RefID)
+			}
+		}
+	}
+	refs(w.Entries)
+	switch {
+	case several:
+		return patientSeveral
+	case one != "":
+		return one
+	}
+	return nil
+}
+
+// patientToken reports whether the token rows of param (a param
+// column value) carry their Patient (tokenPatient) and so are in
+// idx_token_patient: not the components of composites, nor tags,
+// security labels and identifiers, which are seldom searched together
+// with a Patient (an identifier finds few resources on its own). Leaving
+// them out makes the index a third smaller and writes cheaper. Migration
+// 3 and compiler.indexed follow the same rule.
+func patientToken(param string) bool {
+	if strings.Contains(param, "$") {
+		return false
+	}
+	_, code, _ := strings.Cut(param, ".")
+	switch code {
+	case "_tag", "_security", "identifier":
+		return false
+	}
+	return true
+}
+
+// patientSeveral is the patient column of a resource of several Patients.
+// No id is "*" (FHIR ids are [A-Za-z0-9\-.]).
+const patientSeveral = "*"
+
 // indexable reports whether e can be stored: a known type and finite
 // numbers.
 func indexable(e *searchparam.Entry) bool {
@@ -181,7 +256,11 @@ func (ix *indexRows) add(param string, seq, comp int64, e *searchparam.Entry) {
 	case tString:
 		v = append(v, key(e.Text), key(e.Exact))
 	case tToken:
-		v = append(v, key(e.System), key(e.Code), key(e.Text))
+		var patient any
+		if comp == 0 && patientToken(param) {
+			patient = ix.patient
+		}
+		v = append(v, key(e.System), key(e.Code), key(e.Text), patient)
 	case tReference:
 		var sys, code any
 		if e.Code != "" {

@@ -47,6 +47,18 @@ type Types struct {
 //	                secondary key, '' for none), value, expires (Unix
 //	                microseconds, 0 for never)
 //
+// Version 3:
+//
+//	idx_token.patient  the Patient the resource belongs to: the one id
+//	                among its Patient compartments and the Patients its
+//	                relative references point at, "*" when there are
+//	                several, NULL when none (see tokenPatient); NULL in
+//	                the rows of some parameters (patientToken). Every
+//	                resource in Patient X's compartment or referring to
+//	                Patient/X has X or "*" there, so idx_token_patient
+//	                finds a patient's resources with a code in one range
+//	                scan (see compiler.patientDriver).
+//
 // Index rows belong to current, non-deleted versions only and are keyed
 // by (pk, param, seq); param is "Type.code" ("Observation.code"), so one
 // B-tree serves every resource type without mixing them. A composite
@@ -147,7 +159,20 @@ func Schema(t Types) [][]string {
 		`CREATE INDEX records_grp ON records (kind, grp) WHERE grp <> ''`,
 		`CREATE INDEX records_expires ON records (expires) WHERE expires <> 0`,
 	}
-	out := [][]string{v1, v2}
+	v3 := []string{
+		`ALTER TABLE idx_token ADD COLUMN patient {TEXT}`,
+		// The rows written before: the same rule as tokenPatient, from
+		// the compartment and reference rows of their resource.
+		`UPDATE idx_token SET patient = (
+			SELECT CASE COUNT(*) WHEN 0 THEN NULL WHEN 1 THEN MIN(u.p) ELSE '*' END FROM (
+				SELECT c.patient_id AS p FROM compartment c WHERE c.pk = idx_token.pk
+				UNION
+				SELECT r.ref_id AS p FROM idx_reference r WHERE r.pk = idx_token.pk AND r.ref_id IS NOT NULL AND (r.ref_type = 'Patient' OR r.ref_type IS NULL)
+			) u
+		) WHERE comp = 0 AND param NOT LIKE '%$%' AND param NOT LIKE '%.\_tag' ESCAPE '\' AND param NOT LIKE '%.\_security' ESCAPE '\' AND param NOT LIKE '%.identifier'`,
+		`CREATE INDEX idx_token_patient ON idx_token (patient, param, code, pk, system) WHERE patient IS NOT NULL AND comp = 0`,
+	}
+	out := [][]string{v1, v2, v3}
 	for _, m := range out {
 		for i, s := range m {
 			m[i] = r.Replace(s)

@@ -77,6 +77,7 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 			ms = append(ms, m)
 		}
 	}
+	combineAnchor(ms)
 	p := &plan{}
 	drive := -1
 	for i, m := range ms {
@@ -126,6 +127,31 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 		p.keys = append(p.keys, k)
 	}
 	return p, nil
+}
+
+// combineAnchor lets a token clause of a search anchored on one Patient
+// (a compartment, or a reference clause naming a Patient) drive from
+// idx_token_patient: the anchor then filters that driver's few pks. The
+// token clause's driver, restricted to the Patient, applies its whole
+// condition, so the clause needs no filter of its own when it drives.
+func combineAnchor(ms []*matcher) {
+	anchor := ""
+	for _, m := range ms {
+		if m.anchor != "" {
+			anchor = m.anchor
+			break
+		}
+	}
+	if anchor == "" {
+		return
+	}
+	for i, m := range ms {
+		if m.withPatient != nil {
+			d := m.withPatient(anchor)
+			ms[i] = &matcher{filter: m.filter, driver: &d, rank: rankPatientCode, byPK: true}
+			return
+		}
+	}
 }
 
 // join appends more SQL to t.

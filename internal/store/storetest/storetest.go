@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Paging", func(t *testing.T) { testPaging(t, fresh(t)) })
 	t.Run("PagingConcurrentWrites", func(t *testing.T) { testPagingConcurrent(t, fresh(t)) })
 	t.Run("Patients", func(t *testing.T) { testPatients(t, fresh(t)) })
+	t.Run("PatientTokens", func(t *testing.T) { testPatientTokens(t, fresh(t)) })
 	t.Run("Records", func(t *testing.T) { testRecords(t, fresh(t)) })
 	t.Run("Ping", func(t *testing.T) {
 		if err := fresh(t).Ping(context.Background()); err != nil {

@@ -1,0 +1,273 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/wardenfhir/warden/internal/fhir/search"
+	"github.com/wardenfhir/warden/internal/fhir/searchparam"
+	"github.com/wardenfhir/warden/internal/store"
+)
+
+// ptObs is one Observation of the patient-token fixture as the test
+// itself understands it, to compute what searches must find.
+type ptObs struct {
+	id       string
+	entries  []searchparam.Entry
+	patients []string
+	deleted  bool
+}
+
+// patientTokenFixture writes Observations of a few Patients with codes
+// from a small set, some in two Patients' compartments (subject and
+// performer), some with the subject as an absolute URL, an untyped
+// reference or a Group of a Patient's id, some in a compartment without a
+// reference to its Patient, some with one code twice; then
+// moves some to another Patient and deletes others. It returns the final
+// state.
+func patientTokenFixture(t *testing.T, s store.Store, rng *rand.Rand) []*ptObs {
+	const n = 150
+	var all []*ptObs
+	build := func(o *ptObs) {
+		a := fmt.Sprintf("pt%d", rng.IntN(5))
+		o.entries, o.patients = nil, nil
+		switch k := rng.IntN(10); {
+		case k == 0: // a Group with a Patient's id: not that Patient's
+			o.entries = append(o.entries, refE("subject", "Group", a))
+		case k == 1: // on another server: not this one's Patient
+			o.entries = append(o.entries, refAbsE("subject", "https://other.example/fhir/Patient/"+a, "Patient", a), refAbsE("patient", "https://other.example/fhir/Patient/"+a, "Patient", a))
+		case k == 2: // untyped
+			o.entries = append(o.entries, refE("patient", "", a))
+		case k == 3: // in a compartment through no reference the test indexes
+			o.entries = append(o.entries, refE("subject", "Device", "dev1"))
+			o.patients = append(o.patients, a)
+		default:
+			o.entries = append(o.entries, refE("subject", "Patient", a), refE("patient", "Patient", a))
+			o.patients = append(o.patients, a)
+		}
+		if rng.IntN(5) == 0 { // a second Patient, as performer
+			b := fmt.Sprintf("pt%d", rng.IntN(5))
+			o.entries = append(o.entries, refE("performer", "Patient", b))
+			if !slices.Contains(o.patients, b) {
+				o.patients = append(o.patients, b)
+			}
+		}
+		for range 1 + rng.IntN(2) {
+			sys := []string{"http://loinc.org", "http://snomed.info/sct"}[rng.IntN(2)]
+			code := fmt.Sprintf("c%d", rng.IntN(5))
+			o.entries = append(o.entries, tokE("code", sys, code))
+			if rng.IntN(8) == 0 {
+				o.entries = append(o.entries, tokE("code", sys, code))
+			}
+		}
+		o.entries = append(o.entries, tokE("status", "", "final"))
+		// Parameters whose rows idx_token_patient leaves out.
+		if rng.IntN(2) == 0 {
+			o.entries = append(o.entries, tokE("_tag", "http://tags", fmt.Sprintf("c%d", rng.IntN(5))))
+		}
+		o.entries = append(o.entries, tokE("identifier", "http://ids", fmt.Sprintf("c%d", rng.IntN(5))))
+		slices.Sort(o.patients)
+	}
+	var ws []store.Write
+	for i := range n {
+		o := &ptObs{id: fmt.Sprintf("ob%03d", i)}
+		build(o)
+		all = append(all, o)
+		ws = append(ws, write("Observation", o.id, 1, epoch, o.entries, o.patients...))
+	}
+	put(t, s, ws...)
+	ws = nil
+	for _, o := range all {
+		switch rng.IntN(6) {
+		case 0:
+			build(o)
+			ws = append(ws, write("Observation", o.id, 2, epoch, o.entries, o.patients...))
+		case 1:
+			o.deleted = true
+			ws = append(ws, deletion("Observation", o.id, 2, epoch))
+		}
+	}
+	put(t, s, ws...)
+	return all
+}
+
+// testPatientTokens checks searches that combine one Patient (a
+// compartment or a reference to a Patient) with a token clause, which
+// the SQL stores answer from an index of token rows by Patient, against
+// what the fixture says they must find, page by page.
+func testPatientTokens(t *testing.T, s store.Store) {
+	checkPatientTokens(t, s, patientTokenFixture(t, s, rand.New(rand.NewPCG(7, 11))))
+}
+
+// checkPatientTokens runs the searches of testPatientTokens on the
+// fixture's final state all.
+func checkPatientTokens(t *testing.T, s store.Store, all []*ptObs) {
+	t.Helper()
+	// refers reports whether o has a reference entry of param to id,
+	// of type typ ("" for any type), local.
+	refers := func(o *ptObs, param, typ, id string) bool {
+		for _, e := range o.entries {
+			if e.Type == searchparam.Reference && e.Param == param && e.URL == "" && e.RefID == id && (typ == "" || e.RefType == typ) {
+				return true
+			}
+		}
+		return false
+	}
+	hasCode := func(o *ptObs, param, system, code string) bool {
+		for _, e := range o.entries {
+			if e.Param == param && e.Code == code && (system == "" || e.System == system) {
+				return true
+			}
+		}
+		return false
+	}
+	type anchor struct {
+		name    string
+		apply   func(q *search.Query, id string)
+		matches func(o *ptObs, id string) bool
+	}
+	anchors := []anchor{
+		{"patient=id", func(q *search.Query, id string) { q.Clauses = append(q.Clauses, cl(pPatient, vRef("", id))) },
+			func(o *ptObs, id string) bool { return refers(o, "patient", "", id) }},
+		{"patient=Patient/id", func(q *search.Query, id string) { q.Clauses = append(q.Clauses, cl(pPatient, vRef("Patient", id))) },
+			func(o *ptObs, id string) bool { return refers(o, "patient", "Patient", id) }},
+		{"subject:Patient=id", func(q *search.Query, id string) {
+			q.Clauses = append(q.Clauses, search.Clause{Param: pSubject, Modifier: search.ModType, TargetType: "Patient", Values: []search.Value{vRef("", id)}})
+		}, func(o *ptObs, id string) bool { return refers(o, "subject", "Patient", id) }},
+		{"subject=id (any type)", func(q *search.Query, id string) { q.Clauses = append(q.Clauses, cl(pSubject, vRef("", id))) },
+			func(o *ptObs, id string) bool { return refers(o, "subject", "", id) }},
+		{"performer=Patient/id", func(q *search.Query, id string) { q.Clauses = append(q.Clauses, cl(pPerformer, vRef("Patient", id))) },
+			func(o *ptObs, id string) bool { return refers(o, "performer", "Patient", id) }},
+		{"compartment", func(q *search.Query, id string) { withCompartment(q, id) },
+			func(o *ptObs, id string) bool { return slices.Contains(o.patients, id) }},
+		{"compartment and patient=Patient/id", func(q *search.Query, id string) {
+			withCompartment(q, id)
+			q.Clauses = append(q.Clauses, cl(pPatient, vRef("Patient", id)))
+		}, func(o *ptObs, id string) bool {
+			return slices.Contains(o.patients, id) && refers(o, "patient", "Patient", id)
+		}},
+		{"compartment of pt0 and patient=Patient/id", func(q *search.Query, id string) {
+			withCompartment(q, "pt0")
+			q.Clauses = append(q.Clauses, cl(pPatient, vRef("Patient", id)))
+		}, func(o *ptObs, id string) bool {
+			return slices.Contains(o.patients, "pt0") && refers(o, "patient", "Patient", id)
+		}},
+	}
+	type codes struct {
+		name   string
+		param  *searchparam.Param
+		values []search.Value
+	}
+	pObsID := param("Observation", "identifier", searchparam.Token)
+	var codeSets []codes
+	for i := range 5 {
+		c := fmt.Sprintf("c%d", i)
+		codeSets = append(codeSets, codes{c, pCode, []search.Value{vCode(c)}}, codes{"loinc|" + c, pCode, []search.Value{vSysCode("http://loinc.org", c)}})
+	}
+	codeSets = append(codeSets,
+		codes{"c1,snomed|c3", pCode, []search.Value{vCode("c1"), vSysCode("http://snomed.info/sct", "c3")}},
+		codes{"_tag c2", pTag, []search.Value{vCode("c2")}},
+		codes{"identifier c4", pObsID, []search.Value{vCode("c4")}},
+	)
+
+	found := 0
+	for _, a := range anchors {
+		for p := range 6 { // pt5 has nothing
+			id := fmt.Sprintf("pt%d", p)
+			for _, cs := range codeSets {
+				var want []string
+				for _, o := range all {
+					if o.deleted || !a.matches(o, id) {
+						continue
+					}
+					for _, v := range cs.values {
+						if hasCode(o, cs.param.Code, v.System, v.Code) {
+							want = append(want, "Observation/"+o.id)
+							break
+						}
+					}
+				}
+				found += len(want)
+				q := query("Observation", cl(cs.param, cs.values...))
+				a.apply(q, id)
+				q.Count = 4
+				pages, _ := walk(t, s, q)
+				var got []string
+				for _, pg := range pages {
+					got = append(got, pg...)
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s %s, %s: got %v, want %v", a.name, id, cs.name, got, want)
+				}
+				q.Count = 100
+				res, err := s.Search(context.Background(), q, store.PageRequest{WantTotal: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Total != len(want) {
+					t.Errorf("%s %s, %s: total %d, want %d", a.name, id, cs.name, res.Total, len(want))
+				}
+			}
+		}
+	}
+	if found < 200 {
+		t.Fatalf("the fixture gave only %d matches in all: too few to test anything", found)
+	}
+}
+
+// RawSQL runs one statement directly on the database of a store (closed
+// meanwhile) and returns its rows, each value as text.
+type RawSQL func(t *testing.T, stmt string) [][]string
+
+// RunMigration3 checks that schema migration 3 fills idx_token.patient
+// of the rows written before it as the store writes it (tokenPatient),
+// and that the searches that read it then find what they must. open MUST
+// open the same database each time; raw reaches it.
+func RunMigration3(t *testing.T, open func(t *testing.T) store.Store, raw RawSQL) {
+	const rows = `SELECT pk, param, seq, COALESCE(patient, '(null)') FROM idx_token ORDER BY pk, param, seq`
+	s := open(t)
+	all := patientTokenFixture(t, s, rand.New(rand.NewPCG(3, 5)))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	written := raw(t, rows)
+	kinds := map[string]int{}
+	for _, r := range written {
+		switch r[3] {
+		case "(null)", "*":
+			kinds[r[3]]++
+		default:
+			kinds["one"]++
+		}
+	}
+	if kinds["(null)"] == 0 || kinds["*"] == 0 || kinds["one"] == 0 {
+		t.Fatalf("the fixture's token rows have patient columns %v: want some of each kind", kinds)
+	}
+
+	// The database as version 2 left it.
+	raw(t, `DROP INDEX idx_token_patient`)
+	raw(t, `ALTER TABLE idx_token DROP COLUMN patient`)
+	raw(t, `UPDATE schema_version SET version = 2`)
+
+	s = open(t)
+	t.Run("search", func(t *testing.T) { checkPatientTokens(t, s, all) })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := raw(t, `SELECT version FROM schema_version`); len(got) != 1 || got[0][0] != "3" {
+		t.Errorf("schema version after migrating: %v, want 3", got)
+	}
+	migrated := raw(t, rows)
+	if len(migrated) != len(written) {
+		t.Fatalf("%d token rows after migrating, %d before", len(migrated), len(written))
+	}
+	for i := range written {
+		if !slices.Equal(migrated[i], written[i]) {
+			t.Errorf("token row %v migrated as %v", written[i], migrated[i])
+		}
+	}
+}
