@@ -55,14 +55,34 @@ type codedResource struct {
 	Component                 []componentElement `json:"component"`
 	MedicationCodeableConcept *codeableConcept   `json:"medicationCodeableConcept"`
 	ReasonCode                []codeableConcept  `json:"reasonCode"`
-	Type                      json.RawMessage    `json:"type"`
-	Category                  json.RawMessage    `json:"category"`
+	Type                      flexConcepts       `json:"type"`
+	Category                  flexConcepts       `json:"category"`
 	Activity                  []activityElement  `json:"activity"`
 	Item                      []itemElement      `json:"item"`
 	Diagnosis                 []diagnosisElement `json:"diagnosis"`
 	Procedure                 []procedureElement `json:"procedure"`
 	ConclusionCode            []codeableConcept  `json:"conclusionCode"`
 	Contained                 []json.RawMessage  `json:"contained"`
+
+	containedMaps []map[string]any // contained resources, from a decoded map (codedFromMap)
+}
+
+// flexConcepts is an element that is a CodeableConcept list in some
+// resource types and one CodeableConcept in others: kept raw when decoded
+// from JSON, as the decoded value when read from a map (codedFromMap),
+// and read per type by addRaw.
+type flexConcepts struct {
+	raw json.RawMessage
+	// From a map: set tells that the element is there; list or one
+	// holds it, neither when it is not a concept or a list of them.
+	set  bool
+	list []codeableConcept
+	one  *codeableConcept
+}
+
+func (f *flexConcepts) UnmarshalJSON(b []byte) error {
+	f.raw = append(f.raw[:0], b...)
+	return nil
 }
 
 // codedElement is one coding found at a path.
@@ -199,8 +219,20 @@ func collect(r *codedResource, base string, out *[]codedElement, depth int) erro
 
 // addRaw decodes an element that is a CodeableConcept list (list=true) or
 // a single CodeableConcept for this resource type.
-func addRaw(path string, raw json.RawMessage, list bool,
+func addRaw(path string, f flexConcepts, list bool,
 	add func(string, *codeableConcept), addList func(string, []codeableConcept)) error {
+	if f.set {
+		switch {
+		case list && f.one == nil && f.list != nil:
+			addList(path, f.list)
+		case !list && f.one != nil:
+			add(path, f.one)
+		default:
+			return fmt.Errorf("%w: %s: not a CodeableConcept%s", ErrMalformedResource, path, map[bool]string{true: " list"}[list])
+		}
+		return nil
+	}
+	raw := f.raw
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}

@@ -204,6 +204,11 @@ func (l *Labeller) Label(resource []byte) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	return l.classify(elems), nil
+}
+
+// classify labels the coded elements of a resource.
+func (l *Labeller) classify(elems []codedElement) Result {
 	var why []Reason
 	for _, e := range elems {
 		c := e.coding
@@ -228,7 +233,7 @@ func (l *Labeller) Label(resource []byte) (Result, error) {
 			}
 		}
 	}
-	return l.result(why), nil
+	return l.result(why)
 }
 
 // textMatchable reports whether c may be classified by its display text.

@@ -91,7 +91,42 @@ func TestLabel(t *testing.T) {
 			if len(tc.want) > 0 && len(res.Why) == 0 {
 				t.Error("labels without reasons")
 			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(tc.resource), &m); err != nil {
+				t.Fatal(err)
+			}
+			if dec, err := l.LabelResource(m); err != nil || !reflect.DeepEqual(dec, res) {
+				t.Errorf("LabelResource = %+v, %v; Label %+v", dec, err, res)
+			}
 		})
+	}
+}
+
+// LabelResource refuses what Label refuses among resources a map can
+// hold, and reads the types Label does not read whatever their shape.
+func TestLabelResourceMalformed(t *testing.T) {
+	l := newLabeller(t)
+	for _, in := range []string{`{}`, `{"resourceType":1}`, `{"resourceType":"Condition","code":"x"}`,
+		`{"resourceType":"Encounter","type":{"coding":[]}}`, `{"resourceType":"DocumentReference","type":[]}`,
+		`{"resourceType":"Claim","contained":[1]}`, `{"resourceType":"Claim","contained":[{"resourceType":"Condition","code":[]}]}`,
+		`{"resourceType":"Condition","code":[{"coding":[]}]}`, `{"resourceType":"Condition","code":{"coding":[{"code":5602001}]}}`,
+		`{"resourceType":"Observation","component":{}}`, `{"resourceType":"CarePlan","activity":[{"detail":[]}]}`} {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(in), &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Label([]byte(in)); !errors.Is(err, ErrMalformedResource) {
+			t.Errorf("Label(%s) error = %v, want ErrMalformedResource", in, err)
+		}
+		if _, err := l.LabelResource(m); !errors.Is(err, ErrMalformedResource) {
+			t.Errorf("LabelResource(%s) error = %v, want ErrMalformedResource", in, err)
+		}
+	}
+	var m map[string]any
+	json.Unmarshal([]byte(`{"resourceType":"PractitionerRole","code":[{"coding":[{"system":"http://nucc.org/provider-taxonomy","code":"208D00000X"}]}],"item":"x"}`), &m)
+	res, err := l.LabelResource(m)
+	if err != nil || len(res.Security) != 1 || res.Security[0].Code != "N" {
+		t.Fatalf("PractitionerRole: %v, %v", res.Security, err)
 	}
 }
 

@@ -1,0 +1,295 @@
+package labels
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// LabelResource is Label of a resource already decoded as FHIR JSON
+// (encoding/json into map[string]any, member names exact, as Warden's
+// validating decoder gives it): the same result, without encoding the
+// resource to read it again. A resource that fails validation may be
+// labelled differently than Label would (Label also matches member
+// names regardless of case); callers label only resources that passed
+// it.
+func (l *Labeller) LabelResource(res map[string]any) (Result, error) {
+	rt, _ := res["resourceType"].(string)
+	if rt == "" {
+		return Result{}, fmt.Errorf("%w: no resourceType", ErrMalformedResource)
+	}
+	r, err := codedFromMap(res)
+	if err != nil {
+		if !scannedTypes[rt] {
+			return l.classify(nil), nil // as Label: elements read differently elsewhere
+		}
+		return Result{}, fmt.Errorf("%w: %v", ErrMalformedResource, err)
+	}
+	var out []codedElement
+	if err := collectDecoded(r, rt, &out, 0); err != nil {
+		return Result{}, err
+	}
+	return l.classify(out), nil
+}
+
+// collectDecoded is collect with contained resources taken from the
+// decoded map.
+func collectDecoded(r *codedResource, base string, out *[]codedElement, depth int) error {
+	contained := r.containedMaps
+	r.Contained, r.containedMaps = nil, nil
+	if err := collect(r, base, out, depth); err != nil {
+		return err
+	}
+	if depth > 0 || !scannedTypes[r.ResourceType] {
+		return nil
+	}
+	for i, m := range contained {
+		c, err := codedFromMap(m)
+		if err != nil {
+			return fmt.Errorf("%w: contained[%d]: %v", ErrMalformedResource, i, err)
+		}
+		if err := collectDecoded(c, base+".contained["+strconv.Itoa(i)+"]", out, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// codedFromMap fills the targeted decode of a resource from its decoded
+// map, failing where encoding/json would fail to decode its JSON into
+// codedResource (an element of the wrong JSON type).
+func codedFromMap(m map[string]any) (*codedResource, error) {
+	r := &codedResource{}
+	var err error
+	str := func(name string) string {
+		v, ok := m[name]
+		if !ok || v == nil {
+			return ""
+		}
+		s, ok := v.(string)
+		if !ok && err == nil {
+			err = fmt.Errorf("%s: not a string", name)
+		}
+		return s
+	}
+	r.ResourceType = str("resourceType")
+	if r.Code, err = conceptAt(m, "code", err); err != nil {
+		return nil, err
+	}
+	if r.ValueCodeableConcept, err = conceptAt(m, "valueCodeableConcept", err); err != nil {
+		return nil, err
+	}
+	if r.MedicationCodeableConcept, err = conceptAt(m, "medicationCodeableConcept", err); err != nil {
+		return nil, err
+	}
+	if r.ReasonCode, err = conceptsAt(m, "reasonCode"); err != nil {
+		return nil, err
+	}
+	if r.ConclusionCode, err = conceptsAt(m, "conclusionCode"); err != nil {
+		return nil, err
+	}
+	if err := objects(m, "component", func(e map[string]any) error {
+		var c componentElement
+		var err error
+		if c.Code, err = conceptAt(e, "code", nil); err != nil {
+			return err
+		}
+		if c.ValueCodeableConcept, err = conceptAt(e, "valueCodeableConcept", nil); err != nil {
+			return err
+		}
+		r.Component = append(r.Component, c)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := objects(m, "activity", func(e map[string]any) error {
+		var a activityElement
+		d, ok := e["detail"]
+		if ok && d != nil {
+			dm, ok := d.(map[string]any)
+			if !ok {
+				return fmt.Errorf("activity.detail: not an object")
+			}
+			a.Detail = &struct {
+				Code       *codeableConcept  `json:"code"`
+				ReasonCode []codeableConcept `json:"reasonCode"`
+			}{}
+			var err error
+			if a.Detail.Code, err = conceptAt(dm, "code", nil); err != nil {
+				return err
+			}
+			if a.Detail.ReasonCode, err = conceptsAt(dm, "reasonCode"); err != nil {
+				return err
+			}
+		}
+		r.Activity = append(r.Activity, a)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := objects(m, "item", func(e map[string]any) error {
+		c, err := conceptAt(e, "productOrService", nil)
+		r.Item = append(r.Item, itemElement{ProductOrService: c})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := objects(m, "diagnosis", func(e map[string]any) error {
+		c, err := conceptAt(e, "diagnosisCodeableConcept", nil)
+		r.Diagnosis = append(r.Diagnosis, diagnosisElement{DiagnosisCodeableConcept: c})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := objects(m, "procedure", func(e map[string]any) error {
+		c, err := conceptAt(e, "procedureCodeableConcept", nil)
+		r.Procedure = append(r.Procedure, procedureElement{ProcedureCodeableConcept: c})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	// type and category: a list or one concept, depending on the type
+	// (addRaw reads them per type, and fails on the wrong shape where it
+	// reads them, as it does for JSON).
+	for _, f := range [...]struct {
+		name string
+		dst  *flexConcepts
+	}{{"type", &r.Type}, {"category", &r.Category}} {
+		v, ok := m[f.name]
+		if !ok || v == nil {
+			continue
+		}
+		f.dst.set = true
+		switch v := v.(type) {
+		case map[string]any:
+			f.dst.one, _ = concept(v, f.name) // nil when malformed
+		case []any:
+			if cs, err := conceptList(v, f.name); err == nil {
+				f.dst.list = cs
+			}
+		}
+	}
+	if err := objects(m, "contained", func(e map[string]any) error {
+		r.containedMaps = append(r.containedMaps, e)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return r, err
+}
+
+// conceptAt returns the CodeableConcept m[name], nil when absent; err is
+// passed through when set.
+func conceptAt(m map[string]any, name string, err error) (*codeableConcept, error) {
+	if err != nil {
+		return nil, err
+	}
+	v, ok := m[name]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	o, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an object", name)
+	}
+	return concept(o, name)
+}
+
+// conceptsAt returns the CodeableConcept list m[name].
+func conceptsAt(m map[string]any, name string) ([]codeableConcept, error) {
+	v, ok := m[name]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	a, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an array", name)
+	}
+	return conceptList(a, name)
+}
+
+func conceptList(a []any, name string) ([]codeableConcept, error) {
+	out := make([]codeableConcept, 0, len(a))
+	for _, e := range a {
+		if e == nil {
+			out = append(out, codeableConcept{})
+			continue
+		}
+		o, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: an element is not an object", name)
+		}
+		c, err := concept(o, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	return out, nil
+}
+
+// concept reads the codings of a CodeableConcept.
+func concept(o map[string]any, name string) (*codeableConcept, error) {
+	c := &codeableConcept{}
+	v, ok := o["coding"]
+	if !ok || v == nil {
+		return c, nil
+	}
+	a, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s.coding: not an array", name)
+	}
+	c.Coding = make([]jsonCoding, 0, len(a))
+	for _, e := range a {
+		var jc jsonCoding
+		if e != nil {
+			co, ok := e.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s.coding: an element is not an object", name)
+			}
+			for _, f := range [...]struct {
+				key string
+				dst *string
+			}{{"system", &jc.System}, {"code", &jc.Code}, {"display", &jc.Display}} {
+				fv, ok := co[f.key]
+				if !ok || fv == nil {
+					continue
+				}
+				s, ok := fv.(string)
+				if !ok {
+					return nil, fmt.Errorf("%s.coding.%s: not a string", name, f.key)
+				}
+				*f.dst = s
+			}
+		}
+		c.Coding = append(c.Coding, jc)
+	}
+	return c, nil
+}
+
+// objects calls fn on each object of the array m[name].
+func objects(m map[string]any, name string, fn func(map[string]any) error) error {
+	v, ok := m[name]
+	if !ok || v == nil {
+		return nil
+	}
+	a, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("%s: not an array", name)
+	}
+	for _, e := range a {
+		if e == nil {
+			if err := fn(map[string]any{}); err != nil {
+				return err
+			}
+			continue
+		}
+		o, ok := e.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: an element is not an object", name)
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
