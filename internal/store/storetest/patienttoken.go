@@ -211,6 +211,19 @@ func checkPatientTokens(t *testing.T, s store.Store, all []*ptObs) {
 				if res.Total != len(want) {
 					t.Errorf("%s %s, %s: total %d, want %d", a.name, id, cs.name, res.Total, len(want))
 				}
+				// Sorted, the driver is a condition on every row.
+				q = withSort(q, desc(pID))
+				q.Count = 3
+				pages, _ = walk(t, s, q)
+				got = got[:0]
+				for _, pg := range pages {
+					got = append(got, pg...)
+				}
+				wantDesc := slices.Clone(want)
+				slices.Reverse(wantDesc)
+				if !slices.Equal(got, wantDesc) {
+					t.Errorf("%s %s, %s, sorted by -_id: got %v, want %v", a.name, id, cs.name, got, wantDesc)
+				}
 			}
 		}
 	}
