@@ -9,19 +9,7 @@ import (
 // BenchmarkLabel labels a mix of real resources from the shared data (the
 // first 3 patient bundles of each of the three sources), one resource per op.
 func BenchmarkLabel(b *testing.B) {
-	files := patientBundles(b)
-	var mix [][]byte
-	perDir := map[string]int{}
-	for _, f := range files {
-		key := filepath.Dir(f)
-		if perDir[key] >= 3 {
-			continue
-		}
-		perDir[key]++
-		for _, e := range readBundle(b, f) {
-			mix = append(mix, e.Resource)
-		}
-	}
+	mix := benchMix(b)
 	l, err := New()
 	if err != nil {
 		b.Fatal(err)
@@ -39,6 +27,24 @@ func BenchmarkLabel(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(mix)), "resources-in-mix")
+}
+
+// benchMix is the resources of the first 3 patient bundles of each of
+// the three sources of the shared data.
+func benchMix(b *testing.B) [][]byte {
+	var mix [][]byte
+	perDir := map[string]int{}
+	for _, f := range patientBundles(b) {
+		key := filepath.Dir(f)
+		if perDir[key] >= 3 {
+			continue
+		}
+		perDir[key]++
+		for _, e := range readBundle(b, f) {
+			mix = append(mix, e.Resource)
+		}
+	}
+	return mix
 }
 
 // BenchmarkApply measures Label plus rewriting meta.security.

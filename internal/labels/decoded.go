@@ -126,26 +126,25 @@ func codedFromMap(m map[string]any) (*codedResource, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := objects(m, "item", func(e map[string]any) error {
-		c, err := conceptAt(e, "productOrService", nil)
-		r.Item = append(r.Item, itemElement{ProductOrService: c})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if err := objects(m, "diagnosis", func(e map[string]any) error {
-		c, err := conceptAt(e, "diagnosisCodeableConcept", nil)
-		r.Diagnosis = append(r.Diagnosis, diagnosisElement{DiagnosisCodeableConcept: c})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if err := objects(m, "procedure", func(e map[string]any) error {
-		c, err := conceptAt(e, "procedureCodeableConcept", nil)
-		r.Procedure = append(r.Procedure, procedureElement{ProcedureCodeableConcept: c})
-		return err
-	}); err != nil {
-		return nil, err
+	for _, e := range [...]struct {
+		array, field string
+		add          func(*codeableConcept)
+	}{
+		{"item", "productOrService", func(c *codeableConcept) { r.Item = append(r.Item, itemElement{ProductOrService: c}) }},
+		{"diagnosis", "diagnosisCodeableConcept", func(c *codeableConcept) {
+			r.Diagnosis = append(r.Diagnosis, diagnosisElement{DiagnosisCodeableConcept: c})
+		}},
+		{"procedure", "procedureCodeableConcept", func(c *codeableConcept) {
+			r.Procedure = append(r.Procedure, procedureElement{ProcedureCodeableConcept: c})
+		}},
+	} {
+		if err := objects(m, e.array, func(o map[string]any) error {
+			c, err := conceptAt(o, e.field, nil)
+			e.add(c)
+			return err
+		}); err != nil {
+			return nil, err
+		}
 	}
 	// type and category: a list or one concept, depending on the type
 	// (addRaw reads them per type, and fails on the wrong shape where it

@@ -90,22 +90,13 @@ func invalid(issues []validate.Issue) bool {
 // BenchmarkLabelResource is BenchmarkLabel from decoded maps (the same
 // mix of resources).
 func BenchmarkLabelResource(b *testing.B) {
-	files := patientBundles(b)
 	var mix []map[string]any
-	perDir := map[string]int{}
-	for _, f := range files {
-		key := filepath.Dir(f)
-		if perDir[key] >= 3 {
-			continue
+	for _, body := range benchMix(b) {
+		m, err := validate.Decode(body, validate.Limits{MaxBytes: 1 << 24, MaxDepth: 100})
+		if err != nil {
+			b.Fatal(err)
 		}
-		perDir[key]++
-		for _, e := range readBundle(b, f) {
-			m, err := validate.Decode(e.Resource, validate.Limits{MaxBytes: 1 << 24, MaxDepth: 100})
-			if err != nil {
-				b.Fatal(err)
-			}
-			mix = append(mix, m)
-		}
+		mix = append(mix, m)
 	}
 	l, err := New()
 	if err != nil {
