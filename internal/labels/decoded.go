@@ -59,26 +59,21 @@ func collectDecoded(r *codedResource, base string, out *[]codedElement, depth in
 // codedResource (an element of the wrong JSON type).
 func codedFromMap(m map[string]any) (*codedResource, error) {
 	r := &codedResource{}
-	var err error
-	str := func(name string) string {
-		v, ok := m[name]
-		if !ok || v == nil {
-			return ""
-		}
+	if v, ok := m["resourceType"]; ok && v != nil {
 		s, ok := v.(string)
-		if !ok && err == nil {
-			err = fmt.Errorf("%s: not a string", name)
+		if !ok {
+			return nil, fmt.Errorf("resourceType: not a string")
 		}
-		return s
+		r.ResourceType = s
 	}
-	r.ResourceType = str("resourceType")
-	if r.Code, err = conceptAt(m, "code", err); err != nil {
+	var err error
+	if r.Code, err = conceptAt(m, "code"); err != nil {
 		return nil, err
 	}
-	if r.ValueCodeableConcept, err = conceptAt(m, "valueCodeableConcept", err); err != nil {
+	if r.ValueCodeableConcept, err = conceptAt(m, "valueCodeableConcept"); err != nil {
 		return nil, err
 	}
-	if r.MedicationCodeableConcept, err = conceptAt(m, "medicationCodeableConcept", err); err != nil {
+	if r.MedicationCodeableConcept, err = conceptAt(m, "medicationCodeableConcept"); err != nil {
 		return nil, err
 	}
 	if r.ReasonCode, err = conceptsAt(m, "reasonCode"); err != nil {
@@ -90,10 +85,10 @@ func codedFromMap(m map[string]any) (*codedResource, error) {
 	if err := objects(m, "component", func(e map[string]any) error {
 		var c componentElement
 		var err error
-		if c.Code, err = conceptAt(e, "code", nil); err != nil {
+		if c.Code, err = conceptAt(e, "code"); err != nil {
 			return err
 		}
-		if c.ValueCodeableConcept, err = conceptAt(e, "valueCodeableConcept", nil); err != nil {
+		if c.ValueCodeableConcept, err = conceptAt(e, "valueCodeableConcept"); err != nil {
 			return err
 		}
 		r.Component = append(r.Component, c)
@@ -114,7 +109,7 @@ func codedFromMap(m map[string]any) (*codedResource, error) {
 				ReasonCode []codeableConcept `json:"reasonCode"`
 			}{}
 			var err error
-			if a.Detail.Code, err = conceptAt(dm, "code", nil); err != nil {
+			if a.Detail.Code, err = conceptAt(dm, "code"); err != nil {
 				return err
 			}
 			if a.Detail.ReasonCode, err = conceptsAt(dm, "reasonCode"); err != nil {
@@ -139,7 +134,7 @@ func codedFromMap(m map[string]any) (*codedResource, error) {
 		}},
 	} {
 		if err := objects(m, e.array, func(o map[string]any) error {
-			c, err := conceptAt(o, e.field, nil)
+			c, err := conceptAt(o, e.field)
 			e.add(c)
 			return err
 		}); err != nil {
@@ -173,15 +168,11 @@ func codedFromMap(m map[string]any) (*codedResource, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return r, err
+	return r, nil
 }
 
-// conceptAt returns the CodeableConcept m[name], nil when absent; err is
-// passed through when set.
-func conceptAt(m map[string]any, name string, err error) (*codeableConcept, error) {
-	if err != nil {
-		return nil, err
-	}
+// conceptAt returns the CodeableConcept m[name], nil when absent.
+func conceptAt(m map[string]any, name string) (*codeableConcept, error) {
 	v, ok := m[name]
 	if !ok || v == nil {
 		return nil, nil
