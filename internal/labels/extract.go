@@ -227,8 +227,10 @@ func addRaw(path string, f flexConcepts, list bool,
 			addList(path, f.list)
 		case !list && f.one != nil:
 			add(path, f.one)
+		case list:
+			return fmt.Errorf("%w: %s: not a list of CodeableConcepts", ErrMalformedResource, path)
 		default:
-			return fmt.Errorf("%w: %s: not a CodeableConcept%s", ErrMalformedResource, path, map[bool]string{true: " list"}[list])
+			return fmt.Errorf("%w: %s: not a CodeableConcept", ErrMalformedResource, path)
 		}
 		return nil
 	}
