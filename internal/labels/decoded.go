@@ -104,10 +104,7 @@ func codedFromMap(m map[string]any) (*codedResource, error) {
 			if !ok {
 				return fmt.Errorf("activity.detail: not an object")
 			}
-			a.Detail = &struct {
-				Code       *codeableConcept  `json:"code"`
-				ReasonCode []codeableConcept `json:"reasonCode"`
-			}{}
+			a.Detail = &activityDetail{}
 			var err error
 			if a.Detail.Code, err = conceptAt(dm, "code"); err != nil {
 				return err
@@ -197,22 +194,19 @@ func conceptsAt(m map[string]any, name string) ([]codeableConcept, error) {
 	return conceptList(a, name)
 }
 
+// conceptList reads a list of CodeableConcepts (empty, not nil, when a
+// is: addRaw tells a list from a missing element by that).
 func conceptList(a []any, name string) ([]codeableConcept, error) {
 	out := make([]codeableConcept, 0, len(a))
-	for _, e := range a {
-		if e == nil {
-			out = append(out, codeableConcept{})
-			continue
-		}
-		o, ok := e.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("%s: an element is not an object", name)
-		}
+	err := eachObject(a, name, func(o map[string]any) error {
 		c, err := concept(o, name)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			out = append(out, *c)
 		}
-		out = append(out, *c)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -256,7 +250,7 @@ func concept(o map[string]any, name string) (*codeableConcept, error) {
 	return c, nil
 }
 
-// objects calls fn on each object of the array m[name].
+// objects calls fn on each object of the array m[name] (see eachObject).
 func objects(m map[string]any, name string, fn func(map[string]any) error) error {
 	v, ok := m[name]
 	if !ok || v == nil {
@@ -266,12 +260,16 @@ func objects(m map[string]any, name string, fn func(map[string]any) error) error
 	if !ok {
 		return fmt.Errorf("%s: not an array", name)
 	}
+	return eachObject(a, name, fn)
+}
+
+// eachObject calls fn on each element of a, with an empty object for a
+// null one (as encoding/json decodes null into a struct); an element
+// that is not an object is an error.
+func eachObject(a []any, name string, fn func(map[string]any) error) error {
 	for _, e := range a {
 		if e == nil {
-			if err := fn(map[string]any{}); err != nil {
-				return err
-			}
-			continue
+			e = map[string]any{}
 		}
 		o, ok := e.(map[string]any)
 		if !ok {

@@ -39,10 +39,12 @@ type componentElement struct {
 }
 
 type activityElement struct {
-	Detail *struct {
-		Code       *codeableConcept  `json:"code"`
-		ReasonCode []codeableConcept `json:"reasonCode"`
-	} `json:"detail"`
+	Detail *activityDetail `json:"detail"`
+}
+
+type activityDetail struct {
+	Code       *codeableConcept  `json:"code"`
+	ReasonCode []codeableConcept `json:"reasonCode"`
 }
 
 // codedResource is the targeted decode of a resource. Fields whose JSON
