@@ -74,3 +74,11 @@ func BenchmarkSearchPatientCodeCached(b *testing.B) {
 	s.CacheReads(64<<20, func([]byte) bool { return true })
 	storetest.BenchmarkSearchPatientCode(b, s)
 }
+
+var largePatient sync.Once
+
+func BenchmarkSearchLargePatient(b *testing.B) {
+	s := benchStore(b)
+	largePatient.Do(func() { storetest.LoadLargePatient(b, s, "bigp", storetest.LargePatientObservations) })
+	storetest.BenchmarkSearchLargePatient(b, s)
+}

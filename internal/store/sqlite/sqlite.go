@@ -342,6 +342,14 @@ func (dialect) List(values any) any {
 
 func (dialect) Contains(column string) string { return "instr(" + column + ", ?) > 0" }
 
+// SortedArm leaves the arm as it is: SQLite merges a compound SELECT's
+// arms for its ORDER BY, taking each in index order.
+func (dialect) SortedArm(sel string) string { return sel }
+
+// Probe leaves cond as it is: SQLite runs a correlated EXISTS for each
+// row.
+func (dialect) Probe(cond string) string { return cond }
+
 // InsertVerb is INSERT OR IGNORE: a multi-row INSERT that may abort on a
 // constraint makes SQLite keep a statement journal, a copy of every page
 // the statement changes, to undo it. Index rows have unique keys by

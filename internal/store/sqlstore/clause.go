@@ -204,7 +204,7 @@ func (c *compiler) indexed(typ string, cl *search.Clause) (*matcher, error) {
 	m := &matcher{filter: exists(&or), driver: &d, rank: rank, byPK: true}
 	switch {
 	case ptype == searchparam.Token && p.Type == searchparam.Token && cl.Modifier == search.ModNone && patientToken(param):
-		m.withPatient = func(patient string) sqlText { return patientDriver(param, conds, patient) }
+		m.withPatient = func(patient string) sqlText { return c.patientDriver(param, conds, patient) }
 	case ptype == searchparam.Reference && p.Type == searchparam.Reference && len(cl.Values) == 1 &&
 		(cl.Modifier == search.ModNone || cl.Modifier == search.ModType):
 		m.anchor = patientAnchor(p, cl.TargetType, &cl.Values[0])
@@ -245,14 +245,18 @@ func patientAnchor(p *searchparam.Param, target string, v *search.Value) string 
 // Patient. The ranges are merged in pk order (ORDER BY with a LIMIT,
 // which SQLite does not drop from a subquery), so that a page stops
 // reading early.
-func patientDriver(param string, conds []sqlText, patient string) sqlText {
+func (c *compiler) patientDriver(param string, conds []sqlText, patient string) sqlText {
 	var w sqlBuf
 	for i, cond := range conds {
 		for j, p := range [2]string{patient, patientSeveral} {
 			if i+j > 0 {
 				w.s(" UNION ALL ")
 			}
-			w.s("SELECT a.pk FROM idx_token a WHERE a.patient = ").arg(p).s(" AND a.param = ").arg(param).s(" AND a.comp = 0 AND (").t(cond).s(")")
+			var arm sqlBuf
+			arm.s("SELECT a.pk FROM idx_token a WHERE a.patient = ").arg(p).s(" AND a.param = ").arg(param).s(" AND a.comp = 0 AND (").t(cond).s(")")
+			t := arm.text()
+			t.sql = c.d.SortedArm(t.sql)
+			w.t(t)
 		}
 	}
 	return w.s(" ORDER BY 1 LIMIT ").arg(int64(math.MaxInt64)).text()

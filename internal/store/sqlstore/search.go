@@ -92,7 +92,13 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 		var inner []sqlText
 		for i, m := range ms {
 			if i != drive && m.byPK {
-				inner = append(inner, m.filter("d"))
+				f := m.filter("d")
+				if ms[drive].rank == rankPatientCode {
+					// The driver's rows come merged in pk order
+					// (patientDriver): test them as they come.
+					f.sql = c.d.Probe(f.sql)
+				}
+				inner = append(inner, f)
 			}
 		}
 		drv := *ms[drive].driver

@@ -123,6 +123,16 @@ type Dialect interface {
 	// previous INSERT into resources made, or "" to have the INSERT
 	// return it (RETURNING pk).
 	LastInsertPK() string
+	// SortedArm renders one arm of a UNION ALL whose rows an index gives
+	// in the order of its one column, so that the union's ORDER BY merges
+	// the arms and a LIMIT above stops it early (SQLite merges plain
+	// arms; PostgreSQL only arms with an ORDER BY of their own).
+	SortedArm(sel string) string
+	// Probe renders a condition on the rows of such a merged union so that
+	// the database tests it row by row, with an index probe each, as the
+	// rows come: PostgreSQL would otherwise turn an EXISTS into a join,
+	// and may choose one that reads every row the condition holds for.
+	Probe(cond string) string
 	// Lock takes the transaction-scoped lock of store.Tx.Lock.
 	Lock(ctx context.Context, q Querier, key string) error
 	// Err wraps a driver error in the store sentinel it stands for

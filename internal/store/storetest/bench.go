@@ -111,24 +111,27 @@ func benchObservation(patient, j int) map[string]any {
 // several times, so callers load a store once and share it.
 func LoadBenchData(tb testing.TB, s store.Store) {
 	reg := benchRegistry(tb)
-	ctx := context.Background()
 	for i := 0; i < BenchPatients; i++ {
 		ws := []store.Write{benchWrite(reg, benchPatient(i), 1)}
 		for j := 0; j < BenchObservationsPerPatient; j++ {
 			ws = append(ws, benchWrite(reg, benchObservation(i, j), 1))
 		}
-		err := s.Tx(ctx, func(tx store.Tx) error {
-			for _, w := range ws {
-				if err := tx.Put(ctx, w); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := putAll(context.Background(), s, ws); err != nil {
 			tb.Fatal(err)
 		}
 	}
+}
+
+// putAll writes ws in one transaction.
+func putAll(ctx context.Context, s store.Store, ws []store.Write) error {
+	return s.Tx(ctx, func(tx store.Tx) error {
+		for _, w := range ws {
+			if err := tx.Put(ctx, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // BenchmarkRead measures Read of random Patients and Observations by id,
@@ -238,15 +241,7 @@ func BenchmarkImport(b *testing.B, s store.Store) {
 	b.RunParallel(func(pb *testing.PB) {
 		var ws []store.Write
 		flush := func() {
-			err := s.Tx(ctx, func(tx store.Tx) error {
-				for _, w := range ws {
-					if err := tx.Put(ctx, w); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
+			if err := putAll(ctx, s, ws); err != nil {
 				b.Fatal(err)
 			}
 			ws = ws[:0]
@@ -277,4 +272,61 @@ func BenchmarkImport(b *testing.B, s store.Store) {
 			flush()
 		}
 	})
+}
+
+// LargePatientObservations is how many Observations the Patient of
+// BenchmarkSearchLargePatient has: years of an intensive care stay's
+// vital signs. Half of them have the code the benchmark searches for.
+const LargePatientObservations = 50000
+
+// LargePatientSearch is the first page (50, without the total) of
+// Observation?patient=PATIENT&code=8867-4 on a store holding
+// LoadLargePatient of that Patient.
+func LargePatientSearch(tb testing.TB, patient string) *search.Query {
+	reg := benchRegistry(tb)
+	return &search.Query{Type: "Observation", Count: 50, Clauses: []search.Clause{
+		{Param: reg.Param("Observation", "patient"), Values: []search.Value{{RefType: "Patient", RefID: patient}}},
+		{Param: reg.Param("Observation", "code"), Values: []search.Value{{System: "http://loinc.org", Code: "8867-4"}}},
+	}}
+}
+
+// LoadLargePatient writes a Patient and n Observations of it,
+// alternating two codes, into s (which may also hold LoadBenchData), in
+// transactions of up to 1,000.
+func LoadLargePatient(tb testing.TB, s store.Store, patient string, n int) {
+	reg := benchRegistry(tb)
+	const perTx = 1000
+	for start := 0; start < n; start += perTx {
+		var ws []store.Write
+		if start == 0 {
+			p := benchPatient(0)
+			p["id"] = patient
+			ws = append(ws, benchWrite(reg, p, 1))
+		}
+		for j := start; j < min(start+perTx, n); j++ {
+			o := benchObservation(0, 5+3*(j%2)) // heart rate, or urea nitrogen
+			o["id"] = fmt.Sprintf("%s-o%06d", patient, j)
+			o["subject"] = map[string]any{"reference": "Patient/" + patient}
+			ws = append(ws, benchWrite(reg, o, 1))
+		}
+		if err := putAll(context.Background(), s, ws); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSearchLargePatient measures LargePatientSearch of "bigp",
+// 25,000 matches, on a store holding LoadLargePatient of
+// LargePatientObservations for it: the page must not cost what all the
+// matches do.
+func BenchmarkSearchLargePatient(b *testing.B, s store.Store) {
+	q := LargePatientSearch(b, "bigp")
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		res, err := s.Search(ctx, q, store.PageRequest{})
+		if err != nil || len(res.Matches) != 50 || res.Next == "" {
+			b.Fatalf("Search: %d matches, next %q, %v; want a full page and more", len(res.Matches), res.Next, err)
+		}
+	}
 }
