@@ -243,8 +243,8 @@ func patientAnchor(p *searchparam.Param, target string, v *search.Value) string 
 // among the resources of that Patient, read from idx_token_patient in
 // one range scan per value instead of one probe per resource of the
 // Patient. The ranges are merged in pk order (ORDER BY with a LIMIT,
-// which SQLite does not drop from a subquery), so that a page stops
-// reading early.
+// which SQLite does not drop from a subquery; each arm as
+// Dialect.SortedArm renders it), so that a page stops reading early.
 func (c *compiler) patientDriver(param string, conds []sqlText, patient string) sqlText {
 	var w sqlBuf
 	for i, cond := range conds {
