@@ -82,3 +82,7 @@ func BenchmarkSearchLargePatient(b *testing.B) {
 	largePatient.Do(func() { storetest.LoadLargePatient(b, s, "bigp", storetest.LargePatientObservations) })
 	storetest.BenchmarkSearchLargePatient(b, s)
 }
+
+func BenchmarkSearchPatientCodeSorted(b *testing.B) {
+	storetest.BenchmarkSearchPatientCodeSorted(b, benchStore(b))
+}

@@ -291,7 +291,7 @@ func LargePatientSearch(tb testing.TB, patient string) *search.Query {
 }
 
 // LoadLargePatient writes a Patient and n Observations of it,
-// alternating two codes, into s (which may also hold LoadBenchData), in
+// alternating two codes, 10 minutes apart, into s (which may also hold LoadBenchData), in
 // transactions of up to 1,000.
 func LoadLargePatient(tb testing.TB, s store.Store, patient string, n int) {
 	reg := benchRegistry(tb)
@@ -307,6 +307,10 @@ func LoadLargePatient(tb testing.TB, s store.Store, patient string, n int) {
 			o := benchObservation(0, 5+3*(j%2)) // heart rate, or urea nitrogen
 			o["id"] = fmt.Sprintf("%s-o%06d", patient, j)
 			o["subject"] = map[string]any{"reference": "Patient/" + patient}
+			// Every 10 minutes from 2020 on, the two codes in turn.
+			at := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(j) * 10 * time.Minute)
+			o["effectiveDateTime"] = at.Format(time.RFC3339)
+			o["issued"] = at.Format(time.RFC3339)
 			ws = append(ws, benchWrite(reg, o, 1))
 		}
 		if err := putAll(context.Background(), s, ws); err != nil {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -19,6 +20,9 @@ type ptObs struct {
 	entries  []searchparam.Entry
 	patients []string
 	deleted  bool
+	// seq is the order of the resources' creation, which the stores'
+	// pks keep through updates (sorted searches break ties by pk).
+	seq int
 }
 
 // patientTokenFixture writes Observations of a few Patients with codes
@@ -63,6 +67,19 @@ func patientTokenFixture(t *testing.T, s store.Store, rng *rand.Rand) []*ptObs {
 				o.entries = append(o.entries, tokE("code", sys, code))
 			}
 		}
+		// None, one or two dates, from a few days so that sort keys tie;
+		// some periods, whose start and end sort differently.
+		for range rng.IntN(3) {
+			day := func() string { return fmt.Sprintf("2024-01-%02d", 1+rng.IntN(6)) }
+			if rng.IntN(3) == 0 {
+				// Up to three weeks long: its end can sort it after a
+				// later start.
+				start := 1 + rng.IntN(6)
+				o.entries = append(o.entries, periodE("date", fmt.Sprintf("2024-01-%02d", start), fmt.Sprintf("2024-01-%02d", start+rng.IntN(21))))
+			} else {
+				o.entries = append(o.entries, dateE("date", day()))
+			}
+		}
 		o.entries = append(o.entries, tokE("status", "", "final"))
 		// Parameters whose rows idx_token_patient leaves out.
 		if rng.IntN(2) == 0 {
@@ -73,7 +90,7 @@ func patientTokenFixture(t *testing.T, s store.Store, rng *rand.Rand) []*ptObs {
 	}
 	var ws []store.Write
 	for i := range n {
-		o := &ptObs{id: fmt.Sprintf("ob%03d", i)}
+		o := &ptObs{id: fmt.Sprintf("ob%03d", i), seq: i}
 		build(o)
 		all = append(all, o)
 		ws = append(ws, write("Observation", o.id, 1, epoch, o.entries, o.patients...))
@@ -99,13 +116,24 @@ func patientTokenFixture(t *testing.T, s store.Store, rng *rand.Rand) []*ptObs {
 // the SQL stores answer from an index of token rows by Patient, against
 // what the fixture says they must find, page by page.
 func testPatientTokens(t *testing.T, s store.Store) {
-	checkPatientTokens(t, s, patientTokenFixture(t, s, rand.New(rand.NewPCG(7, 11))))
+	all := patientTokenFixture(t, s, rand.New(rand.NewPCG(7, 11)))
+	checkPatientTokens(t, s, all)
+	t.Run("sorted by date", func(t *testing.T) { checkPatientDates(t, s, all) })
 }
 
-// checkPatientTokens runs the searches of testPatientTokens on the
-// fixture's final state all.
-func checkPatientTokens(t *testing.T, s store.Store, all []*ptObs) {
-	t.Helper()
+// ptCase is a search of the patient-token fixture: a Patient anchor and
+// a token clause, unsorted and unpaged, and the Observations it must
+// find, in fixture order.
+type ptCase struct {
+	name string
+	q    func() *search.Query
+	want []*ptObs
+}
+
+// patientCases are the searches of checkPatientTokens and
+// checkPatientDates: every anchor form, for every Patient, with every
+// code set.
+func patientCases(all []*ptObs) []ptCase {
 	// refers reports whether o has a reference entry of param to id,
 	// of type typ ("" for any type), local.
 	refers := func(o *ptObs, param, typ, id string) bool {
@@ -173,62 +201,160 @@ func checkPatientTokens(t *testing.T, s store.Store, all []*ptObs) {
 		codes{"identifier c4", pObsID, []search.Value{vCode("c4")}},
 	)
 
-	found := 0
+	var out []ptCase
 	for _, a := range anchors {
 		for p := range 6 { // pt5 has nothing
 			id := fmt.Sprintf("pt%d", p)
 			for _, cs := range codeSets {
-				var want []string
+				var want []*ptObs
 				for _, o := range all {
 					if o.deleted || !a.matches(o, id) {
 						continue
 					}
 					for _, v := range cs.values {
 						if hasCode(o, cs.param.Code, v.System, v.Code) {
-							want = append(want, "Observation/"+o.id)
+							want = append(want, o)
 							break
 						}
 					}
 				}
-				found += len(want)
-				q := query("Observation", cl(cs.param, cs.values...))
-				a.apply(q, id)
-				q.Count = 4
+				out = append(out, ptCase{
+					name: fmt.Sprintf("%s %s, %s", a.name, id, cs.name),
+					q: func() *search.Query {
+						q := query("Observation", cl(cs.param, cs.values...))
+						a.apply(q, id)
+						return q
+					},
+					want: want,
+				})
+			}
+		}
+	}
+	return out
+}
+
+// checkPatientTokens runs the searches of testPatientTokens on the
+// fixture's final state all.
+func checkPatientTokens(t *testing.T, s store.Store, all []*ptObs) {
+	t.Helper()
+	found := 0
+	for _, c := range patientCases(all) {
+		var want []string
+		for _, o := range c.want {
+			want = append(want, "Observation/"+o.id)
+		}
+		found += len(want)
+		q := c.q()
+		q.Count = 4
+		pages, _ := walk(t, s, q)
+		var got []string
+		for _, pg := range pages {
+			got = append(got, pg...)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want %v", c.name, got, want)
+		}
+		q.Count = 100
+		res, err := s.Search(context.Background(), q, store.PageRequest{WantTotal: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != len(want) {
+			t.Errorf("%s: total %d, want %d", c.name, res.Total, len(want))
+		}
+		// Sorted, the driver is a condition on every row.
+		q = withSort(q, desc(pID))
+		q.Count = 3
+		pages, _ = walk(t, s, q)
+		got = got[:0]
+		for _, pg := range pages {
+			got = append(got, pg...)
+		}
+		wantDesc := slices.Clone(want)
+		slices.Reverse(wantDesc)
+		if !slices.Equal(got, wantDesc) {
+			t.Errorf("%s, sorted by -_id: got %v, want %v", c.name, got, wantDesc)
+		}
+	}
+	if found < 200 {
+		t.Fatalf("the fixture gave only %d matches in all: too few to test anything", found)
+	}
+}
+
+// checkPatientDates runs the searches of checkPatientTokens sorted by
+// date, both ways, page by page: descending by each match's latest date,
+// ascending by its earliest, matches without a date last, ties in the
+// order of their writes.
+func checkPatientDates(t *testing.T, s store.Store, all []*ptObs) {
+	t.Helper()
+	// key is o's sort key (ok false for none): its highest date's end,
+	// or lowest date's start.
+	key := func(o *ptObs, descending bool) (k int64, ok bool) {
+		for _, e := range o.entries {
+			if e.Type != searchparam.Date || e.Param != "date" {
+				continue
+			}
+			v := e.Lo
+			if descending {
+				v = e.Hi
+			}
+			if !ok || (descending && v > k) || (!descending && v < k) {
+				k, ok = v, true
+			}
+		}
+		return k, ok
+	}
+	dated, undated := 0, 0
+	for _, c := range patientCases(all) {
+		for _, descending := range []bool{true, false} {
+			want := slices.Clone(c.want)
+			slices.SortStableFunc(want, func(a, b *ptObs) int {
+				ka, oka := key(a, descending)
+				kb, okb := key(b, descending)
+				switch {
+				case oka != okb: // no date last
+					if oka {
+						return -1
+					}
+					return 1
+				case oka && ka != kb:
+					if descending {
+						return cmp.Compare(kb, ka)
+					}
+					return cmp.Compare(ka, kb)
+				}
+				return cmp.Compare(a.seq, b.seq)
+			})
+			var wantIDs []string
+			for _, o := range want {
+				wantIDs = append(wantIDs, "Observation/"+o.id)
+				if _, ok := key(o, descending); ok {
+					dated++
+				} else {
+					undated++
+				}
+			}
+			srt := asc(pDate)
+			if descending {
+				srt = desc(pDate)
+			}
+			for _, count := range []int{1, 3} {
+				q := withSort(c.q(), srt)
+				q.Count = count
 				pages, _ := walk(t, s, q)
 				var got []string
 				for _, pg := range pages {
 					got = append(got, pg...)
 				}
-				slices.Sort(got)
-				if !slices.Equal(got, want) {
-					t.Errorf("%s %s, %s: got %v, want %v", a.name, id, cs.name, got, want)
-				}
-				q.Count = 100
-				res, err := s.Search(context.Background(), q, store.PageRequest{WantTotal: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if res.Total != len(want) {
-					t.Errorf("%s %s, %s: total %d, want %d", a.name, id, cs.name, res.Total, len(want))
-				}
-				// Sorted, the driver is a condition on every row.
-				q = withSort(q, desc(pID))
-				q.Count = 3
-				pages, _ = walk(t, s, q)
-				got = got[:0]
-				for _, pg := range pages {
-					got = append(got, pg...)
-				}
-				wantDesc := slices.Clone(want)
-				slices.Reverse(wantDesc)
-				if !slices.Equal(got, wantDesc) {
-					t.Errorf("%s %s, %s, sorted by -_id: got %v, want %v", a.name, id, cs.name, got, wantDesc)
+				if !slices.Equal(got, wantIDs) {
+					t.Errorf("%s, sorted by %v date, %d a page: got %v, want %v", c.name, map[bool]string{true: "-", false: "+"}[descending], count, got, wantIDs)
 				}
 			}
 		}
 	}
-	if found < 200 {
-		t.Fatalf("the fixture gave only %d matches in all: too few to test anything", found)
+	if dated < 200 || undated < 50 {
+		t.Fatalf("the fixture gave %d matches with a date and %d without: too few to test anything", dated, undated)
 	}
 }
 
@@ -268,6 +394,7 @@ func RunMigration3(t *testing.T, open func(t *testing.T) store.Store, raw RawSQL
 
 	s = open(t)
 	t.Run("search", func(t *testing.T) { checkPatientTokens(t, s, all) })
+	t.Run("sorted by date", func(t *testing.T) { checkPatientDates(t, s, all) })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
