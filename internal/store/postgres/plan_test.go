@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/wardenfhir/warden/internal/fhir/search"
 	"github.com/wardenfhir/warden/internal/store"
 	"github.com/wardenfhir/warden/internal/store/postgres"
 	"github.com/wardenfhir/warden/internal/store/storetest"
@@ -62,58 +63,75 @@ func TestLargePatientPageReadsAPage(t *testing.T) {
 		}
 	}
 	// read returns the index entries read so far in the schema, all
-	// indexes together and idx_token_patient's.
-	read := func() (all, patient int64) {
+	// indexes together and the named index's.
+	read := func(index string) (all, one int64) {
 		err := admin.QueryRow(ctx, `SELECT COALESCE(SUM(idx_tup_read), 0)::bigint,
-			COALESCE(SUM(idx_tup_read) FILTER (WHERE indexrelname = 'idx_token_patient'), 0)::bigint
-			FROM pg_stat_user_indexes WHERE schemaname = $1`, schema).Scan(&all, &patient)
+			COALESCE(SUM(idx_tup_read) FILTER (WHERE indexrelname = $2), 0)::bigint
+			FROM pg_stat_user_indexes WHERE schemaname = $1`, schema, index).Scan(&all, &one)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return all, patient
+		return all, one
 	}
 	// settle waits until the counters stop moving: the connections just
 	// closed have reported.
-	settle := func() (all, patient int64) {
-		all, patient = read()
+	settle := func(index string) (all, one int64) {
+		all, one = read(index)
 		for range 50 {
 			time.Sleep(100 * time.Millisecond)
-			a, p := read()
-			if a == all && p == patient {
-				return a, p
+			a, o := read(index)
+			if a == all && o == one {
+				return a, o
 			}
-			all, patient = a, p
+			all, one = a, o
 		}
 		t.Fatal("the index counters did not settle in 5 s")
 		return 0, 0
 	}
-	all0, patient0 := settle()
+	// perSearch runs q ten times, checking each result with ok, and
+	// returns the index entries read per search, all together and from
+	// index.
+	perSearch := func(q *search.Query, index string, ok func(*store.SearchResult) bool) (all, one int64) {
+		all0, one0 := settle(index)
+		const searches = 10
+		s := open()
+		for range searches {
+			res, err := s.Search(ctx, q, store.PageRequest{})
+			if err != nil || !ok(res) {
+				t.Fatalf("Search: %d matches, next %q, %v", len(res.Matches), res.Next, err)
+			}
+		}
+		s.Close()
+		var all1, one1 int64
+		for range 50 {
+			if all1, one1 = settle(index); one1 > one0 {
+				break
+			}
+		}
+		if one1 == one0 {
+			t.Fatalf("%s was not read: the search no longer drives from it", index)
+		}
+		return (all1 - all0) / searches, (one1 - one0) / searches
+	}
 
-	const searches = 10
-	s = open()
-	q := storetest.LargePatientSearch(t, "bigp")
-	for range searches {
-		res, err := s.Search(ctx, q, store.PageRequest{})
-		if err != nil || len(res.Matches) != 50 || res.Next == "" {
-			t.Fatalf("Search: %d matches, next %q, %v; want a full page and more", len(res.Matches), res.Next, err)
-		}
-	}
-	s.Close()
-	var all, patient int64
-	for range 50 {
-		if all, patient = settle(); patient > patient0 {
-			break
-		}
-	}
-	if patient == patient0 {
-		t.Fatal("idx_token_patient was not read: the search no longer drives from it")
-	}
 	// A page: 51 pks from idx_token_patient, and for each its patient
 	// reference, its row and its compartment, with a little to spare.
-	perSearch, perSearchPatient := (all-all0)/searches, (patient-patient0)/searches
-	t.Logf("index entries read per search: %d, of them idx_token_patient %d", perSearch, perSearchPatient)
-	if perSearchPatient > 100 || perSearch > 400 {
+	q := storetest.LargePatientSearch(t, "bigp")
+	all, patient := perSearch(q, "idx_token_patient", func(p *store.SearchResult) bool { return len(p.Matches) == 50 && p.Next != "" })
+	t.Logf("index entries read per page: %d, of them idx_token_patient %d", all, patient)
+	if patient > 100 || all > 400 {
 		t.Errorf("a page of 50 read %d index entries per search, %d of them from idx_token_patient; want at most 400 and 100 (%d matches, %d Observations)",
-			perSearch, perSearchPatient, n/2, 2*n)
+			all, patient, n/2, 2*n)
+	}
+
+	// The newest match (_sort=-date&_count=1): the Patient's candidates
+	// counted up to 500 (sqlstore's walkGate), then its dates walked
+	// newest first (dateWalk), not every match's date read.
+	q = storetest.LargePatientNewest(t, "bigp", 1)
+	all, dates := perSearch(q, "idx_date_patient_hi", func(p *store.SearchResult) bool { return len(p.Matches) == 1 })
+	t.Logf("index entries read for the newest: %d, of them idx_date_patient_hi %d", all, dates)
+	if dates > 20 || all > 800 {
+		t.Errorf("the newest match read %d index entries per search, %d of them from idx_date_patient_hi; want at most 800 and 20 (%d matches)",
+			all, dates, n/2)
 	}
 }

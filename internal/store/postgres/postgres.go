@@ -296,12 +296,15 @@ func (dialect) InsertVerb() string { return "INSERT" }
 // SortedArm orders the arm itself: PostgreSQL 15 sorts the rows of plain
 // arms for the union's ORDER BY, reading all of them, but merges arms
 // that are each in order.
-func (dialect) SortedArm(sel string) string { return "(" + sel + " ORDER BY 1)" }
+func (dialect) SortedArm(sel, order string) string { return "(" + sel + " ORDER BY " + order + ")" }
 
 // Probe puts cond in a scalar subquery of its own, which the planner
 // keeps as a subplan run for each row: cond's EXISTS cannot become a
 // join there, since it refers to no table of that subquery.
 func (dialect) Probe(cond string) string { return "(SELECT 1 WHERE " + cond + ") IS NOT NULL" }
+
+// InProcess is false: every statement is a round trip to the server.
+func (dialect) InProcess() bool { return false }
 
 func (dialect) LastInsertPK() string { return "" }
 

@@ -213,14 +213,14 @@ func TestConcurrentOpen(t *testing.T) {
 	wg.Wait()
 }
 
-func TestMigration3(t *testing.T) {
+func TestPatientMigrations(t *testing.T) {
 	schema, dsn := newSchema(t)
 	t.Cleanup(func() {
 		if err := dropSchema(testDSN(t), schema); err != nil {
 			t.Error(err)
 		}
 	})
-	storetest.RunMigration3(t, func(t *testing.T) store.Store {
+	storetest.RunPatientMigrations(t, func(t *testing.T) store.Store {
 		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -344,11 +344,14 @@ func (dialect) Contains(column string) string { return "instr(" + column + ", ?)
 
 // SortedArm leaves the arm as it is: SQLite merges a compound SELECT's
 // arms for its ORDER BY, taking each in index order.
-func (dialect) SortedArm(sel string) string { return sel }
+func (dialect) SortedArm(sel, order string) string { return sel }
 
 // Probe leaves cond as it is: SQLite runs a correlated EXISTS for each
 // row.
 func (dialect) Probe(cond string) string { return cond }
+
+// InProcess is true: SQLite runs in the process.
+func (dialect) InProcess() bool { return true }
 
 // InsertVerb is INSERT OR IGNORE: a multi-row INSERT that may abort on a
 // constraint makes SQLite keep a statement journal, a copy of every page

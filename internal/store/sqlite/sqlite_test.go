@@ -228,9 +228,9 @@ func TestConformanceReadCache(t *testing.T) {
 	})
 }
 
-func TestMigration3(t *testing.T) {
+func TestPatientMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "warden.db")
-	storetest.RunMigration3(t, func(t *testing.T) store.Store {
+	storetest.RunPatientMigrations(t, func(t *testing.T) store.Store {
 		s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 		if err != nil {
 			t.Fatal(err)

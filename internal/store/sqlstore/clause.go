@@ -22,6 +22,9 @@ type matcher struct {
 	all, none bool // matches every resource / no resource; filter is nil
 	filter    func(alias string) sqlText
 	driver    *sqlText
+	// unordered, when set, selects the driver's pks in no particular
+	// order, which costs less to count (manyMatches).
+	unordered *sqlText
 	rank      int
 	// byPK reports that filter uses only the pk of its alias, so it can
 	// run on the driver's pks before their rows are read.
@@ -33,8 +36,9 @@ type matcher struct {
 	anchor string
 	// withPatient, when set, renders the matcher's driver restricted to
 	// the resources whose idx_token.patient is the given Patient or "*"
-	// (a token clause): with an anchor, the search drives from it.
-	withPatient func(patient string) sqlText
+	// (a token clause), in pk order and unordered: with an anchor, the
+	// search drives from it.
+	withPatient func(patient string) (driver, unordered sqlText)
 }
 
 // Driver ranks, most selective first.
@@ -204,7 +208,7 @@ func (c *compiler) indexed(typ string, cl *search.Clause) (*matcher, error) {
 	m := &matcher{filter: exists(&or), driver: &d, rank: rank, byPK: true}
 	switch {
 	case ptype == searchparam.Token && p.Type == searchparam.Token && cl.Modifier == search.ModNone && patientToken(param):
-		m.withPatient = func(patient string) sqlText { return c.patientDriver(param, conds, patient) }
+		m.withPatient = func(patient string) (sqlText, sqlText) { return c.patientDriver(param, conds, patient) }
 	case ptype == searchparam.Reference && p.Type == searchparam.Reference && len(cl.Values) == 1 &&
 		(cl.Modifier == search.ModNone || cl.Modifier == search.ModType):
 		m.anchor = patientAnchor(p, cl.TargetType, &cl.Values[0])
@@ -245,21 +249,24 @@ func patientAnchor(p *searchparam.Param, target string, v *search.Value) string 
 // Patient. The ranges are merged in pk order (ORDER BY with a LIMIT,
 // which SQLite does not drop from a subquery; each arm as
 // Dialect.SortedArm renders it), so that a page stops reading early.
-func (c *compiler) patientDriver(param string, conds []sqlText, patient string) sqlText {
-	var w sqlBuf
+// unordered is the same union of the ranges, unmerged.
+func (c *compiler) patientDriver(param string, conds []sqlText, patient string) (driver, unordered sqlText) {
+	var w, u sqlBuf
 	for i, cond := range conds {
 		for j, p := range [2]string{patient, patientSeveral} {
 			if i+j > 0 {
 				w.s(" UNION ALL ")
+				u.s(" UNION ALL ")
 			}
 			var arm sqlBuf
 			arm.s("SELECT a.pk FROM idx_token a WHERE a.patient = ").arg(p).s(" AND a.param = ").arg(param).s(" AND a.comp = 0 AND (").t(cond).s(")")
 			t := arm.text()
-			t.sql = c.d.SortedArm(t.sql)
+			u.t(t)
+			t.sql = c.d.SortedArm(t.sql, "1")
 			w.t(t)
 		}
 	}
-	return w.s(" ORDER BY 1 LIMIT ").arg(int64(math.MaxInt64)).text()
+	return w.s(" ORDER BY 1 LIMIT ").arg(int64(math.MaxInt64)).text(), u.text()
 }
 
 // value renders the condition one value puts on an index row aliased a

@@ -65,7 +65,7 @@ var tables = [nTables]struct {
 	tString:      {"idx_string", []string{"norm", "exact"}},
 	tToken:       {"idx_token", []string{"system", "code", "display", "patient"}},
 	tReference:   {"idx_reference", []string{"ref_type", "ref_id", "url", "system", "code"}},
-	tDate:        {"idx_date", []string{"lo", "hi"}},
+	tDate:        {"idx_date", []string{"lo", "hi", "patient"}},
 	tNumber:      {"idx_number", []string{"num", "lo", "hi"}},
 	tQuantity:    {"idx_quantity", []string{"num", "lo", "hi", "system", "code", "unit"}},
 	tURI:         {"idx_uri", []string{"uri"}},
@@ -99,8 +99,8 @@ func tableOf(t searchparam.Type) (table, bool) {
 type indexRows struct {
 	vals [nTables][]any
 	mask int64 // bit t set when vals[t] is not empty
-	// patient is the patient column of the version's token rows
-	// (tokenPatient).
+	// patient is the patient column of the version's token and date
+	// rows (tokenPatient).
 	patient any
 }
 
@@ -276,7 +276,11 @@ func (ix *indexRows) add(param string, seq, comp int64, e *searchparam.Entry) {
 		}
 		v = append(v, refType, refID, nullable(e.URL), sys, code)
 	case tDate:
-		v = append(v, e.Lo, e.Hi)
+		var patient any
+		if comp == 0 {
+			patient = ix.patient
+		}
+		v = append(v, e.Lo, e.Hi, patient)
 	case tNumber:
 		v = append(v, e.Num, e.NumLo, e.NumHi)
 	case tQuantity:

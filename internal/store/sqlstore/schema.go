@@ -172,7 +172,22 @@ func Schema(t Types) [][]string {
 		) WHERE comp = 0 AND param NOT LIKE '%$%' AND param NOT LIKE '%.\_tag' ESCAPE '\' AND param NOT LIKE '%.\_security' ESCAPE '\' AND param NOT LIKE '%.identifier'`,
 		`CREATE INDEX idx_token_patient ON idx_token (patient, param, code, pk, system) WHERE patient IS NOT NULL AND comp = 0`,
 	}
-	out := [][]string{v1, v2, v3}
+	v4 := []string{
+		`ALTER TABLE idx_date ADD COLUMN patient {TEXT}`,
+		// The rule of tokenPatient, as in v3.
+		`UPDATE idx_date SET patient = (
+			SELECT CASE COUNT(*) WHEN 0 THEN NULL WHEN 1 THEN MIN(u.p) ELSE '*' END FROM (
+				SELECT c.patient_id AS p FROM compartment c WHERE c.pk = idx_date.pk
+				UNION
+				SELECT r.ref_id AS p FROM idx_reference r WHERE r.pk = idx_date.pk AND r.ref_id IS NOT NULL AND (r.ref_type = 'Patient' OR r.ref_type IS NULL)
+			) u
+		) WHERE comp = 0`,
+		// One Patient's dates in the orders of _sort (Store.dateWalk):
+		// descending by the highest, ascending by the lowest, ties by pk.
+		`CREATE INDEX idx_date_patient_hi ON idx_date (patient, param, hi DESC, pk) WHERE patient IS NOT NULL AND comp = 0`,
+		`CREATE INDEX idx_date_patient_lo ON idx_date (patient, param, lo, pk) WHERE patient IS NOT NULL AND comp = 0`,
+	}
+	out := [][]string{v1, v2, v3, v4}
 	for _, m := range out {
 		for i, s := range m {
 			m[i] = r.Replace(s)

@@ -34,6 +34,14 @@ type plan struct {
 	// the other filters on resources aliased x ("" when none).
 	drv  *sqlText
 	rest sqlText
+	// anchor is the Patient (as indexed) that every match belongs to,
+	// from a compartment or a reference clause ("" when none); ms are
+	// the clauses' matchers, which a date walk tests row by row.
+	anchor string
+	ms     []*matcher
+	// candidates selects the driver's pks alone, in no particular
+	// order, a superset of the matches (nil without a driver).
+	candidates *sqlText
 }
 
 // sortKey is one _sort key: an expression on r and the Go type of its
@@ -42,6 +50,9 @@ type sortKey struct {
 	expr sqlText
 	desc bool
 	kind keyKind
+	// date is the param column of a date parameter's index rows, ""
+	// for other keys.
+	date string
 }
 
 type keyKind int
@@ -78,7 +89,13 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 		}
 	}
 	combineAnchor(ms)
-	p := &plan{}
+	p := &plan{ms: ms}
+	for _, m := range ms {
+		if m.anchor != "" {
+			p.anchor = m.anchor
+			break
+		}
+	}
 	drive := -1
 	for i, m := range ms {
 		if m.driver != nil && (drive < 0 || m.rank < ms[drive].rank) {
@@ -102,6 +119,11 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 			}
 		}
 		drv := *ms[drive].driver
+		cand := drv
+		if ms[drive].unordered != nil {
+			cand = *ms[drive].unordered
+		}
+		p.candidates = &cand
 		if len(inner) > 0 {
 			var w sqlBuf
 			w.s("SELECT d.pk FROM (").t(drv).s(") d WHERE ").t(join(inner, " AND ", false))
@@ -153,8 +175,8 @@ func combineAnchor(ms []*matcher) {
 	}
 	for i, m := range ms {
 		if m.withPatient != nil {
-			d := m.withPatient(anchor)
-			ms[i] = &matcher{filter: m.filter, driver: &d, rank: rankPatientCode, byPK: true}
+			d, u := m.withPatient(anchor)
+			ms[i] = &matcher{filter: m.filter, driver: &d, unordered: &u, rank: rankPatientCode, byPK: true}
 			return
 		}
 	}
@@ -207,6 +229,9 @@ func sortKeyOf(typ string, srt search.Sort) (sortKey, error) {
 	}
 	tbl, _ := tableOf(srt.Param.Type)
 	k.expr = text("(SELECT "+agg+"("+col+") FROM "+tables[tbl].name+" a WHERE a.pk = r.pk AND a.param = ?)", paramKey(typ, srt.Param.Code))
+	if tbl == tDate {
+		k.date = paramKey(typ, srt.Param.Code)
+	}
 	return k, nil
 }
 
@@ -520,28 +545,106 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 	for i := range p.keys {
 		w.s(fmt.Sprintf(", y.k%d", i))
 	}
-	w.s(" FROM (SELECT * FROM (SELECT r.pk AS pk")
-	for i, k := range p.keys {
-		w.s(", ").t(k.expr).s(fmt.Sprintf(" AS k%d", i))
-	}
-	w.s(" FROM resources r WHERE ").t(p.where).s(") y")
+	var vals []any
 	if cur != nil {
-		vals, err := cursorKeys(cur, p.keys)
-		if err != nil {
+		var err error
+		if vals, err = cursorKeys(cur, p.keys); err != nil {
 			return nil, nil, err
 		}
-		w.s(" WHERE ").t(keyset(p.keys, vals, cur.PK, back))
 	}
-	w.s(" ORDER BY ", order.String(), " LIMIT ").arg(limit)
-	w.s(") y JOIN resources o ON o.pk = y.pk ORDER BY ", order.String())
-	t := w.text()
+	head := w.text()
+	page := func(y sqlText, tagged bool) *sqlText {
+		var w sqlBuf
+		w.t(head)
+		if tagged {
+			w.s(", y.src")
+		}
+		w.s(" FROM (").t(y).s(") y JOIN resources o ON o.pk = y.pk ORDER BY ", order.String())
+		t := w.text()
+		return &t
+	}
+	// general renders the general plan's (pk, k…) of the page; gated,
+	// only if the gate's count is below from.
+	general := func(gated bool, from int64) sqlText {
+		var y sqlBuf
+		y.s("SELECT * FROM (SELECT r.pk AS pk")
+		for i, k := range p.keys {
+			y.s(", ").t(k.expr).s(fmt.Sprintf(" AS k%d", i))
+		}
+		if gated {
+			// The gate first (CROSS JOIN keeps SQLite's loops in this
+			// order), so that a count at the threshold stops the plan
+			// before it reads the driver's candidates.
+			y.s(" FROM gate gt CROSS JOIN resources r WHERE gt.n < ").arg(from).s(" AND ").t(p.where)
+		} else {
+			y.s(" FROM resources r WHERE ").t(p.where)
+		}
+		y.s(") y")
+		if cur != nil {
+			y.s(" WHERE ").t(keyset(p.keys, vals, cur.PK, back))
+		}
+		y.s(" ORDER BY ", order.String(), " LIMIT ").arg(limit)
+		return y.text()
+	}
+	if canWalk(p, vals, cur, back) {
+		gate, from := s.walkGate(p)
+		var (
+			list   []row
+			keys   [][]json.RawMessage
+			walked bool
+			err    error
+		)
+		if s.d.InProcess() {
+			// SQLite plans the combined statement below worse: the
+			// general plan first, gated; only when it gives nothing
+			// (nothing matched, or the count reached the threshold) the
+			// count on its own, then the walk.
+			var t sqlBuf
+			t.t(gate).s(" ").t(*page(general(true, from), false))
+			list, keys, _, err = scanSorted(ctx, db, ptr(t.text()), p, light, limit, false)
+			if err != nil || len(list) > 0 {
+				return list, keys, err
+			}
+			if n, err := s.gateCount(ctx, db, gate); err != nil || n < from {
+				return nil, nil, err
+			}
+			walk := s.dateWalk(p, vals, cur, limit, from, false)
+			list, keys, _, err = scanSorted(ctx, db, page(walk, false), p, light, limit, false)
+			walked = true
+		} else {
+			// One statement, one round trip: the candidates counted up
+			// to the walk's threshold; below it the general plan's page,
+			// from it the walk's, each row tagged with the plan that
+			// gave it.
+			var y, t sqlBuf
+			walk := s.dateWalk(p, vals, cur, limit, from, true)
+			y.s("SELECT *, 0 AS src FROM (").t(general(true, from)).s(") g UNION ALL SELECT *, 1 AS src FROM (").t(walk).s(") w")
+			t.t(gate).s(" ").t(*page(y.text(), true))
+			list, keys, walked, err = scanSorted(ctx, db, ptr(t.text()), p, light, limit, true)
+		}
+		if err != nil || int64(len(list)) == limit || (len(list) > 0 && !walked) {
+			return list, keys, err
+		}
+		// The walk did not fill the page, or nothing matched: the
+		// general plan gives the page.
+	}
+	list, keys, _, err := scanSorted(ctx, db, page(general(false, 0), false), p, light, limit, false)
+	return list, keys, err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// scanSorted runs the statement of a sorted page t and reads its rows
+// and their sort keys; tagged, each row ends with its plan's tag (0 the
+// general plan, 1 a date walk), and walked reports a walk's rows.
+func scanSorted(ctx context.Context, db Querier, t *sqlText, p *plan, light bool, limit int64, tagged bool) (list []row, keys [][]json.RawMessage, walked bool, err error) {
 	rs, err := db.Query(ctx, t.sql, t.args...)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	defer rs.Close()
-	list := make([]row, 0, min(limit, presize))
-	keys := make([][]json.RawMessage, 0, min(limit, presize))
+	list = make([]row, 0, min(limit, presize))
+	keys = make([][]json.RawMessage, 0, min(limit, presize))
 	fixed := 8
 	if light {
 		fixed = 6
@@ -552,8 +655,9 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 		lu       int64
 		js       []byte
 		patients *string
+		src      int64
 	)
-	dest := make([]any, fixed+len(p.keys))
+	dest := make([]any, fixed+len(p.keys), fixed+len(p.keys)+1)
 	kv := make([]any, len(p.keys))
 	dest[0], dest[1], dest[2], dest[3], dest[4], dest[5] = &r.pk, &r.Type, &r.ID, &r.Version, &lu, &r.Deleted
 	if !light {
@@ -562,12 +666,16 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 	for i := range kv {
 		dest[fixed+i] = &kv[i]
 	}
+	if tagged {
+		dest = append(dest, &src)
+	}
 	for rs.Next() {
 		r, js, patients = row{}, nil, nil
 		clear(kv)
 		if err := rs.Scan(dest...); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
+		walked = src == 1
 		r.LastUpdated = timeOf(lu)
 		r.JSON = js
 		r.Patients = splitPatients(patients)
@@ -577,13 +685,13 @@ func (s *Store) fetch(ctx context.Context, db Querier, q *search.Query, p *plan,
 				v = string(b)
 			}
 			if enc[i], err = json.Marshal(v); err != nil {
-				return nil, nil, err
+				return nil, nil, false, err
 			}
 		}
 		list = append(list, r)
 		keys = append(keys, enc)
 	}
-	return list, keys, rs.Err()
+	return list, keys, walked, rs.Err()
 }
 
 // cursorKeys decodes the sort key values of a cursor by the key types.
@@ -657,4 +765,134 @@ func keyset(keys []sortKey, vals []any, pk int64, back bool) sqlText {
 	w.t(eqs.text()).s(op).arg(pk)
 	ors = append(ors, w.text())
 	return join(ors, " OR ", true)
+}
+
+// walkMatches is how many candidates a search must have for dateWalk
+// to be tried at all, and walkRows how many date rows the walk reads
+// before it leaves a page to the general plan (Store.WalkDates changes
+// both). Below walkMatches, reading every match's sort key costs less
+// than walking the Patient's dates. Each walked row costs about what one
+// match's key does in the general plan (4–7 µs on SQLite), so a walk
+// bounded by walkRows = walkMatches rows wastes at most what the general
+// plan then costs, when the matches are too sparse among the Patient's
+// dates to fill a page.
+const (
+	walkMatches = 500
+	walkRows    = walkMatches
+)
+
+// WalkDates sets when a search anchored on one Patient and sorted by one
+// date parameter walks that Patient's dates in order (dateWalk): from
+// `from` candidates on, reading at most rows date rows for a page. Tests
+// use it to run the walk, and its fallback, on small data; 0, 0 restores
+// the defaults. It must not be called while searches run.
+func (s *Store) WalkDates(from, rows int) {
+	s.walkFrom, s.walkRows = from, rows
+}
+
+// walkBounds returns the thresholds of WalkDates, or the defaults.
+func (s *Store) walkBounds() (from, rows int64) {
+	if s.walkFrom <= 0 {
+		return walkMatches, walkRows
+	}
+	return int64(s.walkFrom), int64(s.walkRows)
+}
+
+// walkGate renders what decides between the general plan and a date
+// walk: a common table expression gate(n), p's driver's candidates
+// counted up to from, the walk's threshold (only these, in no
+// particular order, so that a small Patient's count costs a few index
+// entries and a large one's stops early).
+func (s *Store) walkGate(p *plan) (gate sqlText, from int64) {
+	from, _ = s.walkBounds()
+	var w sqlBuf
+	w.s("WITH gate(n) AS (SELECT COUNT(*) FROM (SELECT 1 FROM (").t(*p.candidates).s(") m LIMIT ").arg(from).s(") c)")
+	return w.text(), from
+}
+
+// gateCount runs walkGate's count on its own.
+func (s *Store) gateCount(ctx context.Context, db Querier, gate sqlText) (int64, error) {
+	var w sqlBuf
+	w.t(gate).s(" SELECT n FROM gate")
+	t := w.text()
+	rows, err := db.Query(ctx, t.sql, t.args...)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	err = scanOne(rows, &n)
+	return n, err
+}
+
+// dateWalk renders the page (pk, k0) of a search anchored on one Patient
+// and sorted by one date parameter from that Patient's date rows of the
+// parameter, and those of resources of several Patients, read in sort
+// order (idx_date_patient_hi, idx_date_patient_lo) up to walkRows (or
+// what WalkDates set). Each row's resource is tested against every
+// clause and kept only at its own sort key, so that it comes once, where
+// the general plan puts it; a page the walk fills is the general plan's
+// page, since resources without a date sort last. It applies when
+// canWalk says so. gated, the walk reads no date row unless the count of
+// walkGate's gate is at least from.
+func (s *Store) dateWalk(p *plan, vals []any, cur *cursor, limit, from int64, gated bool) sqlText {
+	k := p.keys[0]
+	col, dir, after := "a.lo", "", " > "
+	if k.desc {
+		col, dir, after = "a.hi", " DESC", " < "
+	}
+	var walk sqlBuf
+	for i, patient := range [2]string{p.anchor, patientSeveral} {
+		if i > 0 {
+			walk.s(" UNION ALL ")
+		}
+		var arm sqlBuf
+		arm.s("SELECT a.pk, ", col, " AS k FROM idx_date a WHERE a.patient = ").arg(patient).s(" AND a.param = ").arg(k.date).s(" AND a.comp = 0")
+		if gated {
+			// Tested once, before the arm reads a row.
+			arm.s(" AND (SELECT n FROM gate) >= ").arg(from)
+		}
+		if cur != nil {
+			arm.s(" AND (", col, after).arg(vals[0]).s(" OR (", col, " = ").arg(vals[0]).s(" AND a.pk > ").arg(cur.PK).s("))")
+		}
+		t := arm.text()
+		t.sql = s.d.SortedArm(t.sql, "2"+dir+", 1")
+		walk.t(t)
+	}
+	_, rows := s.walkBounds()
+	walk.s(" ORDER BY 2" + dir + ", 1 LIMIT ").arg(rows)
+	var w sqlBuf
+	key := k.expr
+	key.sql = strings.Replace(key.sql, "a.pk = r.pk", "a.pk = w.pk", 1)
+	// Each clause tested on the walk's rows, the most selective first;
+	// those that need only the pk test the walk's row itself.
+	var filters []sqlText
+	walkRow := false
+	for _, m := range slices.SortedStableFunc(slices.Values(p.ms), func(a, b *matcher) int { return cmp.Compare(a.rank, b.rank) }) {
+		alias := "w"
+		if !m.byPK {
+			alias, walkRow = "r", true
+		}
+		f := m.filter(alias)
+		f.sql = s.d.Probe(f.sql)
+		filters = append(filters, f)
+	}
+	w.s("SELECT DISTINCT w.pk AS pk, w.k AS k0 FROM (").t(walk.text()).s(") w")
+	if walkRow {
+		w.s(" JOIN resources r ON r.pk = w.pk")
+	}
+	w.s(" WHERE ")
+	for _, f := range filters {
+		w.t(f).s(" AND ")
+	}
+	w.s("w.k = ").t(key)
+	w.s(" ORDER BY k0" + dir + ", pk LIMIT ").arg(limit)
+	return w.text()
+}
+
+// canWalk reports whether dateWalk applies to the page: a search
+// anchored on one Patient, sorted by one date parameter, paging forward,
+// from a cursor (if any) among the resources with a date, with a driver
+// whose candidates walkGate counts.
+func canWalk(p *plan, vals []any, cur *cursor, back bool) bool {
+	return p.anchor != "" && p.candidates != nil && len(p.keys) == 1 && p.keys[0].date != "" && !back && (cur == nil || vals[0] != nil)
 }

@@ -124,15 +124,20 @@ type Dialect interface {
 	// return it (RETURNING pk).
 	LastInsertPK() string
 	// SortedArm renders one arm of a UNION ALL whose rows an index gives
-	// in the order of its one column, so that the union's ORDER BY merges
-	// the arms and a LIMIT above stops it early (SQLite merges plain
-	// arms; PostgreSQL only arms with an ORDER BY of their own).
-	SortedArm(sel string) string
+	// in the order of the union's ORDER BY (order, such as "1" or
+	// "2 DESC, 1"), so that the union merges the arms and a LIMIT above
+	// stops it early (SQLite merges plain arms; PostgreSQL only arms with
+	// an ORDER BY of their own).
+	SortedArm(sel, order string) string
 	// Probe renders a condition on the rows of such a merged union so that
 	// the database tests it row by row, with an index probe each, as the
 	// rows come: PostgreSQL would otherwise turn an EXISTS into a join,
 	// and may choose one that reads every row the condition holds for.
 	Probe(cond string) string
+	// InProcess reports that a statement costs no round trip to a
+	// server (SQLite): a small statement of its own is then cheaper
+	// than one combined statement, which SQLite may plan worse.
+	InProcess() bool
 	// Lock takes the transaction-scoped lock of store.Tx.Lock.
 	Lock(ctx context.Context, q Querier, key string) error
 	// Err wraps a driver error in the store sentinel it stands for
@@ -150,6 +155,9 @@ type Store struct {
 	// cache keeps recently read current versions (CacheReads); nil
 	// when off.
 	cache *readCache
+	// walkFrom and walkRows are WalkDates' thresholds; 0 for the
+	// defaults.
+	walkFrom, walkRows int
 }
 
 var _ store.Store = (*Store)(nil)

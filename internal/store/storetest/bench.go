@@ -291,8 +291,18 @@ func LargePatientSearch(tb testing.TB, patient string) *search.Query {
 	}}
 }
 
+// LargePatientNewest is LargePatientSearch sorted newest first
+// (_sort=-date) with pages of count.
+func LargePatientNewest(tb testing.TB, patient string, count int) *search.Query {
+	q := LargePatientSearch(tb, patient)
+	q.Count = count
+	q.Sort = []search.Sort{{Param: benchRegistry(tb).Param("Observation", "date"), Desc: true}}
+	return q
+}
+
 // LoadLargePatient writes a Patient and n Observations of it,
-// alternating two codes, 10 minutes apart, into s (which may also hold LoadBenchData), in
+// alternating two codes (one in 50 of the second a third code
+// instead), 10 minutes apart, into s (which may also hold LoadBenchData), in
 // transactions of up to 1,000.
 func LoadLargePatient(tb testing.TB, s store.Store, patient string, n int) {
 	reg := benchRegistry(tb)
@@ -305,7 +315,11 @@ func LoadLargePatient(tb testing.TB, s store.Store, patient string, n int) {
 			ws = append(ws, benchWrite(reg, p, 1))
 		}
 		for j := start; j < min(start+perTx, n); j++ {
-			o := benchObservation(0, 5+3*(j%2)) // heart rate, or urea nitrogen
+			code := 5 + 3*(j%2) // heart rate, or urea nitrogen…
+			if j%50 == 1 {
+				code = 7 // …or, one in 50, glucose
+			}
+			o := benchObservation(0, code)
 			o["id"] = fmt.Sprintf("%s-o%06d", patient, j)
 			o["subject"] = map[string]any{"reference": "Patient/" + patient}
 			// Every 10 minutes from 2020 on, the two codes in turn.
@@ -329,7 +343,10 @@ var largeLoaded sync.Map
 // LargePatientObservations for it: the page must not cost what all the
 // matches do ("page"). "newest" is the same search for the newest match
 // alone (_sort=-date&_count=1), which SMART apps make for a Patient's
-// latest vital sign.
+// latest vital sign; "newest-50" the newest page of 50. "rare-newest-50"
+// is that page for a code one in 50 of the Patient's Observations has
+// (1,000 matches), where walking the Patient's dates in order finds a
+// match only every 50 rows.
 func BenchmarkSearchLargePatient(b *testing.B, s store.Store) {
 	once, _ := largeLoaded.LoadOrStore(s, new(sync.Once))
 	once.(*sync.Once).Do(func() { LoadLargePatient(b, s, "bigp", LargePatientObservations) })
@@ -343,15 +360,20 @@ func BenchmarkSearchLargePatient(b *testing.B, s store.Store) {
 			}
 		}
 	})
-	b.Run("newest", func(b *testing.B) {
-		q := LargePatientSearch(b, "bigp")
-		q.Count = 1
-		q.Sort = []search.Sort{{Param: benchRegistry(b).Param("Observation", "date"), Desc: true}}
-		for range b.N {
-			res, err := s.Search(ctx, q, store.PageRequest{})
-			if err != nil || len(res.Matches) != 1 {
-				b.Fatalf("Search: %d matches, %v; want 1", len(res.Matches), err)
+	for _, c := range []struct {
+		name  string
+		count int
+		code  string
+	}{{"newest", 1, "8867-4"}, {"newest-50", 50, "8867-4"}, {"rare-newest-50", 50, "2339-0"}} {
+		b.Run(c.name, func(b *testing.B) {
+			q := LargePatientNewest(b, "bigp", c.count)
+			q.Clauses[1].Values[0].Code = c.code
+			for range b.N {
+				res, err := s.Search(ctx, q, store.PageRequest{})
+				if err != nil || len(res.Matches) != c.count {
+					b.Fatalf("Search: %d matches, %v; want %d", len(res.Matches), err, c.count)
+				}
 			}
-		}
-	})
+		})
+	}
 }

@@ -118,7 +118,35 @@ func patientTokenFixture(t *testing.T, s store.Store, rng *rand.Rand) []*ptObs {
 func testPatientTokens(t *testing.T, s store.Store) {
 	all := patientTokenFixture(t, s, rand.New(rand.NewPCG(7, 11)))
 	checkPatientTokens(t, s, all)
+	checkPatientDateWalks(t, s, all)
+}
+
+// dateWalker is a store that can walk one Patient's dates in order for a
+// date-sorted search (the SQL stores, sqlstore.Store.WalkDates), which
+// it does by itself only for Patients with many matches.
+type dateWalker interface {
+	WalkDates(from, rows int)
+}
+
+// checkPatientDateWalks runs checkPatientDates as the store plans the
+// searches, then, for a dateWalker, with the walk tried on every search
+// (from one candidate on), and with the walk cut short after three date
+// rows, so that most pages fall back to the general plan, some after a
+// walk has filled others.
+func checkPatientDateWalks(t *testing.T, s store.Store, all []*ptObs) {
 	t.Run("sorted by date", func(t *testing.T) { checkPatientDates(t, s, all) })
+	w, ok := s.(dateWalker)
+	if !ok {
+		return
+	}
+	defer w.WalkDates(0, 0)
+	for _, c := range []struct {
+		name string
+		rows int
+	}{{"walking", 100000}, {"walk cut short", 3}} {
+		w.WalkDates(1, c.rows)
+		t.Run("sorted by date, "+c.name, func(t *testing.T) { checkPatientDates(t, s, all) })
+	}
 }
 
 // ptCase is a search of the patient-token fixture: a Patient anchor and
@@ -362,52 +390,64 @@ func checkPatientDates(t *testing.T, s store.Store, all []*ptObs) {
 // meanwhile) and returns its rows, each value as text.
 type RawSQL func(t *testing.T, stmt string) [][]string
 
-// RunMigration3 checks that schema migration 3 fills idx_token.patient
-// of the rows written before it as the store writes it (tokenPatient),
-// and that the searches that read it then find what they must. open MUST
-// open the same database each time; raw reaches it.
-func RunMigration3(t *testing.T, open func(t *testing.T) store.Store, raw RawSQL) {
-	const rows = `SELECT pk, param, seq, COALESCE(patient, '(null)') FROM idx_token ORDER BY pk, param, seq`
+// RunPatientMigrations checks that schema migrations 3 and 4 fill the
+// patient column of idx_token and idx_date for the rows written before
+// them as the store writes it (tokenPatient), and that the searches that
+// read them then find what they must. open MUST open the same database
+// each time; raw reaches it.
+func RunPatientMigrations(t *testing.T, open func(t *testing.T) store.Store, raw RawSQL) {
+	tables := []string{"idx_token", "idx_date"}
+	rows := func(table string) string {
+		return `SELECT pk, param, seq, COALESCE(patient, '(null)') FROM ` + table + ` ORDER BY pk, param, seq`
+	}
 	s := open(t)
 	all := patientTokenFixture(t, s, rand.New(rand.NewPCG(3, 5)))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	written := raw(t, rows)
-	kinds := map[string]int{}
-	for _, r := range written {
-		switch r[3] {
-		case "(null)", "*":
-			kinds[r[3]]++
-		default:
-			kinds["one"]++
+	written := map[string][][]string{}
+	for _, table := range tables {
+		written[table] = raw(t, rows(table))
+		kinds := map[string]int{}
+		for _, r := range written[table] {
+			switch r[3] {
+			case "(null)", "*":
+				kinds[r[3]]++
+			default:
+				kinds["one"]++
+			}
 		}
-	}
-	if kinds["(null)"] == 0 || kinds["*"] == 0 || kinds["one"] == 0 {
-		t.Fatalf("the fixture's token rows have patient columns %v: want some of each kind", kinds)
+		if kinds["(null)"] == 0 || kinds["*"] == 0 || kinds["one"] == 0 {
+			t.Fatalf("the fixture's %s rows have patient columns %v: want some of each kind", table, kinds)
+		}
 	}
 
 	// The database as version 2 left it.
 	raw(t, `DROP INDEX idx_token_patient`)
 	raw(t, `ALTER TABLE idx_token DROP COLUMN patient`)
+	raw(t, `DROP INDEX idx_date_patient_hi`)
+	raw(t, `DROP INDEX idx_date_patient_lo`)
+	raw(t, `ALTER TABLE idx_date DROP COLUMN patient`)
 	raw(t, `UPDATE schema_version SET version = 2`)
 
 	s = open(t)
 	t.Run("search", func(t *testing.T) { checkPatientTokens(t, s, all) })
-	t.Run("sorted by date", func(t *testing.T) { checkPatientDates(t, s, all) })
+	checkPatientDateWalks(t, s, all)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := raw(t, `SELECT version FROM schema_version`); len(got) != 1 || got[0][0] != "3" {
-		t.Errorf("schema version after migrating: %v, want 3", got)
+	if got := raw(t, `SELECT version FROM schema_version`); len(got) != 1 || got[0][0] != "4" {
+		t.Errorf("schema version after migrating: %v, want 4", got)
 	}
-	migrated := raw(t, rows)
-	if len(migrated) != len(written) {
-		t.Fatalf("%d token rows after migrating, %d before", len(migrated), len(written))
-	}
-	for i := range written {
-		if !slices.Equal(migrated[i], written[i]) {
-			t.Errorf("token row %v migrated as %v", written[i], migrated[i])
+	for _, table := range tables {
+		migrated := raw(t, rows(table))
+		if len(migrated) != len(written[table]) {
+			t.Fatalf("%d %s rows after migrating, %d before", len(migrated), table, len(written[table]))
+		}
+		for i := range migrated {
+			if !slices.Equal(migrated[i], written[table][i]) {
+				t.Errorf("%s row %v migrated as %v", table, written[table][i], migrated[i])
+			}
 		}
 	}
 }
