@@ -213,6 +213,11 @@ func TestConcurrentOpen(t *testing.T) {
 	wg.Wait()
 }
 
+// TestDateWalks checks date sorts with the date walk forced.
+func TestDateWalks(t *testing.T) {
+	storetest.RunDateWalks(t, openTemp(t, postgres.Options{}).(*sqlstore.Store))
+}
+
 func TestPatientMigrations(t *testing.T) {
 	schema, dsn := newSchema(t)
 	t.Cleanup(func() {

@@ -228,6 +228,11 @@ func TestConformanceReadCache(t *testing.T) {
 	})
 }
 
+// TestDateWalks checks date sorts with the date walk forced.
+func TestDateWalks(t *testing.T) {
+	storetest.RunDateWalks(t, openTemp(t, sqlite.Options{}).(*sqlstore.Store))
+}
+
 func TestPatientMigrations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "warden.db")
 	storetest.RunPatientMigrations(t, func(t *testing.T) store.Store {

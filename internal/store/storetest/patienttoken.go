@@ -118,35 +118,30 @@ func patientTokenFixture(t *testing.T, s store.Store, rng *rand.Rand) []*ptObs {
 func testPatientTokens(t *testing.T, s store.Store) {
 	all := patientTokenFixture(t, s, rand.New(rand.NewPCG(7, 11)))
 	checkPatientTokens(t, s, all)
-	checkPatientDateWalks(t, s, all)
+	t.Run("sorted by date", func(t *testing.T) { checkPatientDates(t, s, all, 1, 3) })
 }
 
-// dateWalker is a store that can walk one Patient's dates in order for a
-// date-sorted search (the SQL stores, sqlstore.Store.WalkDates), which
+// A DateWalker is a store that can walk one Patient's dates in order for
+// a date-sorted search (the SQL stores, sqlstore.Store.WalkDates), which
 // it does by itself only for Patients with many matches.
-type dateWalker interface {
+type DateWalker interface {
+	store.Store
 	WalkDates(from, rows int)
 }
 
-// checkPatientDateWalks runs checkPatientDates as the store plans the
-// searches, then, for a dateWalker, with the walk tried on every search
-// (from one candidate on), and with the walk cut short after three date
-// rows, so that most pages fall back to the general plan, some after a
-// walk has filled others.
-func checkPatientDateWalks(t *testing.T, s store.Store, all []*ptObs) {
-	t.Run("sorted by date", func(t *testing.T) { checkPatientDates(t, s, all) })
-	w, ok := s.(dateWalker)
-	if !ok {
-		return
-	}
-	defer w.WalkDates(0, 0)
-	for _, c := range []struct {
-		name string
-		rows int
-	}{{"walking", 100000}, {"walk cut short", 3}} {
-		w.WalkDates(1, c.rows)
-		t.Run("sorted by date, "+c.name, func(t *testing.T) { checkPatientDates(t, s, all) })
-	}
+// RunDateWalks checks the date sorts of the patient-token fixture (see
+// checkPatientDates) with the walk tried on every search, from one
+// candidate on, paged by 3; then with the walk cut short after three date
+// rows, paged by 1, so that most pages fall back to the general plan,
+// some after a walk has filled others. (The conformance suite checks the
+// sorts as the store plans them.)
+func RunDateWalks(t *testing.T, s DateWalker) {
+	all := patientTokenFixture(t, s, rand.New(rand.NewPCG(7, 11)))
+	defer s.WalkDates(0, 0)
+	s.WalkDates(1, 100000)
+	t.Run("walking", func(t *testing.T) { checkPatientDates(t, s, all, 3) })
+	s.WalkDates(1, 3)
+	t.Run("walk cut short", func(t *testing.T) { checkPatientDates(t, s, all, 1) })
 }
 
 // ptCase is a search of the patient-token fixture: a Patient anchor and
@@ -313,8 +308,8 @@ func checkPatientTokens(t *testing.T, s store.Store, all []*ptObs) {
 // checkPatientDates runs the searches of checkPatientTokens sorted by
 // date, both ways, page by page: descending by each match's latest date,
 // ascending by its earliest, matches without a date last, ties in the
-// order of their writes.
-func checkPatientDates(t *testing.T, s store.Store, all []*ptObs) {
+// order of their writes, in pages of each of counts.
+func checkPatientDates(t *testing.T, s store.Store, all []*ptObs, counts ...int) {
 	t.Helper()
 	// key is o's sort key (ok false for none): its highest date's end,
 	// or lowest date's start.
@@ -367,7 +362,7 @@ func checkPatientDates(t *testing.T, s store.Store, all []*ptObs) {
 			if descending {
 				srt = desc(pDate)
 			}
-			for _, count := range []int{1, 3} {
+			for _, count := range counts {
 				q := withSort(c.q(), srt)
 				q.Count = count
 				pages, _ := walk(t, s, q)
@@ -432,7 +427,7 @@ func RunPatientMigrations(t *testing.T, open func(t *testing.T) store.Store, raw
 
 	s = open(t)
 	t.Run("search", func(t *testing.T) { checkPatientTokens(t, s, all) })
-	checkPatientDateWalks(t, s, all)
+	t.Run("sorted by date", func(t *testing.T) { checkPatientDates(t, s, all, 1, 3) })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
