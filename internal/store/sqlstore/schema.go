@@ -159,29 +159,29 @@ func Schema(t Types) [][]string {
 		`CREATE INDEX records_grp ON records (kind, grp) WHERE grp <> ''`,
 		`CREATE INDEX records_expires ON records (expires) WHERE expires <> 0`,
 	}
+	// patientOf is the patient column of table's rows by the rule of
+	// tokenPatient: the one Patient of their resource's compartment and
+	// Patient references, "*" for several, NULL for none.
+	patientOf := func(table string) string {
+		return `(
+			SELECT CASE COUNT(*) WHEN 0 THEN NULL WHEN 1 THEN MIN(u.p) ELSE '*' END FROM (
+				SELECT c.patient_id AS p FROM compartment c WHERE c.pk = ` + table + `.pk
+				UNION
+				SELECT r.ref_id AS p FROM idx_reference r WHERE r.pk = ` + table + `.pk AND r.ref_id IS NOT NULL AND (r.ref_type = 'Patient' OR r.ref_type IS NULL)
+			) u
+		)`
+	}
 	v3 := []string{
 		`ALTER TABLE idx_token ADD COLUMN patient {TEXT}`,
 		// The rows written before: the same rule as tokenPatient, from
 		// the compartment and reference rows of their resource.
-		`UPDATE idx_token SET patient = (
-			SELECT CASE COUNT(*) WHEN 0 THEN NULL WHEN 1 THEN MIN(u.p) ELSE '*' END FROM (
-				SELECT c.patient_id AS p FROM compartment c WHERE c.pk = idx_token.pk
-				UNION
-				SELECT r.ref_id AS p FROM idx_reference r WHERE r.pk = idx_token.pk AND r.ref_id IS NOT NULL AND (r.ref_type = 'Patient' OR r.ref_type IS NULL)
-			) u
-		) WHERE comp = 0 AND param NOT LIKE '%$%' AND param NOT LIKE '%.\_tag' ESCAPE '\' AND param NOT LIKE '%.\_security' ESCAPE '\' AND param NOT LIKE '%.identifier'`,
+		`UPDATE idx_token SET patient = ` + patientOf("idx_token") + ` WHERE comp = 0 AND param NOT LIKE '%$%' AND param NOT LIKE '%.\_tag' ESCAPE '\' AND param NOT LIKE '%.\_security' ESCAPE '\' AND param NOT LIKE '%.identifier'`,
 		`CREATE INDEX idx_token_patient ON idx_token (patient, param, code, pk, system) WHERE patient IS NOT NULL AND comp = 0`,
 	}
 	v4 := []string{
 		`ALTER TABLE idx_date ADD COLUMN patient {TEXT}`,
 		// The rule of tokenPatient, as in v3.
-		`UPDATE idx_date SET patient = (
-			SELECT CASE COUNT(*) WHEN 0 THEN NULL WHEN 1 THEN MIN(u.p) ELSE '*' END FROM (
-				SELECT c.patient_id AS p FROM compartment c WHERE c.pk = idx_date.pk
-				UNION
-				SELECT r.ref_id AS p FROM idx_reference r WHERE r.pk = idx_date.pk AND r.ref_id IS NOT NULL AND (r.ref_type = 'Patient' OR r.ref_type IS NULL)
-			) u
-		) WHERE comp = 0`,
+		`UPDATE idx_date SET patient = ` + patientOf("idx_date") + ` WHERE comp = 0`,
 		// One Patient's dates in the orders of _sort (Store.dateWalk):
 		// descending by the highest, ascending by the lowest, ties by pk.
 		`CREATE INDEX idx_date_patient_hi ON idx_date (patient, param, hi DESC, pk) WHERE patient IS NOT NULL AND comp = 0`,
