@@ -82,8 +82,9 @@ TARGET_PATH="Patient/$PAT"
 cmp <(curl -sf --cacert "$CA" -H "$AUTH_ON" "$B/Patient/$PAT") <(curl -sf --cacert "$CA" -H "$AUTH_OFF" "https://127.0.0.1:18444/fhir/Patient/$PAT") >/dev/null ||
   { echo "the two servers do not answer alike" >&2; exit 1; }
 
-# cpu PID: the process's CPU time so far (user + system), in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu PID: the CPU time so far (user + system, in clock ticks) of the
+# process and its children (the journal's fsync helper).
+cpu() { local t=0 p; for p in "$1" $(pgrep -P "$1" 2>/dev/null); do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$t"; }
 TICK=$(getconf CLK_TCK)
 run() { # NAME PORT PID AUTH
   local before after

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -97,6 +98,11 @@ func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyrin
 	if err != nil {
 		lg.Close(ctx)
 		return nil, fmt.Errorf("opening the audit journal: %w", err)
+	}
+	if mode := jr.SyncMode(); mode != journal.SyncHelper && runtime.GOOS == "linux" {
+		log.Warn("audit journal: the fsync helper process did not start; fsyncing in the server (more CPU per request)", "mode", mode)
+	} else {
+		log.Info("audit journal open", "fsync", mode)
 	}
 	p, err := audit.NewJournaledPipeline(jr, lg, db, base)
 	if err == nil {

@@ -92,6 +92,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // concurrent use.
 type Journal struct {
 	f     *os.File // write handle; used only by the writer goroutine (and Close)
+	disk  syncer   // fsyncs f (see fsyncHelper)
 	sizes []int64  // the writer's scratch: frame sizes of the batch it commits
 	rf    *os.File // read handle, for Read
 	reqs  chan *request
@@ -202,6 +203,7 @@ func open(f *os.File) (*Journal, error) {
 	}
 	j := &Journal{
 		f:      f,
+		disk:   newSyncer(f),
 		rf:     rf,
 		reqs:   make(chan *request, batchFrames),
 		done:   make(chan struct{}),
@@ -439,7 +441,7 @@ func (j *Journal) commit(batch []*request, buf []byte) {
 	}
 	_, err := j.f.WriteAt(buf, off)
 	if err == nil {
-		err = j.f.Sync()
+		err = j.disk.sync()
 	}
 	j.mu.Lock()
 	if err != nil {
@@ -797,5 +799,9 @@ func (j *Journal) Close() error {
 			release(p.br)
 		}
 	}
-	return errors.Join(j.f.Close(), j.rf.Close())
+	return errors.Join(j.disk.close(), j.f.Close(), j.rf.Close())
 }
+
+// SyncMode says how the journal makes its writes durable: SyncHelper
+// (an fsync helper process, the default on Linux) or SyncInProcess.
+func (j *Journal) SyncMode() string { return j.disk.mode() }

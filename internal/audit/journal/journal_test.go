@@ -509,35 +509,47 @@ func TestCreatesWithModes(t *testing.T) {
 // TestRecovering: after a write failure, appends are refused until the
 // journal reopens, nothing acknowledged is lost, and appends resume with
 // the next sequence number without a restart.
-func TestRecovering(t *testing.T) {
-	dir := t.TempDir()
-	r, err := OpenRecovering(dir, 50*time.Millisecond)
+// recoveringWith3 is a Recovering journal (retrying every 50 ms) in a
+// new directory, holding entryN(0..2).
+func recoveringWith3(t *testing.T) *Recovering {
+	t.Helper()
+	r, err := OpenRecovering(t.TempDir(), 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	ctx := context.Background()
+	t.Cleanup(func() { r.Close() })
 	for i := range 3 {
-		if _, err := r.Append(ctx, entryN(i)); err != nil {
+		if _, err := r.Append(context.Background(), entryN(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.current().f.Close() // the file fails under the writer
-	if _, err := r.Append(ctx, []byte("doomed")); err == nil {
-		t.Fatal("an append on a failed file was acknowledged")
-	}
-	var seq uint64
+	return r
+}
+
+// appendRecovered appends entry to r until r has recovered from a
+// failure, and returns its sequence number.
+func appendRecovered(t *testing.T, r *Recovering, entry []byte) uint64 {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		seq, err = r.Append(ctx, []byte("after"))
+		seq, err := r.Append(context.Background(), entry)
 		if err == nil {
-			break
+			return seq
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the journal did not recover: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestRecovering(t *testing.T) {
+	r := recoveringWith3(t)
+	r.current().f.Close() // the file fails under the writer
+	if _, err := r.Append(context.Background(), []byte("doomed")); err == nil {
+		t.Fatal("an append on a failed file was acknowledged")
+	}
+	seq := appendRecovered(t, r, []byte("after"))
 	if seq != 3 {
 		t.Fatalf("first sequence number after recovery = %d, want 3", seq)
 	}

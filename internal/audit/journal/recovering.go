@@ -102,6 +102,9 @@ func (r *Recovering) ReadBytes() uint64 {
 	return r.beforeRead + r.j.ReadBytes()
 }
 
+// SyncMode is Journal.SyncMode of the current file.
+func (r *Recovering) SyncMode() string { return r.current().SyncMode() }
+
 // Len is Journal.Len of the current file.
 func (r *Recovering) Len() uint64 { return r.current().Len() }
 
