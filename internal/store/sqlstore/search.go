@@ -88,14 +88,7 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 			ms = append(ms, m)
 		}
 	}
-	combineAnchor(ms)
-	p := &plan{ms: ms}
-	for _, m := range ms {
-		if m.anchor != "" {
-			p.anchor = m.anchor
-			break
-		}
-	}
+	p := &plan{ms: ms, anchor: combineAnchor(ms)}
 	drive := -1
 	for i, m := range ms {
 		if m.driver != nil && (drive < 0 || m.rank < ms[drive].rank) {
@@ -157,12 +150,15 @@ func (s *Store) compile(q *search.Query) (*plan, error) {
 	return p, nil
 }
 
-// combineAnchor lets a token clause of a search anchored on one Patient
-// (a compartment, or a reference clause naming a Patient) drive from
-// idx_token_patient: the anchor then filters that driver's few pks. The
-// token clause's driver, restricted to the Patient, applies its whole
-// condition, so the clause needs no filter of its own when it drives.
-func combineAnchor(ms []*matcher) {
+// combineAnchor returns the Patient a search is anchored on (a
+// compartment, or a reference clause naming a Patient: the first such
+// clause), or "", and lets a token clause of an anchored search drive
+// from idx_token_patient: the anchor then filters that driver's few pks.
+// The token clause's driver, restricted to the Patient, applies its
+// whole condition, so the clause needs no filter of its own when it
+// drives. (The anchoring clause is never the one replaced: only token
+// clauses have withPatient.)
+func combineAnchor(ms []*matcher) string {
 	anchor := ""
 	for _, m := range ms {
 		if m.anchor != "" {
@@ -171,15 +167,16 @@ func combineAnchor(ms []*matcher) {
 		}
 	}
 	if anchor == "" {
-		return
+		return ""
 	}
 	for i, m := range ms {
 		if m.withPatient != nil {
 			d, u := m.withPatient(anchor)
 			ms[i] = &matcher{filter: m.filter, driver: &d, unordered: &u, rank: rankPatientCode, byPK: true}
-			return
+			break
 		}
 	}
+	return anchor
 }
 
 // join appends more SQL to t.
