@@ -59,6 +59,26 @@ func checkDecode(t *testing.T, b []byte) {
 	} else if _, err := reused.decodeShape(b, auditEventShape); err == nil {
 		t.Fatalf("decodeShape(%q) took what encoding/json refuses: %v", b, wantErr)
 	}
+	// With references made relative as it decodes: what relativize
+	// makes of the decoded event. (The base is one the fuzz inputs can
+	// name: "https://h/" or the seeds' server.)
+	for _, base := range []string{"https://h/", "https://warden.test/fhir/"} {
+		want, err1 := reused.decodeShape(b, auditEventShape)
+		if err1 == nil {
+			relativize(want, base, 0)
+		}
+		cut := any(want)
+		var wantCopy any
+		if err1 == nil {
+			wantCopy = deepCopy(cut)
+		}
+		reused.release()
+		got, err2 := reused.decodeRelative(b, auditEventShape, base)
+		if (err1 != nil) != (err2 != nil) || err1 == nil && !reflect.DeepEqual(any(got), wantCopy) {
+			t.Fatalf("decodeRelative(%q, %q) = %#v, %v; want %#v, %v", b, base, got, err2, wantCopy, err1)
+		}
+		reused.release()
+	}
 	// The same from a decoder reusing what every input before left it.
 	got, err = reused.decode(b)
 	defer reused.release()
@@ -106,10 +126,38 @@ func decodeSeeds(t testing.TB) [][]byte {
 		`{"a":"` + "\xff" + `"}`, `{"a":"` + "\x01" + `"}`, `{"a":tru}`, `{"a" 1}`, `{"a":1,}`, `{"a":[1,]}`, `{"a":1`,
 		`{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}`,
 		`{"dup":1,"dup":"two"}`, ``, `{"a":"𝄞"}`,
+		// References to the base (made relative), to elsewhere and not
+		// to Type/id (kept), and an escape that leaves it to encoding/json.
+		`{"resourceType":"AuditEvent","entity":[{"what":{"reference":"https://h/Patient/p1"}},{"what":{"reference":"https://h/a/b/c"}},{"what":{"reference":"https://x/Patient/p2"}}],"agent":[{"who":{"reference":"https://warden.test/fhir/Practitioner/pr1"}}]}`,
+		`{"resourceType":"AuditEvent","entity":[{"what":{"reference":"https://h/Patient/p1"}}],"source":{"site":"\u0041"}}`,
 	} {
 		seeds = append(seeds, []byte(s))
 	}
 	return seeds
+}
+
+// TestDecodeRelative: references to the base come out relative, on
+// both of the decoder's paths; others are left as they are.
+func TestDecodeRelative(t *testing.T) {
+	seeds := decodeSeeds(t)
+	for _, b := range seeds[len(seeds)-2:] {
+		ev, err := reused.decodeRelative(b, auditEventShape, "https://h/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		what := ev["entity"].([]any)[0].(map[string]any)["what"].(map[string]any)
+		if what["reference"] != "Patient/p1" {
+			t.Fatalf("%s: entity[0] reference %v", b, what["reference"])
+		}
+		if es := ev["entity"].([]any); len(es) == 3 {
+			for i, want := range []string{"https://h/a/b/c", "https://x/Patient/p2"} {
+				if got := es[i+1].(map[string]any)["what"].(map[string]any)["reference"]; got != want {
+					t.Fatalf("entity[%d] reference %v, want %s", i+1, got, want)
+				}
+			}
+		}
+		reused.release()
+	}
 }
 
 func TestDecodeEvent(t *testing.T) {
@@ -204,4 +252,93 @@ func BenchmarkDecodeEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// deepCopy copies a decoded JSON value (maps and slices anew), so that
+// it outlives the decoder's release.
+func deepCopy(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		if v == nil {
+			return v
+		}
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[k] = deepCopy(e)
+		}
+		return m
+	case []any:
+		if v == nil {
+			return v
+		}
+		a := make([]any, len(v))
+		for i, e := range v {
+			a[i] = deepCopy(e)
+		}
+		return a
+	}
+	return v
+}
+
+// TestFormatLastUpdated: the indexer's formatter writes what Format with
+// the API's layout writes, for times across the years and to the
+// millisecond.
+func TestFormatLastUpdated(t *testing.T) {
+	times := []time.Time{
+		time.Date(2026, 11, 30, 9, 5, 7, 123_456_789, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-5, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.FixedZone("x", 3600)),
+		time.Unix(0, 0).UTC(),
+	}
+	for i := range 2000 {
+		times = append(times, time.Unix(int64(i)*7_919_993_611%253_402_300_799, int64(i)*104_729%1_000_000_000).UTC())
+	}
+	for _, at := range times {
+		at = at.Truncate(time.Millisecond)
+		if got, want := formatLastUpdated(at), at.Format(lastUpdatedLayout); got != want {
+			t.Fatalf("formatLastUpdated(%v) = %q, want %q", at, got, want)
+		}
+	}
+}
+
+// BenchmarkPrepareRead is the indexer's work on one read's event before
+// its store write: decoding the journal entry and the event, references
+// made relative, meta.lastUpdated, the search entries and the Patient
+// compartment.
+func BenchmarkPrepareRead(b *testing.B) {
+	reg, err := searchparam.R4()
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := &Indexer{reg: reg, shape: eventShape(reg), base: "https://warden.test/fhir/", canonical: true}
+	at := time.Date(2026, 11, 30, 9, 0, 0, 123456789, time.UTC)
+	r := audit.Record{RequestID: "0a1b2c3d4e5f60718293a4b5", Time: at, Duration: 3 * time.Millisecond, Surface: audit.SurfaceFHIR,
+		Action: "read", Method: "GET", Path: "/fhir/Patient/0b3c6a2e-5b1c-4c2f-9a3e-1f2d3c4b5a69", Status: 200,
+		ClientID: "bench-backend", Subject: "bench-backend", TokenID: "5f1e0c8a9b7d6e4f3a2b1c0d",
+		Patients: []string{"0b3c6a2e-5b1c-4c2f-9a3e-1f2d3c4b5a69"}, Resources: []string{"Patient/0b3c6a2e-5b1c-4c2f-9a3e-1f2d3c4b5a69/_history/1"}}
+	canonical, err := audit.AppendCanonical(nil, r, "https://warden.test/fhir", "0a1b2c3d4e5f60718293a4b5")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := audit.Commit(canonical)
+	if err != nil {
+		b.Fatal(err)
+	}
+	entry, err := audit.JournalEntry{ID: "0a1b2c3d4e5f60718293a4b5", Leaf: c.Leaf, Nonce: c.Nonce, Time: at, Canonical: canonical,
+		Patients: r.Patients}.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dec eventDecoder
+	var buf []searchparam.Entry
+	for b.Loop() {
+		w, err := x.write(&dec, entry, &buf)
+		if err != nil || len(w.Patients) != 1 {
+			b.Fatal(w.Patients, err)
+		}
+		buf = buf[:0]
+	}
 }

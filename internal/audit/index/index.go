@@ -444,7 +444,9 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte, buf *[]searchparam.Entr
 	if err != nil {
 		return store.Write{}, err
 	}
-	ev, err := dec.decodeShape(e.Canonical, x.shape)
+	// The index, not the stored event, sees references to this server
+	// as relative ones (made so as the event is decoded).
+	ev, err := dec.decodeRelative(e.Canonical, x.shape, x.base)
 	// Nothing of the decoded event outlives this call: the write holds
 	// the re-encoded body and index entries of strings.
 	defer dec.release()
@@ -455,7 +457,7 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte, buf *[]searchparam.Entr
 		return store.Write{}, ErrBadEvent
 	}
 	at := e.Time.UTC().Truncate(time.Millisecond)
-	lastUpdated := at.Format(lastUpdatedLayout)
+	lastUpdated := formatLastUpdated(at)
 	// The index sees the event as served (Searchable): its meta, and no
 	// query strings.
 	edit(ev, lastUpdated)
@@ -466,14 +468,6 @@ func (x *Indexer) write(dec *eventDecoder, entry []byte, buf *[]searchparam.Entr
 		if body, err = Searchable(e.Canonical, at); err != nil {
 			return store.Write{}, err
 		}
-	}
-	// The index, not the stored event, sees references to this server
-	// as relative ones. The walk covers only the members search
-	// parameters read (ev is decoded to their shape), and costs less
-	// than a scan of the event's bytes for the base did (1.3 against 1.5
-	// µs for a read's event).
-	if x.base != "" {
-		relativize(ev, x.base, 0)
 	}
 	start := len(*buf)
 	*buf = x.reg.ExtractAppend(*buf, "AuditEvent", ev)
@@ -539,6 +533,48 @@ func edit(ev map[string]any, lastUpdated string) {
 	StripQueries(ev)
 }
 
+// formatLastUpdated is t.Format(lastUpdatedLayout) for a UTC time t
+// (what the indexer gives it), written digit by digit: Format took 1.4
+// of the indexer's ~34 µs per event. Years outside 0–9999 go to Format.
+func formatLastUpdated(t time.Time) string {
+	year, month, day := t.Date()
+	if t.Location() != time.UTC || year < 0 || year > 9999 {
+		return t.Format(lastUpdatedLayout)
+	}
+	hour, minute, sec := t.Clock()
+	var b [24]byte
+	put := func(at, v, digits int) {
+		for i := at + digits - 1; i >= at; i-- {
+			b[i] = byte('0' + v%10)
+			v /= 10
+		}
+	}
+	put(0, year, 4)
+	b[4] = '-'
+	put(5, int(month), 2)
+	b[7] = '-'
+	put(8, day, 2)
+	b[10] = 'T'
+	put(11, hour, 2)
+	b[13] = ':'
+	put(14, minute, 2)
+	b[16] = ':'
+	put(17, sec, 2)
+	b[19] = '.'
+	put(20, t.Nanosecond()/int(time.Millisecond), 3)
+	b[23] = 'Z'
+	return string(b[:])
+}
+
+// relative is s made relative to base: Type/id if s is base followed by
+// Type/id, else s.
+func relative(s, base string) string {
+	if rel, ok := strings.CutPrefix(s, base); ok && isLocalRef(rel) {
+		return rel
+	}
+	return s
+}
+
 // relativize rewrites, in place, every Reference.reference of v that is
 // base followed by Type/id into Type/id.
 func relativize(v any, base string, depth int) {
@@ -549,9 +585,7 @@ func relativize(v any, base string, depth int) {
 	case map[string]any:
 		for k, e := range v {
 			if s, ok := e.(string); ok && k == "reference" {
-				if rel, ok := strings.CutPrefix(s, base); ok && isLocalRef(rel) {
-					v[k] = rel
-				}
+				v[k] = relative(s, base)
 				continue
 			}
 			relativize(e, base, depth+1)
