@@ -75,6 +75,11 @@ func isHelper(args []string, getenv func(string) string) bool {
 func serveFsync() int {
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(-1) // the loop allocates nothing
+	// The pipes block (os/exec hands them over so); made sure of, since a
+	// read that did not block would end the loop.
+	if syscall.SetNonblock(0, false) != nil || syscall.SetNonblock(1, false) != nil {
+		return 1
+	}
 	var req, resp [1]byte
 	for {
 		if n, errno := rawRetry(syscall.SYS_READ, 0, unsafe.Pointer(&req[0]), 1); n != 1 || errno != 0 {
