@@ -12,6 +12,11 @@ import (
 )
 
 func main() {
+	// Started as the audit journal's fsync helper, this process serves
+	// it and nothing else (internal/audit/journal, fsyncHelper).
+	if code, helper := cli.Helper(); helper {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

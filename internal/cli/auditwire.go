@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -99,11 +98,9 @@ func openAudit(ctx context.Context, cfg config.Config, db database, keys *keyrin
 		lg.Close(ctx)
 		return nil, fmt.Errorf("opening the audit journal: %w", err)
 	}
-	if mode := jr.SyncMode(); mode != journal.SyncHelper && runtime.GOOS == "linux" {
-		log.Warn("audit journal: the fsync helper process did not start; fsyncing in the server (more CPU per request)", "mode", mode)
-	} else {
-		log.Info("audit journal open", "fsync", mode)
-	}
+	// "helper-process", or "in-process" where the helper could not start
+	// (or the program does not serve it): more CPU per request.
+	log.Info("audit journal open", "fsync", jr.SyncMode())
 	p, err := audit.NewJournaledPipeline(jr, lg, db, base)
 	if err == nil {
 		err = p.CheckJournal(ctx)

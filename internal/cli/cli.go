@@ -11,6 +11,8 @@ import (
 	"io"
 	"runtime/debug"
 	"strings"
+
+	"github.com/wardenfhir/warden/internal/audit/journal"
 )
 
 // Version is the software version, set at build time with
@@ -57,6 +59,13 @@ func commands() []*command {
 		versionCommand(),
 	}
 }
+
+// Helper is the first thing the warden command's main does: started as
+// the audit journal's fsync helper (a child process of a server, see
+// internal/audit/journal), the process serves it and Helper returns its
+// exit code and true; else false, and the server's journal may start
+// one.
+func Helper() (code int, helper bool) { return journal.FsyncHelperMain() }
 
 // Main runs the warden command line with args (without the program name)
 // and returns the process exit status.

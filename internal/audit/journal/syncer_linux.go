@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -29,9 +30,8 @@ import (
 // a socket.
 //
 // The helper is this same executable (/proc/self/exe) started with
-// argv[0] helperArg0 and helperEnv set, which init below recognises
-// before anything else of the program runs that depends on this
-// package. It holds the journal file as its descriptor 3, reads one
+// argv[0] helperArg0 and helperEnv set, which FsyncHelperMain, called
+// first by the program's main, recognises. It holds the journal file as its descriptor 3, reads one
 // request byte at a time from its standard input, fsyncs, and writes
 // back one byte: 0, or the errno of the failed fsync. It makes its system
 // calls with RawSyscall, outside the Go scheduler: a process that does
@@ -56,10 +56,23 @@ const (
 	helperEnv  = "WARDEN_JOURNAL_FSYNC_HELPER"
 )
 
-func init() {
+// helperServed is set by FsyncHelperMain: this program serves as the
+// helper when started as one, so its journals may start helpers.
+var helperServed atomic.Bool
+
+// FsyncHelperMain must be the first thing a program's main (or a test
+// package's TestMain) does for the journals it opens to fsync in a
+// helper process. Started as the helper, the program serves (until its
+// journal closes) and FsyncHelperMain returns the exit code and true;
+// else it returns false, and journals opened from then on start
+// helpers. A program that never calls it (another package's tests)
+// fsyncs in process: re-executed, it would not serve.
+func FsyncHelperMain() (code int, helper bool) {
 	if isHelper(os.Args, os.Getenv) {
-		os.Exit(serveFsync())
+		return serveFsync(), true
 	}
+	helperServed.Store(true)
+	return 0, false
 }
 
 // isHelper reports whether a process with these arguments and
@@ -109,6 +122,9 @@ func rawRetry(trap uintptr, fd uintptr, p unsafe.Pointer, n uintptr) (uintptr, s
 
 // startHelper starts a helper for f and checks that it answers.
 func startHelper(f *os.File) (syncer, error) {
+	if !helperServed.Load() {
+		return nil, errNoHelper
+	}
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return nil, err

@@ -137,3 +137,17 @@ func TestHelperOnlyWithItsMarks(t *testing.T) {
 		}
 	}
 }
+
+// TestNoHelperWithoutMain: a program that does not serve the helper (it
+// never called FsyncHelperMain: another package's tests, which
+// re-executed would run their tests rather than serve) fsyncs in
+// process.
+func TestNoHelperWithoutMain(t *testing.T) {
+	helperServed.Store(false)
+	t.Cleanup(func() { helperServed.Store(true) })
+	j := openT(t, t.TempDir())
+	if j.SyncMode() != SyncInProcess {
+		t.Fatalf("SyncMode = %s without FsyncHelperMain", j.SyncMode())
+	}
+	appendT(t, j, []byte("x"))
+}
