@@ -20,6 +20,8 @@
 # Warden's process only, not PostgreSQL's.
 # PROFILE=1 also writes CPU and allocation profiles of both servers to
 # bench/out, and a CPU profile of the audited server's catch-up.
+# BENCH_DIR=DIR puts the servers' data (and the audit trail) under DIR
+# instead of /tmp: to measure the file system a deployment will use.
 # PERF=1 records both servers' first round with perf (kernel time
 # included, which Go's profiler undercounts) to bench/out/audit-*.perf.
 set -euo pipefail
@@ -29,7 +31,7 @@ ROUNDS=${2:-2}
 CONC=32
 SYNTHEA=${SYNTHEA:-../shared/data/synthea}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-work=$(mktemp -d /tmp/wardenbench.XXXX)
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/wardenbench.XXXX")
 out=bench/out; mkdir -p "$out"
 pids=()
 pgstop() { :; }
