@@ -1,9 +1,6 @@
 package journal
 
-import (
-	"errors"
-	"os"
-)
+import "os"
 
 // A syncer makes what the writer wrote to the journal file durable: an
 // fsync of the file, in this process or in a helper process (see
@@ -29,9 +26,6 @@ const (
 
 // helperOff makes Open fsync in process (tests of that mode).
 var helperOff bool
-
-// errNoHelper is a program that did not call FsyncHelperMain.
-var errNoHelper = errors.New("journal: the program does not serve an fsync helper")
 
 // newSyncer is the helper process where there is one (Linux), else
 // in-process fsync; failing to start the helper falls back to it.
